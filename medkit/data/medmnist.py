@@ -1,0 +1,83 @@
+"""MedMNIST `.npz` files (keys `{split}_images`, `{split}_labels`) and the bundled PneumoniaMNIST sample."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from .dataset import ImageDataset
+from .splits import stratified_split
+
+__all__ = ["samples_dir", "sample_path", "load_npz", "available_splits", "pneumonia", "PNEUMONIA_CLASSES",
+           "HELD_OUT_SEED", "HELD_OUT_SIZE"]
+
+PNEUMONIA_CLASSES = ["normal", "pneumonia"]
+HELD_OUT_SEED = 20240  # fixed, independent of a lesson's SEED, so every lesson tests on the same images
+HELD_OUT_SIZE = 624  # the size of the official test split, which is not shipped
+
+
+def samples_dir() -> Path:
+    """Return the folder of bundled sample data ($MEDKIT_SAMPLES, else the repository's data_samples/)."""
+    return Path(os.environ.get("MEDKIT_SAMPLES") or Path(__file__).resolve().parents[2] / "data_samples")
+
+
+def sample_path(name: str) -> Path:
+    """Return the path of a bundled sample file, with a clear error if it is missing."""
+    path = samples_dir() / name
+    if not path.exists():
+        raise DataError(f"Sample file {path} is missing. Re-clone the repository or restore data_samples/{name}.")
+    return path
+
+
+def available_splits(path) -> list[str]:
+    """Return the splits an npz file holds (those with both images and labels)."""
+    with np.load(_existing(path)) as npz:
+        return sorted(k[: -len("_images")] for k in npz.files if k.endswith("_images") and
+                      k.replace("_images", "_labels") in npz.files)
+
+
+def _existing(path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"Data file {path} does not exist. Check the path, or run `medkit fetch --data NAME` online.")
+    return path
+
+
+def load_npz(path, split: str = "train", classes=None, name: str | None = None) -> ImageDataset:
+    """Load one split of a MedMNIST-format npz file as an ImageDataset."""
+    path = _existing(path)
+    try:
+        npz = np.load(path)
+    except Exception as exc:
+        raise DataError(f"{path} is not a readable .npz file ({exc}).") from exc
+    with npz:
+        keys = (f"{split}_images", f"{split}_labels")
+        missing = [k for k in keys if k not in npz.files]
+        if missing:
+            raise DataError(f"{path} has no {missing} (it holds {sorted(npz.files)}). A MedMNIST file needs "
+                            "`{split}_images` and `{split}_labels` for each split.")
+        images, labels = npz[keys[0]], npz[keys[1]]
+    if images.dtype != np.uint8:
+        if images.min() < 0 or images.max() > 255:
+            raise DataError(f"{path}: {split}_images must be uint8 (0-255); got {images.dtype} in "
+                            f"[{images.min()}, {images.max()}].")
+        images = images.astype(np.uint8)
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    return ImageDataset(images, labels, list(classes or []), name=name or f"{path.stem}:{split}",
+                        meta={"source": str(path), "split": split})
+
+
+def pneumonia(path=None, held_out: int = HELD_OUT_SIZE) -> dict:
+    """Return PneumoniaMNIST as {"train", "val", "test"}: `test` is a fixed stratified held-out part of train.
+
+    The official test split is not shipped, so lessons test on `held_out` images carved from the
+    official train split with a fixed seed; the official val split stays the validation set.
+    """
+    path = path or sample_path("pneumoniamnist_28_trainval.npz")
+    train = load_npz(path, "train", PNEUMONIA_CLASSES, name="pneumonia:train")
+    val = load_npz(path, "val", PNEUMONIA_CLASSES, name="pneumonia:val")
+    keep, test = stratified_split(train.labels, test_size=held_out, seed=HELD_OUT_SEED)
+    return {"train": train.subset(np.sort(keep), "pneumonia:train"), "val": val,
+            "test": train.subset(np.sort(test), "pneumonia:test")}

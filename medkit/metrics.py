@@ -1,0 +1,51 @@
+"""The metrics clinicians read: AUROC, accuracy, sensitivity, specificity, balanced accuracy."""
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from .errors import DataError
+
+__all__ = ["check_probs", "auc", "classification_metrics"]
+
+
+def check_probs(probs, labels=None) -> np.ndarray:
+    """Return `probs` as an (N, K) array after checking it is a valid probability table."""
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim == 1:
+        probs = np.stack([1 - probs, probs], axis=1)
+    if probs.ndim != 2 or probs.shape[1] < 2:
+        raise DataError(f"Probabilities must be shaped (N,) or (N, K>=2); got {probs.shape}.")
+    if not np.all(np.isfinite(probs)) or probs.min() < 0 or probs.max() > 1:
+        raise DataError(f"Probabilities must lie in [0, 1]; got values in [{np.nanmin(probs):.3g}, {np.nanmax(probs):.3g}]. "
+                        "Apply softmax to logits first.")
+    if labels is not None and len(labels) != len(probs):
+        raise DataError(f"{len(probs)} probability rows for {len(labels)} labels.")
+    return probs
+
+
+def auc(labels, probs) -> float:
+    """Return the AUROC: binary, or one-vs-rest macro for more than two classes."""
+    labels, probs = np.asarray(labels), check_probs(probs, labels)
+    if len(np.unique(labels)) < 2:
+        raise DataError("AUC needs both classes among the labels; this set has only one.")
+    if probs.shape[1] == 2:
+        return float(roc_auc_score(labels, probs[:, 1]))
+    return float(roc_auc_score(labels, probs, multi_class="ovr", average="macro", labels=np.arange(probs.shape[1])))
+
+
+def classification_metrics(labels, probs, threshold: float = 0.5) -> dict:
+    """Return auc, acc, balanced_acc and (binary) sensitivity and specificity at `threshold`, plus n."""
+    labels, probs = np.asarray(labels), check_probs(probs, labels)
+    if probs.shape[1] == 2:
+        pred = (probs[:, 1] >= threshold).astype(int)
+    else:
+        pred = probs.argmax(1)
+    out = {"auc": auc(labels, probs) if len(np.unique(labels)) > 1 else float("nan"),
+           "acc": float((pred == labels).mean()), "n": int(len(labels))}
+    recalls = [float((pred[labels == k] == k).mean()) for k in range(probs.shape[1]) if (labels == k).any()]
+    out["balanced_acc"] = float(np.mean(recalls))
+    if probs.shape[1] == 2:
+        out["sensitivity"] = float((pred[labels == 1] == 1).mean()) if (labels == 1).any() else float("nan")
+        out["specificity"] = float((pred[labels == 0] == 0).mean()) if (labels == 0).any() else float("nan")
+        out["threshold"] = float(threshold)
+    return out

@@ -1,0 +1,99 @@
+"""A small, plain training loop: seeded, only trainable parameters optimised, one-cycle schedule."""
+
+import random
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from .metrics import auc as auc_score
+
+__all__ = ["seed_everything", "History", "fit", "predict", "logits_of"]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch so the same seed gives the same numbers."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class History:
+    """One row per epoch: train loss, validation loss and AUC, seconds."""
+
+    rows: list = field(default_factory=list)
+
+    @property
+    def last(self) -> dict:
+        return self.rows[-1] if self.rows else {}
+
+    def __repr__(self) -> str:
+        return "\n".join(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items())
+                         for r in self.rows)
+
+
+def logits_of(output):
+    """Return the logits of a model output (Inception returns a namedtuple while training)."""
+    return output.logits if hasattr(output, "logits") else output
+
+
+def _progress(iterable, enabled: bool, desc: str):
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, leave=False)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, loader, device: str = "cpu", progress: bool = False):
+    """Return (probabilities (N, K), labels (N,)) as numpy arrays for every batch of `loader`."""
+    model.eval().to(device)
+    probs, labels = [], []
+    for x, y in _progress(loader, progress, "predict"):
+        probs.append(torch.softmax(logits_of(model(x.to(device))).float(), dim=1).cpu())
+        labels.append(y)
+    return torch.cat(probs).numpy(), torch.cat(labels).numpy()
+
+
+def fit(model: nn.Module, train_dl, val_dl=None, *, epochs: int = 3, lr: float = 1e-3, weight_decay: float = 1e-4,
+        loss_fn=None, optimizer=None, device: str = "cpu", progress: bool = True) -> History:
+    """Train `model` for `epochs` with AdamW and a one-cycle schedule; return the per-epoch history.
+
+    Args:
+        model: any classifier; only parameters with requires_grad are optimised (frozen ones stay put).
+        train_dl, val_dl: iterables of (x, y) batches, e.g. `medkit.data.BatchLoader`.
+        epochs, lr, weight_decay: the schedule; `lr` is the peak of the one-cycle.
+        loss_fn: defaults to cross-entropy.
+        optimizer: pass one to use discriminative learning rates (param groups with their own lr).
+    """
+    model.to(device)
+    loss_fn = loss_fn or nn.CrossEntropyLoss()
+    if optimizer is None:
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
+    max_lr = [g.get("lr", lr) for g in optimizer.param_groups]
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=max(1, epochs * len(train_dl)))
+    history = History()
+    for epoch in range(epochs):
+        start, model = time.perf_counter(), model.train()
+        total, seen = 0.0, 0
+        for x, y in _progress(train_dl, progress, f"epoch {epoch + 1}/{epochs}"):
+            x, y = x.to(device), y.to(device)
+            loss = loss_fn(logits_of(model(x)), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total, seen = total + loss.item() * len(y), seen + len(y)
+        row = {"epoch": epoch + 1, "train_loss": total / max(seen, 1)}
+        if val_dl is not None:
+            probs, labels = predict(model, val_dl, device)
+            row["val_loss"] = float(nn.functional.nll_loss(torch.log(torch.from_numpy(probs).clamp_min(1e-7)),
+                                                            torch.from_numpy(labels)))
+            row["val_auc"] = auc_score(labels, probs) if len(np.unique(labels)) > 1 else float("nan")
+        row["seconds"] = time.perf_counter() - start
+        history.rows.append(row)
+    return history

@@ -1,0 +1,26 @@
+import os
+from pathlib import Path
+
+import pytest
+
+# Tests never touch the network: any weights not bundled must raise OfflineError, as in CI.
+os.environ.setdefault("MEDKIT_OFFLINE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture
+def tmp_cache(tmp_path, monkeypatch):
+    """An empty medkit cache for one test."""
+    monkeypatch.setenv("MEDKIT_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture(scope="session")
+def pneumonia():
+    """The bundled PneumoniaMNIST splits (train / val / held-out test)."""
+    from medkit.data import pneumonia as load
+
+    return load()

@@ -3,7 +3,6 @@
 import hashlib
 import http.client
 import os
-import socket
 import tempfile
 import urllib.error
 import urllib.request
@@ -67,7 +66,7 @@ def download(url: str, dest, sha256: str, *, fetch_hint: str = "", timeout: floa
                 response = urllib.request.urlopen(url, timeout=timeout)
             except urllib.error.HTTPError as exc:
                 raise WeightsError(f"Downloading {url} failed with HTTP {exc.code}. Check the URL or try later.") from exc
-            except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as exc:
+            except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as exc:
                 raise OfflineError(f"Could not download {url} ({exc}). This machine looks offline.{hint}") from exc
             with response:
                 expected_size = int(response.headers.get("Content-Length") or -1)
@@ -76,7 +75,7 @@ def download(url: str, dest, sha256: str, *, fetch_hint: str = "", timeout: floa
                         digest.update(chunk)
                         out.write(chunk)
                         size += len(chunk)
-                except (http.client.IncompleteRead, socket.timeout, ConnectionError) as exc:
+                except (TimeoutError, http.client.IncompleteRead, ConnectionError) as exc:
                     raise WeightsError(f"Download of {url} broke off after {size} bytes ({exc}). Try again.") from exc
         if expected_size >= 0 and size != expected_size:
             raise WeightsError(f"Download of {url} was truncated: got {size} of {expected_size} bytes. Try again.")

@@ -3,8 +3,8 @@
 import numpy as np
 import torch
 
-from ..data.loaders import to_tensor
 from ..data.dataset import ImageDataset
+from ..data.loaders import to_tensor
 from .registry import get_spec
 
 __all__ = ["imagenet_categories", "imagenet_topk"]

@@ -7,9 +7,9 @@ freezing (stem first, head last, like fastai's splitters) and the default CAM ta
 
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn

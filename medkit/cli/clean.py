@@ -1,0 +1,17 @@
+"""`medkit clean`: strip outputs from notebooks before committing them."""
+
+HELP = "Strip outputs, execution counts and widget state from notebooks (default: every lesson)."
+
+
+def add_arguments(parser):
+    parser.add_argument("notebooks", nargs="*", help="notebooks to clean (default: every lesson)")
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a notebook has outputs")
+
+
+def run(args) -> int:
+    from ..course import clean_notebooks
+
+    dirty = clean_notebooks(args.notebooks or None, check=args.check)
+    for path in dirty:
+        print(f"{'has outputs' if args.check else 'cleaned'}: {path}")
+    return 1 if (args.check and dirty) else 0

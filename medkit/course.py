@@ -1,0 +1,112 @@
+"""Instructor tools: run every lesson and tabulate its numbers, make student copies, strip outputs."""
+
+import json
+import math
+import time
+import traceback
+from pathlib import Path
+
+from .errors import DataError
+from .notebooks import lesson_paths, run_notebook
+
+__all__ = ["run_course", "summary_table", "strip_outputs", "clean_notebooks", "student_copies", "SOLUTION_TAG"]
+
+SOLUTION_TAG = "solution"
+_SKIP = {"lesson", "profile", "seed", "backbone"}
+
+
+def run_course(out_dir, profile: str = "workshop", lessons=None, seed: int = 0, echo=print) -> list[dict]:
+    """Run the lessons (all, or those whose number or name is in `lessons`) and return one result per lesson.
+
+    Each lesson runs into `out_dir/NN_name/` (executed notebook + metrics.json); a failing lesson
+    is reported and the course goes on, so one broken lesson never hides the others' numbers.
+    """
+    out_dir, results = Path(out_dir), []
+    paths = [p for p in lesson_paths() if not lessons or p.stem[:2] in lessons or p.stem in lessons]
+    if not paths:
+        raise DataError(f"No lesson matches {lessons}; lessons are {[p.stem for p in lesson_paths()]}.")
+    for path in paths:
+        echo(f"running {path.stem} ({profile}) ...")
+        start = time.perf_counter()
+        try:
+            metrics, error = run_notebook(path, out_dir / path.stem, profile=profile, seed=seed), None
+        except Exception as exc:  # papermill raises PapermillExecutionError with the failing cell
+            metrics, error = {}, "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()[0]
+        results.append({"lesson": path.stem, "seconds": time.perf_counter() - start, "metrics": metrics,
+                        "error": error, "notebook": str(out_dir / path.stem / path.name)})
+        echo(f"  {'FAILED: ' + error if error else 'ok'} in {results[-1]['seconds']:.0f} s")
+    (out_dir / "course.json").write_text(json.dumps(results, indent=2))
+    return results
+
+
+def _fmt(value) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.4g}"
+    if isinstance(value, (list, dict)):
+        text = json.dumps(value, separators=(",", ":"))
+        return text if len(text) <= 60 else text[:57] + "..."
+    return str(value)
+
+
+def summary_table(results: list[dict]) -> str:
+    """Return one plain-text table: lesson, status and time, then every number the lesson recorded."""
+    rows = [("lesson", "metric", "value")]
+    for r in results:
+        rows.append((r["lesson"], "status", "FAILED" if r["error"] else f"ok, {r['seconds']:.0f} s"))
+        rows += [("", k, _fmt(v)) for k, v in r["metrics"].items() if k not in _SKIP]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def strip_outputs(nb: dict) -> bool:
+    """Remove outputs, execution counts and widget state from a notebook dict; return True if it changed."""
+    before = json.dumps(nb, sort_keys=True)
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") == "code":
+            cell["outputs"], cell["execution_count"] = [], None
+        for key in ("execution", "collapsed", "scrolled"):
+            cell.get("metadata", {}).pop(key, None)
+    for key in ("widgets", "papermill"):
+        nb.get("metadata", {}).pop(key, None)
+    return json.dumps(nb, sort_keys=True) != before
+
+
+def _write(nb: dict, path: Path) -> None:
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+
+
+def clean_notebooks(paths=None, check: bool = False) -> list[Path]:
+    """Strip outputs in place (or, with `check`, only list the notebooks that need it); return those paths."""
+    dirty = []
+    for path in map(Path, paths or lesson_paths()):
+        nb = json.loads(path.read_text())
+        if strip_outputs(nb):
+            dirty.append(path)
+            if not check:
+                _write(nb, path)
+    return dirty
+
+
+def student_copies(out_dir, paths=None) -> list[Path]:
+    """Write copies of the lessons without solution cells (tag `solution`) and without outputs."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in map(Path, paths or lesson_paths()):
+        nb = json.loads(path.read_text())
+        cells = []
+        for cell in nb["cells"]:
+            if SOLUTION_TAG in cell.get("metadata", {}).get("tags", []):
+                cells.append({"cell_type": "code", "metadata": {"tags": ["answer"]}, "source": "# Your answer here\n",
+                              "outputs": [], "execution_count": None, "id": cell.get("id", "answer")})
+            else:
+                cells.append(cell)
+        nb["cells"] = cells
+        strip_outputs(nb)
+        _write(nb, out_dir / path.name)
+        written.append(out_dir / path.name)
+    return written

@@ -1,0 +1,108 @@
+"""The backbone registry: names, layer groups, bundled weights that really are pretrained, clear errors."""
+
+import pytest
+import torch
+from skimage import data as skdata
+
+from medkit import models
+from medkit.errors import OfflineError, UnknownNameError, WeightsError
+from medkit.models import registry
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    return models.get_backbone("efficientnet_lite0")
+
+
+def test_bundled_weights_are_imagenet_pretrained(lite0):
+    (cat_class, _, _), *_ = models.imagenet_topk(lite0, skdata.chelsea())[0]
+    (cup_class, name, prob), *_ = models.imagenet_topk(lite0, skdata.coffee())[0]
+    assert 281 <= cat_class <= 285
+    assert cup_class == 967 and name == "espresso" and prob > 0.5
+
+
+def test_random_init_is_not_pretrained():
+    torch.manual_seed(0)
+    model = models.get_backbone("efficientnet_lite0", weights=None)
+    (cup_class, _, prob), *_ = models.imagenet_topk(model, skdata.coffee())[0]
+    assert cup_class != 967 and prob < 0.5
+
+
+@pytest.mark.parametrize("name", models.list_backbones())
+def test_every_entry_builds_and_knows_what_finetuning_needs(name):
+    spec = models.get_spec(name)
+    model = models.get_backbone(name, weights=None, num_classes=3)
+    groups = models.parameter_groups(model)
+    assert len(groups) == len(spec.groups) >= 3 and all(groups), "every layer group owns parameters"
+    assert sum(len(g) for g in groups) == len(list(model.parameters()))
+    head_params = {id(p) for _, p in groups[-1]}
+    assert {id(p) for p in model.get_submodule(spec.head).parameters()} == head_params, "the head is the last group"
+    assert model.get_submodule(spec.cam_layer) is not None
+    assert model.get_submodule(spec.head).out_features == 3
+    x = torch.zeros(2, 3, spec.input_size, spec.input_size)
+    with torch.no_grad():
+        assert model.eval()(x).shape == (2, 3)
+    features = model.get_submodule(spec.head).in_features
+    assert features == spec.feature_dim
+
+
+def test_unknown_backbone_lists_known_ones():
+    with pytest.raises(UnknownNameError, match="efficientnet_lite0.*resnet18|resnet18.*efficientnet_lite0"):
+        models.get_backbone("resnet19")
+
+
+def test_unknown_weights_tag():
+    with pytest.raises(UnknownNameError, match="IMAGENET1K_LITE0"):
+        models.get_backbone("efficientnet_lite0", weights="COCO")
+
+
+def test_offline_without_cached_weights_names_fetch_command(tmp_cache, monkeypatch):
+    monkeypatch.setenv("MEDKIT_OFFLINE", "1")
+    with pytest.raises(OfflineError, match="medkit fetch --weights resnet18"):
+        models.get_backbone("resnet18")
+
+
+def test_cached_weights_with_wrong_hash_are_not_trusted(tmp_cache, monkeypatch):
+    monkeypatch.setenv("MEDKIT_OFFLINE", "1")
+    entry = models.get_spec("resnet18").get_weights("DEFAULT")
+    (tmp_cache / "weights").mkdir(parents=True)
+    (tmp_cache / "weights" / entry.filename).write_bytes(b"not a checkpoint")
+    with pytest.raises(OfflineError):  # the corrupt file is discarded, and offline it cannot be replaced
+        models.get_backbone("resnet18")
+    assert not (tmp_cache / "weights" / entry.filename).exists()
+
+
+def test_corrupt_bundled_weights_are_refused(tmp_path, monkeypatch):
+    fake = tmp_path / "efficientnet-lite0.pth"
+    fake.write_bytes(b"corrupted")
+    spec = models.get_spec("efficientnet_lite0")
+    entry = spec.get_weights("DEFAULT")
+    patched = registry.Weights(**{**entry.__dict__, "package_file": lambda: fake})
+    monkeypatch.setitem(spec.weights, "IMAGENET1K_LITE0", patched)
+    with pytest.raises(WeightsError, match="sha256"):
+        models.get_backbone("efficientnet_lite0")
+
+
+def test_weights_of_another_architecture_are_refused(tmp_path, monkeypatch):
+    # A valid checkpoint with the right hash but for another network: the positional mapping must refuse it.
+    ckpt = tmp_path / "other.pth"
+    torch.save(torch.nn.Linear(3, 2).state_dict(), ckpt)
+    spec = models.get_spec("efficientnet_lite0")
+    entry = spec.get_weights("DEFAULT")
+    patched = registry.Weights(**{**entry.__dict__, "package_file": lambda: ckpt, "sha256": registry.sha256sum(ckpt)})
+    monkeypatch.setitem(spec.weights, "IMAGENET1K_LITE0", patched)
+    with pytest.raises(WeightsError, match="tensors"):
+        models.get_backbone("efficientnet_lite0")
+
+
+def test_register_refuses_duplicates():
+    with pytest.raises(ValueError, match="already registered"):
+        models.register(models.get_spec("resnet18"))
+
+
+def test_preprocess_grey_uint8_to_normalised_rgb():
+    pre = models.get_spec("efficientnet_lite0").preprocess(64)
+    x = pre(torch.full((2, 1, 28, 28), 255, dtype=torch.uint8))
+    assert x.shape == (2, 3, 64, 64) and x.dtype == torch.float32
+    expected = (1 - torch.tensor(models.IMAGENET_MEAN)) / torch.tensor(models.IMAGENET_STD)
+    assert torch.allclose(x[0, :, 0, 0], expected, atol=1e-5)

@@ -1,20 +1,40 @@
-"""Getting medical images into a model: sources, splits, transforms and batches."""
+"""Getting medical images into a model: sources, DICOM, normalisation, augmentation, splits and batches."""
 
+from .augment import Augment, PerSample
+from .convert import for_backbone, normalize, resize, to_float, to_three_channels
 from .dataset import ImageDataset
+from .dicom import WINDOWS, dicom_info, read_dicom, window
+from .folder import from_folder, scan_folder
+from .images import load_image, stack_images, to_uint8
+from .intensity import foreground_mask, histogram_match, percentile_clip, zscore
 from .loaders import BatchLoader, to_tensor
 from .medmnist import (
     HELD_OUT_SEED,
     HELD_OUT_SIZE,
     PNEUMONIA_CLASSES,
     available_splits,
+    from_medmnist,
     load_npz,
     pneumonia,
     sample_path,
     samples_dir,
 )
-from .splits import stratified_split, subsample
+from .splits import check_no_leakage, group_split, split_dataset, stratified_split, subsample, train_val_test_split
+from .table import from_csv
 
 __all__ = [
     "ImageDataset", "BatchLoader", "to_tensor", "load_npz", "available_splits", "pneumonia", "sample_path",
     "samples_dir", "PNEUMONIA_CLASSES", "HELD_OUT_SEED", "HELD_OUT_SIZE", "stratified_split", "subsample",
+    # sources
+    "from_medmnist", "from_folder", "scan_folder", "from_csv", "load_image", "stack_images", "to_uint8",
+    # DICOM and CT windows
+    "read_dicom", "dicom_info", "window", "WINDOWS",
+    # MRI intensity normalisation
+    "zscore", "percentile_clip", "histogram_match", "foreground_mask",
+    # augmentation
+    "Augment", "PerSample",
+    # splits
+    "group_split", "train_val_test_split", "split_dataset", "check_no_leakage",
+    # conversions for pretrained backbones
+    "to_float", "to_three_channels", "resize", "normalize", "for_backbone",
 ]

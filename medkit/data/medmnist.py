@@ -9,7 +9,7 @@ from ..errors import DataError
 from .dataset import ImageDataset
 from .splits import stratified_split
 
-__all__ = ["samples_dir", "sample_path", "load_npz", "available_splits", "pneumonia", "PNEUMONIA_CLASSES",
+__all__ = ["samples_dir", "sample_path", "load_npz", "from_medmnist", "available_splits", "pneumonia", "PNEUMONIA_CLASSES",
            "HELD_OUT_SEED", "HELD_OUT_SIZE"]
 
 PNEUMONIA_CLASSES = ["normal", "pneumonia"]
@@ -65,8 +65,29 @@ def load_npz(path, split: str = "train", classes=None, name: str | None = None) 
         images = images.astype(np.uint8)
     if images.ndim == 4 and images.shape[-1] == 1:
         images = images[..., 0]
+    if len(images) != len(labels):
+        raise DataError(f"{path}: {split}_images holds {len(images)} images but {split}_labels {len(labels)} labels; "
+                        "they must match one to one. The file is inconsistent: re-download or rebuild it.")
+    if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] not in (1, 3)):
+        raise DataError(f"{path}: {split}_images has shape {images.shape}; expected (N, H, W) or (N, H, W, 3).")
     return ImageDataset(images, labels, list(classes or []), name=name or f"{path.stem}:{split}",
                         meta={"source": str(path), "split": split})
+
+
+def from_medmnist(name: str = "pneumoniamnist", split: str = "train", size: int = 28) -> ImageDataset:
+    """Return one split of a MedMNIST dataset at `size` px (28, 64, 128, 224), from medkit's cache or downloaded.
+
+    Offline and not cached, this raises OfflineError; `medkit fetch --data NAME` caches it beforehand.
+    The bundled PneumoniaMNIST sample needs no download: use `pneumonia()`.
+    """
+    from ..fetch import dataset_path
+
+    key = name if size == 28 else f"{name}_{int(size)}"
+    from medmnist import INFO
+
+    labels = INFO.get(name, {}).get("label", {})
+    classes = [labels[k] for k in sorted(labels, key=int)] if labels else None
+    return load_npz(dataset_path(key), split, classes, name=f"{key}:{split}")
 
 
 def pneumonia(path=None, held_out: int = HELD_OUT_SIZE) -> dict:

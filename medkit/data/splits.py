@@ -5,7 +5,7 @@ from sklearn.model_selection import train_test_split
 
 from ..errors import DataError
 
-__all__ = ["stratified_split", "subsample"]
+__all__ = ["stratified_split", "subsample", "group_split", "train_val_test_split", "split_dataset", "check_no_leakage"]
 
 
 def stratified_split(labels, test_size, seed: int = 0):
@@ -25,3 +25,75 @@ def subsample(labels, n: int | None, seed: int = 0) -> np.ndarray:
         return np.arange(len(labels))
     keep, _ = stratified_split(labels, test_size=len(labels) - int(n), seed=seed)
     return np.sort(keep)
+
+
+def _fraction(test_size, n: int) -> float:
+    frac = test_size / n if isinstance(test_size, (int, np.integer)) and test_size >= 1 else float(test_size)
+    if not 0 < frac < 1:
+        raise DataError(f"test_size must be a fraction in (0, 1) or a count in [1, {n - 1}], got {test_size}.")
+    return frac
+
+
+def group_split(groups, test_size=0.2, seed: int = 0, labels=None):
+    """Return (keep_index, held_out_index) with no group (patient, site) on both sides.
+
+    With `labels`, the split is also stratified as far as the groups allow (scikit-learn's
+    StratifiedGroupKFold, one fold held out); sizes are then approximate, because groups are never cut.
+    Introduced in lesson 01, used by lesson 05.
+    """
+    from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
+
+    groups = np.asarray(groups)
+    n = len(groups)
+    if labels is not None and len(labels) != n:
+        raise DataError(f"{len(labels)} labels for {n} group ids; they must match one to one.")
+    n_groups = len(np.unique(groups))
+    if n_groups < 2:
+        raise DataError(f"A group-aware split needs at least 2 groups; got {n_groups} among {n} images.")
+    frac = _fraction(test_size, n)
+    index = np.arange(n)
+    if labels is None:
+        keep, held = next(GroupShuffleSplit(n_splits=1, test_size=frac, random_state=seed).split(index, groups=groups))
+    else:
+        n_splits = int(min(n_groups, max(2, round(1 / frac))))
+        folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        keep, held = next(folds.split(index, np.asarray(labels), groups))
+    return np.sort(keep), np.sort(held)
+
+
+def train_val_test_split(labels, val_size=0.15, test_size=0.15, seed: int = 0, groups=None) -> dict:
+    """Return {"train", "val", "test"} index arrays: stratified by label, and group-aware when `groups` is given."""
+    labels = np.asarray(labels)
+    n = len(labels)
+    test_frac, val_frac = _fraction(test_size, n), _fraction(val_size, n)
+    if test_frac + val_frac >= 1:
+        raise DataError(f"val_size + test_size must leave images to train on; got {val_size} + {test_size}.")
+    if groups is None:
+        rest, test = stratified_split(labels, test_frac, seed)
+        train, val = stratified_split(labels[rest], val_frac / (1 - test_frac), seed)
+        return {"train": np.sort(rest[train]), "val": np.sort(rest[val]), "test": np.sort(test)}
+    groups = np.asarray(groups)
+    rest, test = group_split(groups, test_frac, seed, labels)
+    train, val = group_split(groups[rest], val_frac / (1 - test_frac), seed, labels[rest])
+    return {"train": rest[train], "val": rest[val], "test": test}
+
+
+def split_dataset(dataset, val_size=0.15, test_size=0.15, seed: int = 0, by_group: bool = False) -> dict:
+    """Split an ImageDataset into {"train", "val", "test"} datasets (by its `groups` when by_group=True)."""
+    if by_group and dataset.groups is None:
+        raise DataError(f"{dataset.name or 'dataset'} has no groups (patient or site ids); a group-aware split "
+                        "needs them (from_csv reads a `patient` or `site` column).")
+    index = train_val_test_split(dataset.labels, val_size, test_size, seed, dataset.groups if by_group else None)
+    return {name: dataset.subset(idx, f"{dataset.name}:{name}") for name, idx in index.items()}
+
+
+def check_no_leakage(**groups) -> None:
+    """Raise DataError if any group id appears in two of the named splits: check_no_leakage(train=g1, test=g2)."""
+    sets = {name: set(np.asarray(g).tolist()) for name, g in groups.items()}
+    names = list(sets)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            shared = sets[a] & sets[b]
+            if shared:
+                raise DataError(f"{len(shared)} group(s) appear in both {a} and {b}, e.g. {sorted(shared)[:3]}: "
+                                "images of one patient or site leak across splits. Use group_split().")

@@ -1,0 +1,132 @@
+"""Images per second from each medkit.data source into training batches, against a bare torch DataLoader.
+
+    python benchmarks/bench_data.py [--n 1024] [--repeats 3] [--size 64] [--threads 2]
+
+For each source it times (a) reading the files into memory once (decode) and (b) one epoch of
+training batches from memory (BatchLoader: uint8 slice -> augment -> 3 channels, resize, normalise).
+The baseline is a bare `torch.utils.data.DataLoader` over the same uint8 tensors with the same
+preprocessing applied per batch. The last rows time one training step of efficientnet_lite0 at the
+same size; the data path should deliver at least 5x what training consumes. Medians over repeats.
+"""
+
+import argparse
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from medkit import data, models
+
+
+def median_rate(fn, n_images: int, repeats: int) -> float:
+    """Return the median images/s of `fn()` (which processes n_images) over `repeats` runs, after a warm-up."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return n_images / statistics.median(times)
+
+
+def epoch(loader):
+    for x, _ in loader:
+        x.sum()  # touch the batch so lazy work cannot be skipped
+
+
+def write_sources(ds, root: Path, n_dicom: int):
+    """Write the images as a class folder of PNGs, a CSV over them, and a folder of DICOM copies."""
+    for i, (image, label) in enumerate(zip(ds.images, ds.labels)):
+        path = root / "png" / ds.classes[label] / f"{i:05d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(path)
+    lines = ["path,label,patient"] + [f"png/{ds.classes[y]}/{i:05d}.png,{ds.classes[y]},p{i // 3}"
+                                      for i, y in enumerate(ds.labels)]
+    (root / "labels.csv").write_text("\n".join(lines) + "\n")
+    for i in range(n_dicom):
+        for name in ("CT_small.dcm", "MR_small.dcm"):
+            target = root / "dicom" / name[:2] / f"{i:04d}.dcm"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(data.sample_path(name), target)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1024, help="images per source")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads for data and training (0: torch's default)")
+    parser.add_argument("--size", type=int, default=64, help="backbone input size")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--n-dicom", type=int, default=50, help="copies of each sample DICOM")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    ds = data.pneumonia()["train"].subset(np.arange(args.n))
+    preprocess = data.for_backbone("efficientnet_lite0", args.size)
+    augment = data.Augment(rotate=10, elastic=1.0, brightness=0.1, contrast=0.1, gamma=0.1, noise=0.01)
+    rows = []
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        write_sources(ds, root, args.n_dicom)
+        npz = root / "sample.npz"
+        np.savez(npz, train_images=ds.images, train_labels=ds.labels[:, None])
+        sources = {
+            "npz (MedMNIST)": (lambda: data.load_npz(npz), args.n),
+            "folder of PNG": (lambda: data.from_folder(root / "png"), args.n),
+            "CSV of PNG": (lambda: data.from_csv(root / "labels.csv"), args.n),
+            "folder of DICOM": (lambda: data.from_folder(root / "dicom", image_size=28), 2 * args.n_dicom),
+        }
+        for name, (load, count) in sources.items():
+            decode = median_rate(load, count, max(1, args.repeats // 2))
+            loaded = load()
+            plain = data.BatchLoader(loaded, args.batch_size, shuffle=True, preprocess=preprocess)
+            augmented = data.BatchLoader(loaded, args.batch_size, shuffle=True, preprocess=preprocess,
+                                         augment=augment)
+            rows.append((name, decode, median_rate(lambda plain=plain: epoch(plain), len(loaded), args.repeats),
+                         median_rate(lambda aug=augmented: epoch(aug), len(loaded), args.repeats)))
+
+    images, labels = data.to_tensor(ds), torch.from_numpy(ds.labels)
+    bare = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, labels), batch_size=args.batch_size,
+                                       shuffle=True)
+    bare_rate = median_rate(lambda: [preprocess(x).sum() for x, _ in bare], args.n, args.repeats)
+    bare_aug = median_rate(lambda: [preprocess(augment(x.float() / 255)).sum() for x, _ in bare], args.n,
+                           args.repeats)
+
+    model = models.get_backbone("efficientnet_lite0")
+    model = models.replace_head(model, "efficientnet_lite0", 2)
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    x, y = preprocess(images[:args.batch_size]), labels[:args.batch_size]
+
+    def step():
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    train_rate = median_rate(step, args.batch_size, args.repeats)
+    worst = min(min(r[2], r[3]) for r in rows)
+
+    print(f"\nmedkit.data throughput, {args.n} images of 28 px -> batches of {args.batch_size} at {args.size} px "
+          f"(3 channels, ImageNet normalisation); torch {torch.__version__}, {torch.get_num_threads()} threads; "
+          f"median of {args.repeats}")
+    print(f"{'source':<22}{'decode img/s':>14}{'batches img/s':>15}{'+augment img/s':>16}")
+    for name, decode, plain, aug in rows:
+        print(f"{name:<22}{decode:>14,.0f}{plain:>15,.0f}{aug:>16,.0f}")
+    print(f"{'bare torch DataLoader':<22}{'-':>14}{bare_rate:>15,.0f}{bare_aug:>16,.0f}")
+    print(f"\nBatchLoader (npz) vs bare DataLoader: {rows[0][2] / bare_rate:.1f}x plain, {rows[0][3] / bare_aug:.1f}x "
+          "with augmentation")
+    print(f"efficientnet_lite0 training step at {args.size} px: {train_rate:,.0f} img/s")
+    print(f"slowest medkit data path / training: {worst / train_rate:.1f}x (goal >= 5x: "
+          f"{'met' if worst >= 5 * train_rate else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()

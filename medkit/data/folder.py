@@ -1,0 +1,68 @@
+"""An image folder with one subfolder per class, the layout of the Kaggle chest X-ray set.
+
+    chest_xray/train/NORMAL/*.jpeg, chest_xray/train/PNEUMONIA/*.jpeg, chest_xray/test/...
+
+Files that are not images by their extension (README.txt, .DS_Store) are left out and counted in
+`meta["ignored"]`; files that look like images but cannot be read raise (or, with
+on_error="skip", are counted in `meta["skipped"]`). Nothing is dropped without a count.
+"""
+
+import warnings
+from pathlib import Path
+
+from ..errors import DataError
+from .dataset import ImageDataset
+from .images import DICOM_EXTENSIONS, IMAGE_EXTENSIONS, stack_images
+
+__all__ = ["from_folder", "scan_folder"]
+
+
+def scan_folder(root, classes=None) -> tuple[list, list, list, list]:
+    """Return (paths, labels, classes, ignored) of a class-per-subfolder tree, checking its layout."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"Image folder {root} does not exist or is not a folder.")
+    found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not found:
+        raise DataError(f"Image folder {root} has no class subfolders. Expected {root}/CLASS_NAME/image files, "
+                        "e.g. train/NORMAL and train/PNEUMONIA.")
+    classes = list(classes) if classes else found
+    missing = [c for c in classes if c not in found]
+    if missing:
+        raise DataError(f"Image folder {root} has no subfolder for class(es) {missing}; it has {found}.")
+    paths, labels, ignored = [], [], []
+    for label, name in enumerate(classes):
+        files = sorted(p for p in (root / name).rglob("*") if p.is_file())
+        is_image = [p.suffix.lower() in IMAGE_EXTENSIONS | DICOM_EXTENSIONS for p in files]
+        images = [p for p, keep in zip(files, is_image) if keep]
+        ignored += [p for p, keep in zip(files, is_image) if not keep]
+        if not images:
+            raise DataError(f"Class folder {root / name} holds no image files "
+                            f"({len(files)} other file(s)). Add images or remove the folder.")
+        paths += images
+        labels += [label] * len(images)
+    return paths, labels, classes, ignored
+
+
+def from_folder(root, split: str | None = None, *, classes=None, image_size: int | None = None,
+                channels: int | None = None, on_error: str = "raise", name: str | None = None) -> ImageDataset:
+    """Load an image folder (one subfolder per class) as an ImageDataset.
+
+    Args:
+        root: the folder holding class subfolders, or its parent when `split` is given (root/split/CLASS).
+        split: e.g. "train" for the Kaggle layout chest_xray/train/NORMAL.
+        classes: class names in label order (default: the subfolders, sorted).
+        image_size, channels: convert every image (see `stack_images`); by default mixed sizes or
+            channel counts are an error naming the files.
+        on_error: "raise" or "skip" for unreadable image files.
+    """
+    root = Path(root) / split if split else Path(root)
+    paths, labels, classes, ignored = scan_folder(root, classes)
+    if ignored:
+        warnings.warn(f"{root}: ignored {len(ignored)} non-image file(s), e.g. {ignored[0]}", stacklevel=2)
+    images, kept, skipped = stack_images(paths, image_size=image_size, channels=channels, on_error=on_error,
+                                         source=str(root))
+    labels = [labels[i] for i in kept]
+    return ImageDataset(images, labels, classes, name=name or root.name,
+                        meta={"source": str(root), "paths": [str(paths[i]) for i in kept],
+                              "ignored": [str(p) for p in ignored], "skipped": skipped})

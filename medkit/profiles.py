@@ -58,20 +58,25 @@ LESSON_SETTINGS: dict[str, dict[str, dict]] = {
                             tsne=True),
            "full": dict(image_size=64, n_train=None, n_test=None, budgets=[50, 100, 250, 1000, None],
                         seeds=[0, 1, 2, 3, 4], tsne=True)},
-    "03": {"smoke": dict(image_size=32, n_train=160, n_test=200, epochs=1, depths=[0, 2, 4], imbalance=8,
+    "03": {"smoke": dict(image_size=32, n_train=160, n_test=200, epochs=1, batch_size=32, depths=[0, 2, 4], imbalance=8,
                          lr_find=False),
-           "workshop": dict(image_size=48, n_train=600, n_test=None, epochs=2, depths=[0, 1, 2, 3, 4], imbalance=10,
+           "workshop": dict(image_size=48, n_train=600, n_test=None, epochs=2, batch_size=32, depths=[0, 1, 2, 3, 4],
+                            imbalance=10,
                             lr_find=True),
            "full": dict(image_size=64, n_train=None, n_test=None, epochs=4, depths=[0, 1, 2, 3, 4], imbalance=10,
                         lr_find=True)},
     "04": {
         # 64 px: efficientnet's CAM layer (stride 32) is then a 2 x 2 grid; 32 px would give a single cell.
-        "smoke": dict(image_size=64, n_train=256, epochs=2, batch_size=32, lr=3e-3, n_faith=16,
-                      road_percentiles=(20, 50, 80), n_random=2, faith_methods=("gradcam",), n_show=3, n_sanity=8),
-        "workshop": dict(image_size=64, n_train=2048, epochs=2, batch_size=64, lr=2e-3, n_faith=48,
+        # smoke trains only the top 2 layer groups (train_groups) and predicts on n_test held-out images, for speed.
+        "smoke": dict(image_size=64, n_train=192, epochs=2, batch_size=32, lr=3e-3, train_groups=2, n_test=256,
+                      n_faith=12, road_percentiles=(25, 50, 75), n_random=2, faith_methods=("gradcam",), n_show=2,
+                      n_sanity=6),
+        "workshop": dict(image_size=64, n_train=2048, epochs=2, batch_size=64, lr=2e-3, train_groups=None, n_test=None,
+                         n_faith=48,
                          road_percentiles=(10, 30, 50, 70, 90), n_random=3,
                          faith_methods=("gradcam", "gradcam++", "eigencam"), n_show=4, n_sanity=24),
-        "full": dict(image_size=128, n_train=None, epochs=5, batch_size=128, lr=1e-3, n_faith=200,
+        "full": dict(image_size=128, n_train=None, epochs=5, batch_size=128, lr=1e-3, train_groups=None, n_test=None,
+                     n_faith=200,
                      road_percentiles=(10, 20, 30, 40, 50, 60, 70, 80, 90), n_random=5,
                      faith_methods=("gradcam", "gradcam++", "eigencam", "scorecam"), n_show=6, n_sanity=64),
     },
@@ -84,7 +89,7 @@ LESSON_SETTINGS: dict[str, dict[str, dict]] = {
     "06": {  # lesson 06: a quick model to ship, then export, latency, drift streams, bootstrap
         "smoke": dict(image_size=64, n_train=256, n_val=200, n_test=300, epochs=1, n_verify=64, latency_repeats=3, drift_batches=8,
                       drift_batch_size=32, n_permutations=200, n_boot=200, scanners=["soft_low_dose"]),
-        "workshop": dict(image_size=64, n_train=None, n_val=None, n_test=None, epochs=2, n_verify=624, latency_repeats=20, drift_batches=40,
+        "workshop": dict(image_size=64, n_train=1024, n_val=None, n_test=None, epochs=2, n_verify=624, latency_repeats=20, drift_batches=40,
                          drift_batch_size=32, n_permutations=500, n_boot=1000,
                          scanners=["high_contrast", "soft_low_dose", "low_resolution"]),
         "full": dict(image_size=128, n_train=None, n_val=None, n_test=None, epochs=5, n_verify=624, latency_repeats=50, drift_batches=100,
@@ -111,7 +116,12 @@ LESSON_SETTINGS: dict[str, dict[str, dict]] = {
                      probe_seeds=(0, 1, 2, 3, 4), n_probe_train=None, n_test=None, finetune_labels=50,
                      finetune_epochs=30, vit_budgets=(300, 1500, None), vit_epochs=30, pretrained_vit_labels=500),
     },
-    "09": {},
+    "09": {  # n_pool: training images dealt out to the simulated sites; rounds x local_epochs = epochs of the baselines
+        "smoke": dict(n_pool=1200, n_test=312, width=16, rounds=6, local_epochs=1, lr=0.05, dp_noise=0.05, dp_clip=2.0),
+        "workshop": dict(n_pool=2400, n_test=None, width=16, rounds=12, local_epochs=1, lr=0.05, dp_noise=0.05,
+                         dp_clip=2.0),
+        "full": dict(n_pool=2400, n_test=None, width=32, rounds=30, local_epochs=1, lr=0.05, dp_noise=0.05, dp_clip=2.0),
+    },
 }
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from scipy import ndimage
 
 from .data.dataset import ImageDataset
-from .errors import DataError
+from .errors import DataError, UnknownNameError
 
 __all__ = ["Scanner", "SCANNERS", "make_sites"]
 
@@ -37,8 +37,11 @@ class Scanner:
         spatial = (0, 1, 1) if x.ndim == 3 else (0, 1, 1, 0)
         if self.downsample < 1.0:
             zoom = [1 if s == 0 else self.downsample for s in spatial]
-            small = ndimage.zoom(x, zoom, order=1)
-            x = ndimage.zoom(small, [a / b for a, b in zip(x.shape, small.shape)], order=1)
+            # mode="nearest" and grid_mode: pixels are areas and edges are extended; the default
+            # constant mode pads with zeros and draws dark bars along the bottom and right edges
+            small = ndimage.zoom(x, zoom, order=1, mode="nearest", grid_mode=True)
+            x = ndimage.zoom(small, [a / b for a, b in zip(x.shape, small.shape)], order=1, mode="nearest",
+                             grid_mode=True)
         if self.blur > 0:
             x = ndimage.gaussian_filter(x, sigma=[self.blur * s for s in spatial])
         x = np.clip(x, 0, 1) ** self.gamma
@@ -56,15 +59,31 @@ SCANNERS = {
 }
 
 
+def _site_size(n_pos: int, n_neg: int, label_mix, n_max: int) -> int:
+    """Return the largest per-site size whose positive/negative counts all fit in the pools."""
+    for n in range(n_max, 0, -1):
+        pos = [int(round(n * share)) for share in label_mix]
+        if sum(pos) <= n_pos and sum(n - p for p in pos) <= n_neg:
+            return n
+    return 0
+
+
 def make_sites(dataset: ImageDataset, scanners=("reference", "high_contrast", "soft_low_dose"), *,
                label_mix=None, seed: int = 0) -> ImageDataset:
     """Split `dataset` into simulated sites, each imaged by its own scanner; return it with `groups` = site name.
 
     `label_mix` optionally gives each site's share of positives (e.g. (0.5, 0.75, 0.9)) so the sites
-    differ in case mix too; images are dealt out without replacement, so no image is in two sites.
+    differ in case mix too. Images are dealt out without replacement, so no image is in two sites;
+    with a `label_mix`, every site gets the same size, the largest for which every mix is met exactly
+    (so some images may be left out), and a DataError says so when no size works.
     """
     names = [s if isinstance(s, str) else s.name for s in scanners]
+    for s in scanners:
+        if isinstance(s, str) and s not in SCANNERS:
+            raise UnknownNameError(f"Unknown scanner {s!r}; known: {sorted(SCANNERS)} (or pass a Scanner).")
     scanners = [SCANNERS[s] if isinstance(s, str) else s for s in scanners]
+    if len(set(names)) != len(names):
+        raise DataError(f"Site names must be distinct; got {names}.")
     if len(dataset) < 2 * len(scanners):
         raise DataError(f"{len(dataset)} images are too few for {len(scanners)} sites.")
     rng = np.random.default_rng(seed)
@@ -73,19 +92,26 @@ def make_sites(dataset: ImageDataset, scanners=("reference", "high_contrast", "s
         order = rng.permutation(len(dataset))
         parts = [order[i * n_per_site:(i + 1) * n_per_site] for i in range(len(scanners))]
     else:
+        label_mix = [float(share) for share in label_mix]
         if len(label_mix) != len(scanners):
             raise DataError(f"label_mix has {len(label_mix)} entries for {len(scanners)} sites.")
-        pos, neg = (list(rng.permutation(np.flatnonzero(dataset.labels == k))) for k in (1, 0))
-        n_pos_total, n_neg_total = len(pos), len(neg)
-        parts = []
+        if any(not 0 <= share <= 1 for share in label_mix):
+            raise DataError(f"label_mix {label_mix} must hold shares of positives in [0, 1].")
+        pos, neg = (rng.permutation(np.flatnonzero(dataset.labels == k)) for k in (1, 0))
+        n_per_site = _site_size(len(pos), len(neg), label_mix, n_per_site)
+        if n_per_site < 2:
+            raise DataError(f"label_mix {label_mix} cannot be met with {len(pos)} positives and {len(neg)} negatives "
+                            f"for {len(scanners)} sites; use shares closer to {len(pos) / len(dataset):.2f} "
+                            "(the dataset's own) or more images.")
+        parts, used_pos, used_neg = [], 0, 0
         for share in label_mix:
-            n_pos = min(int(round(n_per_site * share)), len(pos))
-            n_neg = min(n_per_site - n_pos, len(neg))
-            parts.append(np.array([pos.pop() for _ in range(n_pos)] + [neg.pop() for _ in range(n_neg)], dtype=int))
-        if any(len(p) == 0 for p in parts):
-            raise DataError(f"label_mix {label_mix} cannot be met with {n_pos_total} positives and {n_neg_total} negatives.")
+            n_pos = int(round(n_per_site * share))
+            n_neg = n_per_site - n_pos
+            parts.append(np.concatenate([pos[used_pos:used_pos + n_pos], neg[used_neg:used_neg + n_neg]]))
+            used_pos, used_neg = used_pos + n_pos, used_neg + n_neg
     images, labels, groups = [], [], []
     for i, (name, scanner, part) in enumerate(zip(names, scanners, parts)):
+        part = np.sort(part)  # dataset order within a site: the result does not depend on dealing order
         images.append(scanner(dataset.images[part], seed=seed + i))
         labels.append(dataset.labels[part])
         groups += [name] * len(part)

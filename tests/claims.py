@@ -168,3 +168,17 @@ def check_03(m):
     # Full fine-tuning moves the fresh head far more than the ImageNet stem.
     change = m["relative_change"]
     assert len(change) == 5 and change[-1] > 10 * change[0], change
+
+
+def check_08(m):
+    # SimCLR learns without labels: its loss goes down, and its frozen features beat the same CNN at
+    # random init on a linear probe (mean over label budgets and draws). ImageNet and ViT numbers are
+    # reported; their workshop-size claims (in-domain > ImageNet, CNN > ViT from scratch) are in the lesson.
+    _finite(m, "ssl_loss_first", "ssl_loss_last", "probe_auc_ssl_mean", "probe_auc_random_mean",
+            "probe_auc_imagenet_mean")
+    assert m["ssl_loss_last"] < m["ssl_loss_first"], (m["ssl_loss_first"], m["ssl_loss_last"])
+    assert m["probe_auc_ssl_mean"] > m["probe_auc_random_mean"], (m["probe_auc_ssl_mean"], m["probe_auc_random_mean"])
+    assert len(m["probe_auc_ssl"]) == len(m["probe_budgets"]) == len(m["probe_auc_imagenet"])
+    for value in [*m["finetune_auc"].values(), *m["scratch_auc_cnn"], *m["scratch_auc_vit"]]:
+        assert 0.5 <= value <= 1.0, m
+    assert m["pretrained_vit_available"] in (True, False)

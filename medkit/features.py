@@ -1,0 +1,179 @@
+"""What a pretrained body sees: pooled features, a linear probe on them, feature maps, filters (lesson 02)."""
+
+import copy
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data import BatchLoader, ImageDataset
+from .errors import DataError
+from .models import get_backbone, get_spec
+
+__all__ = ["feature_extractor", "extract_features", "linear_probe", "probe_metrics", "FeatureMaps", "depth_layers",
+           "first_layer_filters", "embed_2d", "budget_curve"]
+
+
+def feature_extractor(model, weights="DEFAULT") -> nn.Module:
+    """Return a copy of a backbone (or a registry name) whose head is the identity: it outputs pooled features."""
+    if isinstance(model, str):
+        model = get_backbone(model, weights=weights)
+    spec = get_spec(model)
+    body = copy.deepcopy(model)
+    parent_name, _, attr = spec.head.rpartition(".")
+    setattr(body.get_submodule(parent_name) if parent_name else body, attr, nn.Identity())
+    return body.eval()
+
+
+@torch.no_grad()
+def extract_features(model, dataset: ImageDataset, *, image_size: int = 64, batch_size: int = 128,
+                     weights="DEFAULT", progress: bool = True, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """Return (features (N, D) float32, labels (N,)) of a dataset through a backbone's frozen body.
+
+    Args:
+        model: a registry name ("efficientnet_lite0") or a built backbone (its head is dropped, on a copy).
+        dataset: the images; they are resized and normalised as the backbone's weights expect.
+        image_size: side of the images fed to the body.
+    """
+    if not isinstance(dataset, ImageDataset):
+        raise DataError(f"extract_features expects a medkit ImageDataset, got {type(dataset).__name__}.")
+    body = feature_extractor(model, weights).to(device)
+    loader = BatchLoader(dataset, batch_size, preprocess=get_spec(body).preprocess(image_size))
+    batches = loader
+    if progress:
+        from tqdm.auto import tqdm
+
+        batches = tqdm(loader, desc="features", leave=False)
+    feats = [body(x.to(device)).flatten(1).float().cpu() for x, _ in batches]
+    return torch.cat(feats).numpy(), dataset.labels.copy()
+
+
+def linear_probe(X, y, C: float = 0.05, max_iter: int = 2000):
+    """Return a fitted scikit-learn logistic regression (standardised features) on frozen features."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = np.asarray(X), np.asarray(y)
+    if X.ndim != 2 or len(X) != len(y):
+        raise DataError(f"linear_probe needs X (N, D) and y (N,); got {X.shape} and {y.shape}.")
+    if len(np.unique(y)) < 2:
+        raise DataError("linear_probe needs at least two classes among the training labels.")
+    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter)).fit(X, y)
+
+
+def probe_metrics(probe, X, y, threshold: float = 0.5) -> dict:
+    """Return `medkit.metrics.classification_metrics` of a fitted probe on (X, y)."""
+    from .metrics import classification_metrics
+
+    return classification_metrics(y, probe.predict_proba(X), threshold)
+
+
+def depth_layers(model) -> list[str]:
+    """Return the last layer of each body group (stem to top): where to look at feature maps by depth."""
+    return [prefixes[-1] for prefixes in get_spec(model).groups[:-1]]
+
+
+class FeatureMaps:
+    """Record the outputs of named layers during a forward pass; the hooks are removed on exit.
+
+    >>> with FeatureMaps(model, ["blocks.1", "bn2"]) as fm:
+    ...     model(x)
+    >>> fm.maps["bn2"].shape
+    """
+
+    def __init__(self, model: nn.Module, layers):
+        self.model, self.layers, self.maps, self.handles = model, list(layers), {}, []
+
+    def __enter__(self):
+        for name in self.layers:
+            try:
+                module = self.model.get_submodule(name)
+            except AttributeError as exc:
+                self.__exit__()  # hooks already placed must not outlive a failed setup
+                raise DataError(f"{type(self.model).__name__} has no layer {name!r}; see model.named_modules().") from exc
+            self.handles.append(module.register_forward_hook(self._hook(name)))
+        return self
+
+    def _hook(self, name):
+        def hook(module, inputs, output):
+            self.maps[name] = output.detach()
+
+        return hook
+
+    def __exit__(self, *exc):
+        for handle in self.handles:
+            handle.remove()
+        self.handles = []
+        return False
+
+
+def first_layer_filters(model: nn.Module) -> np.ndarray:
+    """Return the first convolution's filters as images (out, kh, kw, in), each scaled to [0, 1]."""
+    conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    if conv is None:
+        raise DataError(f"{type(model).__name__} has no Conv2d layer to show.")
+    w = conv.weight.detach().float().permute(0, 2, 3, 1).numpy()
+    lo, hi = w.min(axis=(1, 2, 3), keepdims=True), w.max(axis=(1, 2, 3), keepdims=True)
+    return (w - lo) / np.maximum(hi - lo, 1e-8)
+
+
+def embed_2d(X, method: str = "pca", seed: int = 0) -> np.ndarray:
+    """Return a 2-D embedding of features (N, D): "pca" (fast, linear) or "tsne" (neighbourhoods)."""
+    from sklearn.decomposition import PCA
+    from sklearn.preprocessing import StandardScaler
+
+    X = StandardScaler().fit_transform(np.asarray(X, dtype=np.float64))
+    if method == "pca":
+        return PCA(2, random_state=seed).fit_transform(X)
+    if method == "tsne":
+        from sklearn.manifold import TSNE
+
+        X50 = PCA(min(50, X.shape[1], len(X)), random_state=seed).fit_transform(X)
+        return TSNE(2, init="pca", random_state=seed, perplexity=min(30.0, (len(X) - 1) / 3)).fit_transform(X50)
+    raise DataError(f"Unknown embedding {method!r}; use 'pca' or 'tsne'.")
+
+
+def budget_curve(splits: dict, budgets, *, seeds=(0,), backbone: str = "efficientnet_lite0", image_size: int = 32,
+                 epochs_for=None, lr: float = 1e-3, progress: bool = True):
+    """Return a DataFrame of test AUC against the number of labelled training images (lesson 02).
+
+    For each budget and seed, three methods see the same stratified subset of `splits["train"]`:
+    `probe` (logistic regression on frozen ImageNet features), `finetune` (the ImageNet network, all layers
+    trained) and `scratch` (the same network from random init, same budget and schedule).
+
+    Args:
+        splits: {"train", "test"} ImageDatasets (e.g. `medkit.data.pneumonia()`).
+        budgets: labelled-image counts; None means all of train.
+        epochs_for: budget -> epochs (default: enough passes for ~200 images seen, at least 2).
+    """
+    import pandas as pd
+
+    from .data import subsample
+    from .freeze import Stage
+    from .recipe import train_and_test
+
+    train, test = splits["train"], splits["test"]
+    epochs_for = epochs_for or (lambda n: max(2, -(-200 // n)))
+    X_train, _ = extract_features(backbone, train, image_size=image_size, progress=False)
+    X_test, y_test = extract_features(backbone, test, image_size=image_size, progress=False)
+    rows, jobs = [], [(b, s) for b in budgets for s in seeds]
+    if progress:
+        from tqdm.auto import tqdm
+
+        jobs = tqdm(jobs, desc="budgets x seeds")
+    for budget, seed in jobs:
+        index = subsample(train.labels, budget, seed)
+        n = len(index)
+        probe = linear_probe(X_train[index], train.labels[index])
+        rows.append({"method": "probe", "budget": n, "seed": seed, **probe_metrics(probe, X_test, y_test)})
+        for method, weights in (("finetune", "DEFAULT"), ("scratch", None)):
+            from .train import seed_everything
+
+            seed_everything(seed)
+            model = get_backbone(backbone, weights=weights, num_classes=train.num_classes)
+            result = train_and_test(model, train.subset(index), test, [Stage(epochs_for(n), 0, lr)],
+                                    image_size=image_size, batch_size=min(64, max(8, n // 4)), seed=seed)
+            result.pop("history")
+            rows.append({"method": method, "budget": n, "seed": seed, **result})
+    return pd.DataFrame(rows)

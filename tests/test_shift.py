@@ -1,0 +1,89 @@
+"""The simulated scanners and sites: documented, seeded, and honest about what they cannot do."""
+
+import numpy as np
+import pytest
+
+from medkit import shift
+from medkit.data import ImageDataset
+from medkit.errors import DataError, UnknownNameError
+
+
+@pytest.fixture
+def toy():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(120, 16, 16), dtype=np.uint8)
+    labels = np.r_[np.zeros(40, int), np.ones(80, int)]
+    return ImageDataset(images, labels, ["normal", "pneumonia"], name="toy")
+
+
+def test_reference_scanner_is_the_identity(toy):
+    assert np.array_equal(shift.SCANNERS["reference"](toy.images), toy.images)
+
+
+@pytest.mark.parametrize("name", ["high_contrast", "soft_low_dose", "low_resolution"])
+def test_scanners_change_images_reproducibly(toy, name):
+    scanner = shift.SCANNERS[name]
+    out = scanner(toy.images, seed=1)
+    assert out.dtype == np.uint8 and out.shape == toy.images.shape
+    assert not np.array_equal(out, toy.images)
+    assert np.array_equal(out, scanner(toy.images, seed=1))
+    assert not np.array_equal(out, scanner(toy.images, seed=2))  # the noise is seeded
+
+
+def test_lower_resolution_keeps_a_flat_image_flat():
+    flat = np.full((3, 28, 28), 200, dtype=np.uint8)
+    out = shift.Scanner("blurry", downsample=0.5)(flat)
+    assert out.shape == flat.shape and out.min() == out.max() == 200  # no dark bars at the edges
+
+
+def test_colour_images_keep_their_shape(toy):
+    rgb = np.repeat(toy.images[..., None], 3, axis=-1)
+    assert shift.SCANNERS["low_resolution"](rgb).shape == rgb.shape
+
+
+def test_scanner_refuses_float_images(toy):
+    with pytest.raises(DataError, match="uint8"):
+        shift.SCANNERS["high_contrast"](toy.images / 255.0)
+
+
+def test_sites_partition_the_images(toy):
+    sites = shift.make_sites(toy, ("reference", "high_contrast", "soft_low_dose"), seed=0)
+    assert len(sites) == 120 and sites.meta["simulated"] and sites.meta["sites"][0] == "reference"
+    assert [int((sites.groups == s).sum()) for s in sites.meta["sites"]] == [40, 40, 40]
+    ref = sites.images[sites.groups == "reference"]
+    # reference images are originals, each used once
+    originals = {im.tobytes() for im in toy.images}
+    assert all(im.tobytes() in originals for im in ref)
+    assert len({im.tobytes() for im in ref}) == len(ref)
+    again = shift.make_sites(toy, ("reference", "high_contrast", "soft_low_dose"), seed=0)
+    assert np.array_equal(again.images, sites.images) and np.array_equal(again.groups, sites.groups)
+
+
+def test_label_mix_is_met_for_every_site(toy):
+    # 80 positives / 40 negatives: the old dealing ran out of negatives for the last site
+    mix = (0.5, 0.6, 0.9)
+    sites = shift.make_sites(toy, ("reference", "high_contrast", "low_resolution"), label_mix=mix, seed=0)
+    sizes = {s: int((sites.groups == s).sum()) for s in sites.meta["sites"]}
+    assert len(set(sizes.values())) == 1  # every site the same size
+    n = sizes["reference"]
+    for share, site in zip(mix, sites.meta["sites"]):
+        assert sites.labels[sites.groups == site].sum() == round(n * share)
+    assert sum(sizes.values()) <= len(toy)
+
+
+def test_custom_scanner_and_bad_sites(toy):
+    mine = shift.Scanner("mine", gamma=2.0)
+    sites = shift.make_sites(toy, ("reference", mine), seed=0)
+    assert set(sites.groups) == {"reference", "mine"}
+    with pytest.raises(UnknownNameError, match="Unknown scanner 'ct'"):
+        shift.make_sites(toy, ("reference", "ct"))
+    with pytest.raises(DataError, match="2 entries for 3 sites"):
+        shift.make_sites(toy, ("reference", "high_contrast", "soft_low_dose"), label_mix=(0.5, 0.5))
+    with pytest.raises(DataError, match=r"in \[0, 1\]"):
+        shift.make_sites(toy, ("reference", "high_contrast"), label_mix=(0.5, 75))
+    with pytest.raises(DataError, match="cannot be met"):
+        shift.make_sites(toy.subset(np.arange(40, 120)), ("reference", "high_contrast"), label_mix=(0.0, 0.5))
+    with pytest.raises(DataError, match="too few"):
+        shift.make_sites(toy.subset(np.arange(3)), ("reference", "high_contrast"))
+    with pytest.raises(DataError, match="distinct"):
+        shift.make_sites(toy, ("reference", "reference"))

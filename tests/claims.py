@@ -182,3 +182,16 @@ def check_08(m):
     for value in [*m["finetune_auc"].values(), *m["scratch_auc_cnn"], *m["scratch_auc_vit"]]:
         assert 0.5 <= value <= 1.0, m
     assert m["pretrained_vit_available"] in (True, False)
+
+
+def check_09(m):
+    # Federated averaging beats the average hospital training alone (workshop: also approaches centralised).
+    _finite(m, "federated_auc", "alone_auc_mean", "centralised_auc", "dp_auc", "inversion_max_error",
+            "secagg_sum_error", "secagg_masked_correlation")
+    assert m["federated_auc"] > m["alone_auc_mean"], (m["federated_auc"], m["alone_auc_mean"])
+    curve = m["federated_auc_per_round"]
+    assert len(curve) >= 3 and curve[-1] > curve[0], curve  # AUC grows with communication rounds
+    # One image's gradient through a dense layer gives the image back; masks hide updates but keep their sum.
+    assert m["inversion_max_error"] < 1e-4, m["inversion_max_error"]
+    assert m["secagg_sum_error"] < 1e-3, m["secagg_sum_error"]
+    assert abs(m["secagg_masked_correlation"]) < 0.1, m["secagg_masked_correlation"]

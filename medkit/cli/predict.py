@@ -1,0 +1,26 @@
+"""`medkit predict`: run an exported model on PNG, JPEG or DICOM files, with the preprocessing stored beside it."""
+
+HELP = "Predict PNG/JPEG/DICOM files with a model from `medkit export`; refuses files it was not made for."
+
+
+def add_arguments(parser):
+    parser.add_argument("--model", required=True, metavar="FILE", help="the .onnx file written by `medkit export`")
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="PNG, JPEG or DICOM files")
+    parser.add_argument("--resize", action="store_true", help="resample images of another size to the model's size")
+    parser.add_argument("--drift", action="store_true", help="also test the batch for drift against the reference")
+    parser.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: all cores)")
+
+
+def run(args) -> int:
+    from ..deploy import OnnxPredictor
+
+    predictor = OnnxPredictor(args.model, threads=args.threads)
+    rows = predictor.predict_files(args.images, resize=args.resize)
+    width = max(len(r["file"]) for r in rows)
+    print(f"{'file':<{width}}  {'prediction':<12} probability")
+    for r in rows:
+        print(f"{r['file']:<{width}}  {r['prediction']:<12} {r['probability']:.3f}")
+    if args.drift:
+        embeddings = predictor.embed(predictor.load_files(args.images, args.resize))
+        print(f"drift: {predictor.monitor().test(embeddings)}")
+    return 0

@@ -1,0 +1,27 @@
+"""Shipping a model (lesson 06): ONNX export and checks, latency, drift monitoring, model cards, DICOM de-identification."""
+
+from .deid import ACTIONS, BASIC_PROFILE, PROFILE_NAME, deidentify, deidentify_file
+from .drift import DriftMonitor, DriftResult, alarm_rates, sample_batches, save_reference
+from .files import dicom_modality, read_for_model
+from .latency import measure_latency
+from .modelcard import DATASETS, ModelCard, dataset_provenance, subgroup_results, validation_results
+from .onnx import (
+    DEFAULT_MODALITIES,
+    OPSET,
+    ExportWrapper,
+    OnnxPredictor,
+    Verification,
+    drift_path,
+    export_checkpoint,
+    export_onnx,
+    sidecar_path,
+    verify_onnx,
+)
+
+__all__ = [
+    "OPSET", "DEFAULT_MODALITIES", "ExportWrapper", "export_onnx", "export_checkpoint", "verify_onnx", "Verification",
+    "OnnxPredictor", "sidecar_path", "drift_path", "dicom_modality", "read_for_model", "measure_latency",
+    "DriftMonitor", "DriftResult", "save_reference", "sample_batches", "alarm_rates",
+    "DATASETS", "ModelCard", "dataset_provenance", "validation_results", "subgroup_results",
+    "BASIC_PROFILE", "ACTIONS", "PROFILE_NAME", "deidentify", "deidentify_file",
+]

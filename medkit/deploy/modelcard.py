@@ -1,0 +1,164 @@
+"""Generate a model card (Markdown) from a training run: the records a 510(k) or MDR file asks for.
+
+Sections follow Mitchell et al., "Model Cards for Model Reporting" (FAT* 2019), extended with
+what regulators ask a medical device maker to keep: where the data came from (dataset, licence,
+checksums), clinical performance with confidence intervals, performance per subgroup, known
+limitations, and a post-market monitoring plan (FDA's "Good Machine Learning Practice" principles;
+EU MDR Articles 83-86 on post-market surveillance). Introduced in lesson 06.
+"""
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..cache import sha256sum
+from ..errors import DataError
+
+__all__ = ["DATASETS", "dataset_provenance", "validation_results", "subgroup_results", "ModelCard"]
+
+# What medkit knows about the datasets it ships or fetches: licence and citation travel with the checksum.
+DATASETS = {
+    "pneumoniamnist_28_trainval.npz": {
+        "dataset": "PneumoniaMNIST (MedMNIST v2), 28 x 28 px",
+        "licence": "CC BY 4.0",
+        "source": "https://zenodo.org/records/10519652 (MedMNIST v2), train and val splits",
+        "citation": "Yang et al., MedMNIST v2, Scientific Data 10, 41 (2023); images from Kermany et al., "
+                    "Cell 172(5) 2018 (Guangzhou Women and Children's Medical Center, paediatric chest X-rays)",
+    },
+}
+
+
+def _published_sums(folder: Path) -> dict:
+    """Read a `SHA256SUMS` file (lines "<sha256>  <file>") in `folder`, if there is one."""
+    path = folder / "SHA256SUMS"
+    if not path.is_file():
+        return {}
+    sums = {}
+    for line in path.read_text().splitlines():
+        parts = line.strip().split()
+        if len(parts) >= 2 and len(parts[0]) == 64:
+            sums[parts[-1].lstrip("*")] = parts[0].lower()
+    return sums
+
+
+def dataset_provenance(path, *, role: str = "training and validation", n_images: int | None = None) -> dict:
+    """Return the provenance row of a data file: dataset, licence, source, its sha256, and whether it matches SHA256SUMS."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"Data file {path} does not exist; the model card must name the data it was trained on.")
+    known = DATASETS.get(path.name, {"dataset": path.stem, "licence": "unknown: state it before sharing",
+                                     "source": "unknown", "citation": ""})
+    digest = sha256sum(path)
+    published = _published_sums(path.parent).get(path.name)
+    return {**known, "file": path.name, "role": role, "n_images": n_images, "sha256": digest,
+            "checksum_verified": None if published is None else published == digest}
+
+
+def validation_results(labels, probs, threshold: float = 0.5, *, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Return AUC, sensitivity and specificity with 95% stratified bootstrap intervals (`medkit.evaluate`)."""
+    from ..evaluate import metrics_with_ci
+
+    return metrics_with_ci(labels, probs, threshold, n_boot=n_boot, seed=seed)
+
+
+def subgroup_results(labels, probs, groups, threshold: float = 0.5, *, n_boot: int = 1000, seed: int = 0) -> list:
+    """Return one row per subgroup: its name, size, prevalence and metrics with intervals."""
+    labels, probs, groups = np.asarray(labels), np.asarray(probs), np.asarray(groups)
+    if not len(labels) == len(probs) == len(groups):
+        raise DataError(f"{len(labels)} labels, {len(probs)} probability rows and {len(groups)} group ids: "
+                        "give one of each per image.")
+    rows = []
+    for group in sorted(set(groups.tolist()), key=str):
+        mask = groups == group
+        row = {"group": str(group), "n": int(mask.sum()), "prevalence": float(labels[mask].mean())}
+        try:
+            row.update(validation_results(labels[mask], probs[mask], threshold, n_boot=n_boot, seed=seed))
+        except DataError as exc:  # too few cases of one class: report it rather than hide the subgroup
+            row["note"] = str(exc)
+        rows.append(row)
+    return rows
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "n/a"
+    if hasattr(value, "low"):  # an Interval
+        return f"{value.estimate:.3f} ({value.low:.3f} to {value.high:.3f})"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value).replace("|", "\\|")  # a bare | would split the Markdown table cell
+
+
+def _table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
+    head = "| " + " | ".join(title for _, title in columns) + " |"
+    rule = "|" + "|".join("---" for _ in columns) + "|"
+    body = ["| " + " | ".join(_cell(row.get(key)) for key, _ in columns) + " |" for row in rows]
+    return "\n".join([head, rule, *body])
+
+
+@dataclass
+class ModelCard:
+    """Everything a model card says; `to_markdown()` renders it, `save(path)` writes it."""
+
+    name: str
+    model: dict  # backbone, weights, classes, sizes, threshold, ONNX file and its sha256...
+    data: list  # provenance rows from `dataset_provenance`
+    validation: dict  # metric -> Interval, from `validation_results`
+    validation_set: str  # which images, how many, how they were chosen
+    intended_use: str
+    out_of_scope: list = field(default_factory=list)
+    subgroups: list = field(default_factory=list)  # rows from `subgroup_results`
+    subgroup_note: str = ""  # what the subgroups are (and whether they are simulated)
+    limitations: list = field(default_factory=list)
+    monitoring: dict = field(default_factory=dict)  # the drift monitor's settings and measured rates
+    monitoring_actions: list = field(default_factory=list)
+    training: dict = field(default_factory=dict)  # epochs, learning rate, seed, profile...
+    created: str = field(default_factory=lambda: _dt.date.today().isoformat())
+
+    def to_markdown(self) -> str:
+        """Return the model card as Markdown."""
+        from .. import __version__
+
+        if not self.validation:
+            raise DataError("A model card needs validation results; compute them with validation_results().")
+        level = next(iter(self.validation.values())).level
+        out = [f"# Model card: {self.name}", "",
+               f"Generated on {self.created} by medkit {__version__} from the training run. "
+               "Numbers below were measured, not typed.", "",
+               "## Model details", "", _table([{"k": k, "v": v} for k, v in self.model.items()],
+                                               [("k", "field"), ("v", "value")]), ""]
+        if self.training:
+            out += ["Training: " + ", ".join(f"{k} = {_cell(v)}" for k, v in self.training.items()) + ".", ""]
+        out += ["## Intended use", "", self.intended_use, ""]
+        if self.out_of_scope:
+            out += ["Out of scope:", "", *[f"- {item}" for item in self.out_of_scope], ""]
+        out += ["## Data provenance", "",
+                _table(self.data, [("dataset", "dataset"), ("role", "role"), ("file", "file"), ("n_images", "images"),
+                                   ("licence", "licence"), ("sha256", "sha256"),
+                                   ("checksum_verified", "matches SHA256SUMS")]), ""]
+        out += [f"Source: {row['source']}. Cite: {row['citation']}." for row in self.data if row.get("citation")]
+        out += ["", "## Validation results", "", self.validation_set, "",
+                _table([{"metric": k, "value": v} for k, v in self.validation.items()],
+                       [("metric", "metric"), ("value", f"estimate ({level:.0%} bootstrap CI)")]), ""]
+        if self.subgroups:
+            metrics = [k for k in self.validation if any(k in row for row in self.subgroups)]
+            out += ["## Subgroup results", "", self.subgroup_note, "",
+                    _table(self.subgroups, [("group", "subgroup"), ("n", "n"), ("prevalence", "prevalence"),
+                                            *[(m, m) for m in metrics]]), ""]
+        if self.limitations:
+            out += ["## Limitations", "", *[f"- {item}" for item in self.limitations], ""]
+        if self.monitoring or self.monitoring_actions:
+            out += ["## Post-market monitoring plan", ""]
+            out += [f"- {k}: {_cell(v)}" for k, v in self.monitoring.items()]
+            out += [f"- {item}" for item in self.monitoring_actions]
+            out += [""]
+        return "\n".join(out)
+
+    def save(self, path) -> Path:
+        """Write the Markdown model card to `path` and return it."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.to_markdown())
+        return path

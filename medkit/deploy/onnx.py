@@ -1,0 +1,333 @@
+"""Ship a model as ONNX with its preprocessing inside, verify it against PyTorch, and run it (lesson 06).
+
+The exported graph takes raw uint8 images (N, C, H, W) exactly as they come off the disk, runs
+`medkit.models.Preprocess` (scale, grey -> RGB, resize, normalise) and the network, and returns
+two outputs: `logits` (N, K) and `embedding` (N, D), the features in front of the head that the
+drift monitor watches. Everything a user would otherwise re-type (input size, channels, classes,
+mean/std, threshold, modality) is stored twice: in the ONNX file's `metadata_props` and in a JSON
+sidecar `model.onnx.json`, together with the sha256 of the ONNX file. `OnnxPredictor` refuses a
+file whose metadata, sidecar and graph do not agree.
+"""
+
+import copy
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..cache import sha256sum
+from ..errors import DataError
+from ..models import Preprocess, get_spec
+
+__all__ = [
+    "OPSET",
+    "DEFAULT_MODALITIES",
+    "ExportWrapper",
+    "export_onnx",
+    "export_checkpoint",
+    "verify_onnx",
+    "Verification",
+    "OnnxPredictor",
+    "sidecar_path",
+    "drift_path",
+]
+
+OPSET = 18  # Resize with antialias (needed when images are shrunk inside the graph) exists from opset 18
+DEFAULT_MODALITIES = ("CR", "DX")  # DICOM codes of plain chest radiographs, what the kit's models see
+_META_KEY = "medkit"
+# The fields that define what the graph expects; they must agree between ONNX metadata and sidecar.
+_PREPROCESSING = ("input_size", "channels", "image_size", "mean", "std", "classes", "threshold", "modalities",
+                  "input_dtype")
+
+
+def sidecar_path(onnx_path) -> Path:
+    """Return the JSON sidecar that travels with an ONNX file: `model.onnx` -> `model.onnx.json`."""
+    onnx_path = Path(onnx_path)
+    return onnx_path.with_name(onnx_path.name + ".json")
+
+
+def drift_path(onnx_path) -> Path:
+    """Return the file of drift reference statistics saved with an ONNX file: `model.onnx.drift.npz`."""
+    onnx_path = Path(onnx_path)
+    return onnx_path.with_name(onnx_path.name + ".drift.npz")
+
+
+class ExportWrapper(nn.Module):
+    """Preprocess + backbone body + head, returning (logits, embedding) so deployment can watch the features."""
+
+    def __init__(self, model: nn.Module, preprocess: Preprocess):
+        super().__init__()
+        spec = get_spec(model)
+        self.preprocess = preprocess
+        self.body = copy.deepcopy(model)  # the caller's model keeps its head
+        self.head = self.body.get_submodule(spec.head)
+        parent_name, _, attr = spec.head.rpartition(".")
+        setattr(self.body.get_submodule(parent_name) if parent_name else self.body, attr, nn.Identity())
+
+    def forward(self, images: torch.Tensor):
+        embedding = self.body(self.preprocess(images))
+        return self.head(embedding), embedding
+
+
+def _register_antialias_resize():
+    """Teach the TorchScript exporter `F.interpolate(..., antialias=True)` as ONNX Resize(antialias=1).
+
+    torch's exporter has no symbolic for it; ONNX Resize with antialias=1 and exclude_outside=1 computes
+    the same triangle filter as PyTorch (checked to 1e-6 by tests/test_deploy_onnx.py).
+    """
+    from torch.onnx import register_custom_op_symbolic, symbolic_helper
+
+    def resize_aa(g, x, output_size, align_corners, scale_factors):
+        sizes = symbolic_helper._maybe_get_const(output_size, "is")
+        if symbolic_helper._is_value(sizes) or symbolic_helper._maybe_get_const(align_corners, "b"):
+            raise DataError("Antialiased resizing to a dynamic size or with align_corners cannot be exported.")
+        batch_channels = g.op("Slice", g.op("Shape", x), g.op("Constant", value_t=torch.tensor([0])),
+                              g.op("Constant", value_t=torch.tensor([2])))
+        full = g.op("Concat", batch_channels, g.op("Constant", value_t=torch.tensor(list(sizes), dtype=torch.int64)),
+                    axis_i=0)
+        empty = g.op("Constant", value_t=torch.tensor([], dtype=torch.float32))
+        return g.op("Resize", x, empty, empty, full, mode_s="linear", antialias_i=1, exclude_outside_i=1,
+                    coordinate_transformation_mode_s="half_pixel")
+
+    register_custom_op_symbolic("aten::_upsample_bilinear2d_aa", resize_aa, OPSET)
+
+
+def export_onnx(model: nn.Module, out, *, input_size: int, image_size: int, classes, channels: int = 1,
+                mean=None, std=None, threshold: float = 0.5, modalities=DEFAULT_MODALITIES,
+                provenance: dict | None = None) -> Path:
+    """Export `model` with its preprocessing to `out` (ONNX, dynamic batch) and write the JSON sidecar.
+
+    Args:
+        model: a classifier from `medkit.models.get_backbone` (the registry says where its head is).
+        out: the .onnx file to write; `out.json` (sidecar) is written beside it.
+        input_size: the side of the raw square images the deployed model accepts (28 for PneumoniaMNIST).
+        image_size: the side the network sees after the in-graph resize (the training size).
+        classes: class names, in output order.
+        channels: channels of the raw images (1 grey, 3 colour).
+        mean, std: normalisation; default the backbone's.
+        threshold: decision threshold on P(last class) for a binary model.
+        modalities: DICOM Modality codes the model is meant for; other DICOMs are refused by `OnnxPredictor`.
+        provenance: anything else worth keeping with the model (checkpoint, training data, metrics).
+    """
+    import onnx
+
+    spec = get_spec(model)
+    mean, std = list(mean or spec.mean), list(std or spec.std)
+    classes, out = [str(c) for c in classes], Path(out)
+    if channels not in (1, 3):
+        raise DataError(f"channels must be 1 (grey) or 3 (colour), got {channels}.")
+    wrapper = ExportWrapper(model.cpu().eval(), Preprocess(image_size, mean, std)).eval()
+    example = torch.zeros(2, channels, int(input_size), int(input_size), dtype=torch.uint8)
+    with torch.no_grad():
+        logits, _ = wrapper(example)
+    if logits.shape[1] != len(classes):
+        raise DataError(f"The model has {logits.shape[1]} outputs but {len(classes)} classes were given: {classes}.")
+    _register_antialias_resize()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():  # the tracer warns about the Python branches in Preprocess; they are fixed here
+        warnings.simplefilter("ignore")
+        torch.onnx.export(wrapper, (example,), str(out), dynamo=False, opset_version=OPSET,
+                          input_names=["image"], output_names=["logits", "embedding"],
+                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}, "embedding": {0: "batch"}})
+    meta = {"format": "medkit-onnx/1", "backbone": spec.name, "opset": OPSET, "input_size": int(input_size),
+            "channels": int(channels), "image_size": int(image_size), "mean": mean, "std": std, "classes": classes,
+            "threshold": float(threshold), "modalities": [str(m).upper() for m in modalities], "input_dtype": "uint8",
+            "inputs": "image: uint8 (N, C, H, W), 0-255", "outputs": ["logits", "embedding"]}
+    proto = onnx.load(str(out))
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = _META_KEY, json.dumps(meta)
+    proto.producer_name = "medkit"
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(out))
+    sidecar = {**meta, "onnx_file": out.name, "onnx_sha256": sha256sum(out), "provenance": provenance or {}}
+    sidecar_path(out).write_text(json.dumps(sidecar, indent=2))
+    return out
+
+
+def export_checkpoint(ckpt_dir, out, *, input_size: int | None = None, channels: int | None = None,
+                      modalities=None) -> Path:
+    """Export a `medkit fit` checkpoint folder to ONNX, taking sizes, classes and statistics from its config."""
+    from ..checkpoint import load_checkpoint
+
+    model, config = load_checkpoint(ckpt_dir)
+    input_size = input_size or config.get("input_size") or config["image_size"]
+    channels = channels or config.get("channels") or 1
+    modalities = modalities or config.get("modalities") or DEFAULT_MODALITIES
+    provenance = {"checkpoint": str(Path(ckpt_dir).resolve()),
+                  **{k: v for k, v in config.items() if k not in _PREPROCESSING and k not in ("mean", "std")}}
+    return export_onnx(model, out, input_size=int(input_size), image_size=config["image_size"],
+                       classes=config["classes"], channels=int(channels), mean=config["mean"], std=config["std"],
+                       threshold=config.get("threshold", 0.5), modalities=modalities, provenance=provenance)
+
+
+@dataclass
+class Verification:
+    """How far ONNX Runtime's outputs are from PyTorch's on the same images.
+
+    The tolerance applies to the probabilities, the output the deployed model reports. Logits are shown too:
+    in a fine-tuned network whose batch norms have near-zero variances (dead channels on grey X-rays), float32
+    logits of *any* two implementations differ by up to ~1e-3; PyTorch itself is that far from float64.
+    """
+
+    max_abs_diff: float  # largest |p_torch - p_onnx| over images and classes
+    max_abs_diff_logits: float
+    max_abs_diff_embedding: float
+    same_classes: bool  # identical predicted class for every image
+    n_images: int
+    tolerance: float
+
+    @property
+    def ok(self) -> bool:
+        return self.same_classes and self.max_abs_diff <= self.tolerance
+
+    def __str__(self) -> str:
+        verdict = "OK" if self.ok else "FAILED"
+        return (f"{verdict}: max |probability difference| = {self.max_abs_diff:.2e} (tolerance {self.tolerance:.0e}), "
+                f"max |logit difference| = {self.max_abs_diff_logits:.2e}, predicted classes "
+                f"{'identical' if self.same_classes else 'DIFFER'} on {self.n_images} images")
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def _as_batch(images, channels: int) -> np.ndarray:
+    """Return images (N, H, W) or (N, H, W, C) or (N, C, H, W) uint8 as (N, C, H, W)."""
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        raise DataError(f"The exported model takes uint8 images (0-255); got {images.dtype}. Convert with "
+                        "medkit.data.images.to_uint8 first.")
+    if images.ndim == 3:
+        images = images[:, None]
+    elif images.ndim == 4 and images.shape[-1] in (1, 3) and images.shape[1] not in (1, 3):
+        images = images.transpose(0, 3, 1, 2)
+    if images.ndim != 4 or images.shape[1] != channels:
+        raise DataError(f"Expected a batch of {channels}-channel images, (N, H, W) or (N, C, H, W); "
+                        f"got shape {images.shape}.")
+    return np.ascontiguousarray(images)
+
+
+def verify_onnx(model: nn.Module, onnx_path, images, *, tolerance: float = 1e-4, batch_size: int = 64) -> Verification:
+    """Run PyTorch (model + the stored preprocessing) and ONNX Runtime on the same real images and compare."""
+    predictor = OnnxPredictor(onnx_path)
+    meta = predictor.meta
+    images = predictor.check_batch(images)
+    wrapper = ExportWrapper(model.cpu().eval(), Preprocess(meta["image_size"], meta["mean"], meta["std"])).eval()
+    diffs, diffs_logits, diffs_emb, same = [], [], [], True
+    for start in range(0, len(images), batch_size):
+        x = images[start:start + batch_size]
+        with torch.no_grad():
+            logits, embedding = (t.numpy() for t in wrapper(torch.from_numpy(x)))
+        onnx_logits, onnx_embedding = predictor.run(x)
+        diffs.append(np.abs(_softmax(logits) - _softmax(onnx_logits)).max())
+        diffs_logits.append(np.abs(logits - onnx_logits).max())
+        diffs_emb.append(np.abs(embedding - onnx_embedding).max())
+        same &= bool(np.array_equal(predictor.decide(_softmax(logits)), predictor.decide(_softmax(onnx_logits))))
+    return Verification(float(max(diffs)), float(max(diffs_logits)), float(max(diffs_emb)), same, len(images),
+                        tolerance)
+
+
+class OnnxPredictor:
+    """Run an exported medkit model with ONNX Runtime, refusing inputs it was not made for.
+
+    Args:
+        path: the .onnx file written by `export_onnx` / `medkit export` (its `.json` sidecar beside it).
+        threads: ONNX Runtime intra-op threads (None: its default, all cores).
+    """
+
+    def __init__(self, path, threads: int | None = None):
+        import onnx
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise DataError(f"ONNX file {self.path} does not exist. Create one with `medkit export`.")
+        side = sidecar_path(self.path)
+        if not side.is_file():
+            raise DataError(f"{self.path} has no sidecar {side.name}, so its preprocessing is unknown. "
+                            "Export it with `medkit export --checkpoint DIR --out model.onnx`.")
+        self.meta = json.loads(side.read_text())
+        try:
+            proto = onnx.load(str(self.path), load_external_data=False)
+        except Exception as exc:
+            raise DataError(f"{self.path} is not a readable ONNX file ({exc}).") from exc
+        stored = {p.key: p.value for p in proto.metadata_props}
+        if _META_KEY not in stored:
+            raise DataError(f"{self.path} carries no medkit metadata: it was not exported by medkit, so the "
+                            "preprocessing it expects is unknown. Re-export it with `medkit export`.")
+        embedded = json.loads(stored[_META_KEY])
+        differ = [k for k in _PREPROCESSING if embedded.get(k) != self.meta.get(k)]
+        if differ:
+            detail = ", ".join(f"{k}: file {embedded.get(k)!r} vs sidecar {self.meta.get(k)!r}" for k in differ)
+            raise DataError(f"{self.path} does not match the preprocessing stored in {side.name} ({detail}). "
+                            "The model file or its sidecar was swapped; export them again together.")
+        if self.meta.get("onnx_sha256") and sha256sum(self.path) != self.meta["onnx_sha256"]:
+            raise DataError(f"{self.path} has changed since it was exported (sha256 differs from {side.name}); "
+                            "its preprocessing cannot be trusted. Export it again with `medkit export`.")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        shape = self.session.get_inputs()[0].shape[1:]
+        expected = [self.meta["channels"], self.meta["input_size"], self.meta["input_size"]]
+        if list(shape) != expected:
+            raise DataError(f"The graph of {self.path} takes images shaped {shape}, but its sidecar says {expected}.")
+        self.classes, self.threshold = list(self.meta["classes"]), float(self.meta["threshold"])
+        self.input_size, self.channels = int(self.meta["input_size"]), int(self.meta["channels"])
+
+    def check_batch(self, images) -> np.ndarray:
+        """Return images as a uint8 (N, C, H, W) batch, or raise if their size or channels do not fit the model."""
+        images = _as_batch(images, self.channels)
+        if images.shape[-2:] != (self.input_size, self.input_size):
+            raise DataError(f"Images are {images.shape[-2]}x{images.shape[-1]} px but {self.path.name} takes "
+                            f"{self.input_size}x{self.input_size} px. Resize them first (`medkit predict --resize`).")
+        return images
+
+    def run(self, images) -> tuple[np.ndarray, np.ndarray]:
+        """Return (logits (N, K), embeddings (N, D)) for a uint8 batch."""
+        logits, embedding = self.session.run(None, {"image": self.check_batch(images)})
+        return logits, embedding
+
+    def predict_proba(self, images, batch_size: int = 256) -> np.ndarray:
+        """Return class probabilities (N, K)."""
+        images = self.check_batch(images)
+        return _softmax(np.concatenate([self.run(images[i:i + batch_size])[0]
+                                        for i in range(0, len(images), batch_size)]))
+
+    def embed(self, images, batch_size: int = 256) -> np.ndarray:
+        """Return the embeddings (N, D) the drift monitor watches."""
+        images = self.check_batch(images)
+        return np.concatenate([self.run(images[i:i + batch_size])[1] for i in range(0, len(images), batch_size)])
+
+    def decide(self, probs) -> np.ndarray:
+        """Return predicted class indices: P(positive) >= threshold for binary models, else argmax."""
+        probs = np.asarray(probs)
+        return (probs[:, 1] >= self.threshold).astype(int) if probs.shape[1] == 2 else probs.argmax(1)
+
+    def load_files(self, paths, resize: bool = False) -> np.ndarray:
+        """Read PNG/JPEG/DICOM files into a batch, refusing a wrong modality, colour for a grey model, or wrong size."""
+        from .files import read_for_model
+
+        return np.stack([read_for_model(p, self, resize=resize) for p in paths])
+
+    def predict_files(self, paths, resize: bool = False) -> list[dict]:
+        """Return one row per file: path, predicted class, its probability and P(each class)."""
+        probs = self.predict_proba(self.load_files(paths, resize))
+        pred = self.decide(probs)
+        return [{"file": str(p), "prediction": self.classes[k], "probability": float(pr[k]),
+                 **{f"p_{c}": float(v) for c, v in zip(self.classes, pr)}} for p, k, pr in zip(paths, pred, probs)]
+
+    def monitor(self):
+        """Return the drift monitor whose reference statistics were saved with this model."""
+        from .drift import DriftMonitor
+
+        path = drift_path(self.path)
+        if not path.is_file():
+            raise DataError(f"No drift reference {path.name} beside {self.path.name}. Save one with "
+                            "`DriftMonitor.fit(predictor.embed(reference_images)).save(drift_path(model))`.")
+        return DriftMonitor.load(path)

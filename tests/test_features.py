@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+import torch
+
+from medkit import features
+from medkit.errors import DataError, MedkitError, UnknownNameError
+from medkit.models import get_backbone
+
+
+@pytest.fixture(scope="module")
+def small(pneumonia):
+    from medkit.data import subsample
+
+    train, test = pneumonia["train"], pneumonia["test"]
+    return train.subset(subsample(train.labels, 120, 0)), test.subset(subsample(test.labels, 80, 0))
+
+
+def test_extract_features_shapes_and_no_grad(small):
+    X, y = features.extract_features("resnet18", small[1], image_size=32, weights=None, progress=False)
+    assert X.shape == (80, 512) and X.dtype == np.float32 and (y == small[1].labels).all()
+    assert np.isfinite(X).all()
+
+
+def test_feature_extractor_leaves_the_model_alone():
+    model = get_backbone("resnet18", weights=None, num_classes=2)
+    body = features.feature_extractor(model)
+    x = torch.randn(2, 3, 32, 32)
+    assert body(x).shape == (2, 512) and model(x).shape == (2, 2)
+
+
+def test_linear_probe_on_pretrained_features_beats_chance(small):
+    Xtr, ytr = features.extract_features("efficientnet_lite0", small[0], image_size=64, progress=False)
+    Xte, yte = features.extract_features("efficientnet_lite0", small[1], image_size=64, progress=False)
+    probe = features.linear_probe(Xtr, ytr)
+    m = features.probe_metrics(probe, Xte, yte)
+    assert m["auc"] > 0.75 and m["n"] == 80
+
+
+def test_feature_maps_hooks_are_removed():
+    model = get_backbone("resnet18", weights=None).eval()
+    layers = features.depth_layers(model)
+    assert layers == ["layer1", "layer2", "layer3", "layer4"]
+    with features.FeatureMaps(model, layers) as fm:
+        model(torch.randn(1, 3, 64, 64))
+    assert [fm.maps[k].shape[1] for k in layers] == [64, 128, 256, 512]
+    assert all(not m._forward_hooks for m in model.modules())
+
+
+def test_feature_maps_removed_on_error():
+    model = get_backbone("resnet18", weights=None).eval()
+    with pytest.raises(RuntimeError):
+        with features.FeatureMaps(model, ["layer1"]):
+            model(torch.randn(1, 5, 32, 32))
+    assert all(not m._forward_hooks for m in model.modules())
+
+
+def test_first_layer_filters_and_embedding(small):
+    f = features.first_layer_filters(get_backbone("efficientnet_lite0"))
+    assert f.shape == (32, 3, 3, 3) and f.min() >= 0 and f.max() <= 1
+    X = np.random.default_rng(0).normal(size=(40, 16))
+    assert features.embed_2d(X).shape == (40, 2)
+    assert features.embed_2d(X, "tsne").shape == (40, 2)
+
+
+@pytest.mark.parametrize("call, error", [
+    (lambda s: features.extract_features("alexnet", s[1], progress=False), UnknownNameError),
+    (lambda s: features.extract_features("resnet18", s[1].images, weights=None), DataError),
+    (lambda s: features.linear_probe(np.zeros((4, 2)), np.zeros(4)), DataError),
+    (lambda s: features.linear_probe(np.zeros((4, 2)), np.zeros(3)), DataError),
+    (lambda s: features.embed_2d(np.zeros((4, 2)), "umap"), DataError),
+    (lambda s: features.FeatureMaps(get_backbone("resnet18", weights=None), ["layer1", "layer9"]).__enter__(), DataError),
+])
+def test_bad_input_raises_medkit_errors(small, call, error):
+    with pytest.raises(error) as info:
+        call(small)
+    assert isinstance(info.value, MedkitError) and str(info.value)

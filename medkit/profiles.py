@@ -63,7 +63,7 @@ LESSON_SETTINGS: dict[str, dict[str, dict]] = {
            "workshop": dict(image_size=48, n_train=600, n_test=None, epochs=2, batch_size=32, depths=[0, 1, 2, 3, 4],
                             imbalance=10,
                             lr_find=True),
-           "full": dict(image_size=64, n_train=None, n_test=None, epochs=4, depths=[0, 1, 2, 3, 4], imbalance=10,
+           "full": dict(image_size=64, n_train=None, n_test=None, epochs=4, batch_size=128, depths=[0, 1, 2, 3, 4], imbalance=10,
                         lr_find=True)},
     "04": {
         # 64 px: efficientnet's CAM layer (stride 32) is then a 2 x 2 grid; 32 px would give a single cell.

@@ -38,6 +38,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="workshop")
     parser.add_argument("--lessons", nargs="*")
+    parser.add_argument("--core", type=int, default=0, help="CPU core to pin the notebooks to (default: %(default)s)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -50,7 +51,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for path in paths:
             out = Path(tmp) / path.stem
-            cmd = ["taskset", "-c", "0", sys.executable, __file__, "--one", str(path), "--profile", args.profile,
+            cmd = ["taskset", "-c", str(args.core), sys.executable, __file__, "--one", str(path), "--profile", args.profile,
                    "--out", str(out)]
             result = json.loads(subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout.strip().splitlines()[-1])
             rows.append((path.stem, result))
@@ -58,7 +59,7 @@ def main() -> None:
             print(f"{path.stem:<32} {result['wall_s']:>8.1f} s {result['peak_mb']:>8.0f} MB  "
                   f"{'within' if result['wall_s'] <= BUDGET_S and result['peak_mb'] < BUDGET_MB else 'OVER'} budget  {status}",
                   flush=True)
-    print(f"\nprofile={args.profile}, 1 core (taskset -c 0), 1 thread; budget {BUDGET_S} s and {BUDGET_MB} MB per notebook")
+    print(f"\nprofile={args.profile}, 1 core (taskset -c {args.core}), 1 thread; budget {BUDGET_S} s and {BUDGET_MB} MB per notebook")
     print(f"total {sum(r['wall_s'] for _, r in rows):.0f} s, max peak {max(r['peak_mb'] for _, r in rows):.0f} MB")
 
 

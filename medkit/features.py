@@ -173,7 +173,7 @@ def budget_curve(splits: dict, budgets, *, seeds=(0,), backbone: str = "efficien
             seed_everything(seed)
             model = get_backbone(backbone, weights=weights, num_classes=train.num_classes)
             result = train_and_test(model, train.subset(index), test, [Stage(epochs_for(n), 0, lr)],
-                                    image_size=image_size, batch_size=min(64, max(8, n // 4)), seed=seed)
+                                    image_size=image_size, batch_size=min(32, max(8, n // 4)), seed=seed)
             result.pop("history")
             rows.append({"method": method, "budget": n, "seed": seed, **result})
     return pd.DataFrame(rows)

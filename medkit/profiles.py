@@ -54,7 +54,7 @@ LESSON_SETTINGS: dict[str, dict[str, dict]] = {
         "full": {"n_folder": 2000, "n_steps": 10, "train_batch": 128, "n_show": 16},
     },
     "02": {"smoke": dict(image_size=64, n_train=256, n_test=160, budgets=[40, 80], seeds=[0], tsne=False),
-           "workshop": dict(image_size=64, n_train=None, n_test=None, budgets=[50, 100, 250, 1000], seeds=[0, 1],
+           "workshop": dict(image_size=64, n_train=2000, n_test=None, budgets=[50, 100, 250, 500], seeds=[0, 1],
                             tsne=True),
            "full": dict(image_size=64, n_train=None, n_test=None, budgets=[50, 100, 250, 1000, None],
                         seeds=[0, 1, 2, 3, 4], tsne=True)},

@@ -11,9 +11,7 @@ same size; the data path should deliver at least 5x what training consumes. Medi
 
 import argparse
 import shutil
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,17 +19,12 @@ import torch
 from PIL import Image
 
 from medkit import data, models
+from medkit.timing import median_seconds
 
 
 def median_rate(fn, n_images: int, repeats: int) -> float:
     """Return the median images/s of `fn()` (which processes n_images) over `repeats` runs, after a warm-up."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return n_images / statistics.median(times)
+    return n_images / median_seconds(fn, repeats, warmup=1)
 
 
 def epoch(loader):

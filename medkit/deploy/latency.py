@@ -1,25 +1,13 @@
 """Time the same model in PyTorch (eager) and in ONNX Runtime: median milliseconds per batch."""
 
-import time
 
-import numpy as np
 import torch
 
 from ..errors import DataError
 from ..models import Preprocess
+from ..timing import median_seconds
 
 __all__ = ["measure_latency"]
-
-
-def _median_ms(fn, repeats: int, warmup: int) -> float:
-    for _ in range(warmup):  # first calls allocate buffers and pick kernels
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000.0 * float(np.median(times))
 
 
 def measure_latency(model, onnx_path, images, *, batch_sizes=(1, 32), repeats: int = 20, warmup: int = 3,
@@ -50,8 +38,8 @@ def measure_latency(model, onnx_path, images, *, batch_sizes=(1, 32), repeats: i
                 with torch.inference_mode():
                     wrapper(xt)
 
-            torch_ms = _median_ms(eager, repeats, warmup)
-            onnx_ms = _median_ms(lambda x=x: predictor.run(x), repeats, warmup)
+            torch_ms = 1000.0 * median_seconds(eager, repeats, warmup)
+            onnx_ms = 1000.0 * median_seconds(lambda x=x: predictor.run(x), repeats, warmup)
             rows.append({"batch": bs, "torch_ms": torch_ms, "onnx_ms": onnx_ms, "speedup": torch_ms / onnx_ms,
                          "torch_img_per_s": 1000.0 * bs / torch_ms, "onnx_img_per_s": 1000.0 * bs / onnx_ms})
     finally:

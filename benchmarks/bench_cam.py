@@ -8,22 +8,16 @@ of the class scores into every parameter. Run it on a quiet machine: other proce
 """
 
 import argparse
-import statistics
-import time
 
 import torch
 
 from medkit import cam, models
+from medkit.timing import median_seconds
 
 
 def seconds(fn, repeats: int) -> float:
-    fn()  # warm-up: allocator, lazy imports
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    """Return the median seconds of `fn()` after one warm-up call (allocator, lazy imports)."""
+    return median_seconds(fn, repeats, warmup=1)
 
 
 def main(argv=None):

@@ -86,7 +86,10 @@ def test_window_level_slider_redraws_the_ct_image(jupyterlab):
         page.click("text=Run", timeout=30_000)
         page.click("text=Run All Cells")
         level = page.locator(".widget-slider").filter(has=page.locator("label", has_text="level")).first
-        level.wait_for(state="attached", timeout=300_000)
+        error = page.locator(".jp-RenderedText[data-mime-type='application/vnd.jupyter.error']").first
+        level.or_(error).wait_for(state="attached", timeout=300_000)
+        if error.count():  # fail with the lesson's own traceback, not a five-minute timeout
+            pytest.fail(f"lesson 01 raised in JupyterLab:\n{error.text_content()[-2000:]}")
         _wait_until_kernel_idle(base, token)  # a slider's callback runs only once the kernel has finished "Run All"
         level.scroll_into_view_if_needed()
         box = level.locator("xpath=ancestor::div[contains(@class,'widget-vbox')][1]")
@@ -94,7 +97,8 @@ def test_window_level_slider_redraws_the_ct_image(jupyterlab):
         image.wait_for(state="attached", timeout=30_000)
         before = image.get_attribute("src")
         readout = level.locator(".widget-readout")
-        old_value = int(readout.inner_text().replace("\u2212", "-"))  # the readout prints a true minus sign
+        page.wait_for_function("el => el.textContent.trim() !== ''", arg=readout.element_handle(), timeout=30_000)
+        old_value = int(readout.text_content().strip().replace("\u2212", "-"))  # the readout prints a true minus sign
         readout.click()
         page.keyboard.press("Control+A")
         page.keyboard.type(str(old_value + 400))

@@ -8,6 +8,7 @@ from claims import claims_for
 
 from medkit.notebooks import lesson_paths, run_notebook
 
+SMOKE_RUNS: dict[str, dict] = {}  # lesson stem -> metrics of its smoke run, reused by the reproducibility test
 NOTEBOOKS = sorted(Path(__file__).resolve().parents[1].joinpath("notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
@@ -36,4 +37,23 @@ def test_notebook_runs_and_claims_hold(path, tmp_path):
     metrics = run_notebook(path, tmp_path, profile="smoke")
     assert metrics["lesson"] == path.stem
     assert metrics["profile"] == "smoke"
+    SMOKE_RUNS[path.stem] = metrics
     claims_for(path.stem[:2])(metrics)
+
+
+def _without_timings(value):
+    """Drop wall-clock entries (keys naming seconds or ms), which differ between runs by nature."""
+    if isinstance(value, dict):
+        return {k: _without_timings(v) for k, v in value.items() if not any(t in k for t in ("seconds", "_ms", "time"))}
+    if isinstance(value, list):
+        return [_without_timings(v) for v in value]
+    return value
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("stem", ["03_freezing_and_fine_tuning", "09_federated_learning"])
+def test_same_seed_same_profile_gives_the_same_numbers(stem, tmp_path):
+    path = next(p for p in NOTEBOOKS if p.stem == stem)
+    first = SMOKE_RUNS.get(stem) or run_notebook(path, tmp_path / "first", profile="smoke")
+    second = run_notebook(path, tmp_path / "second", profile="smoke")
+    assert _without_timings(second) == _without_timings(first)

@@ -136,10 +136,13 @@ def check_04(m):
     # ROAD mechanics: scores lie in [-0.5, 0.5], and random maps score near zero (MoRF and LeRF cancel).
     assert -0.5 <= m["road_gradcam"] <= 0.5 and 0 <= m["road_win_rate_gradcam"] <= 1
     assert abs(m["road_random"]) < 0.05, m["road_random"]
-    # Faithfulness: the trained model's Grad-CAM beats random maps of the same smoothness. In smoke (256 training
-    # images, 16 scored) the gap is small: it held for SEED=0 with 1 and 2 threads (+0.014, +0.037) but not for
-    # every seed (seed 2: -0.003); the workshop profile (2048 training images, 48 scored) is the lesson's claim.
-    assert m["road_gradcam"] > m["road_random"], (m["road_gradcam"], m["road_random"])
+    # Faithfulness: the trained model's Grad-CAM beats random maps of the same smoothness. Only a model trained past
+    # smoke can show it: smoke's (192 images, top groups only, AUC ~0.83) scores within +-0.03 of random for seeds
+    # 0-7 and either sign. Workshop (2048 images, AUC ~0.98) won for seeds 0-4 by +0.067, +0.077, +0.062, +0.037,
+    # +0.011; test_notebooks runs it in that profile.
+    if m["profile"] != "smoke":
+        assert m["road_gradcam"] > m["road_random"], (m["road_gradcam"], m["road_random"])
+        assert m["road_win_rate_gradcam"] > 0.5, m["road_win_rate_gradcam"]
     # Sanity check: with the top layer groups re-initialised the maps change (rank correlation well below 1).
     assert min(m["sanity_rank_corr"].values()) < 0.8, m["sanity_rank_corr"]
 

@@ -41,6 +41,14 @@ def test_notebook_runs_and_claims_hold(path, tmp_path):
     claims_for(path.stem[:2])(metrics)
 
 
+@pytest.mark.notebooks
+def test_grad_cam_beats_random_maps_in_the_workshop_profile(tmp_path):
+    """Lesson 04's faithfulness claim needs a trained model, so it runs in the default profile (~2.5 min)."""
+    metrics = run_notebook(next(p for p in NOTEBOOKS if p.stem.startswith("04")), tmp_path, profile="workshop")
+    assert metrics["profile"] == "workshop"
+    claims_for("04")(metrics)
+
+
 def _without_timings(value):
     """Drop wall-clock entries (keys naming seconds or ms), which differ between runs by nature."""
     if isinstance(value, dict):

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import DataError, UnknownNameError
 
-__all__ = ["read_dicom", "dicom_info", "window", "WINDOWS"]
+__all__ = ["read_dicom", "dicom_info", "open_dicom", "decode_pixels", "window", "WINDOWS"]
 
 # (center, width) in HU: the usual radiology presets (Radiopaedia, "Windowing (CT)").
 WINDOWS = {
@@ -26,7 +26,7 @@ WINDOWS = {
 }
 
 
-def _dataset(path, pixels: bool = True):
+def open_dicom(path, pixels: bool = True):
     """Read a DICOM file with pydicom, turning its failures into DataError naming the file."""
     import pydicom
     from pydicom.errors import InvalidDicomError
@@ -35,17 +35,25 @@ def _dataset(path, pixels: bool = True):
     if not path.is_file():
         raise DataError(f"DICOM file {path} does not exist. Check the path.")
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=not pixels)
+        return pydicom.dcmread(path, stop_before_pixels=not pixels)
     except InvalidDicomError as exc:
         raise DataError(f"{path} is not a DICOM file ({exc}). Pass a .dcm file, or read PNG/JPEG with load_image().") \
             from exc
     except Exception as exc:  # pydicom raises many kinds on damaged headers
         raise DataError(f"{path}: cannot read the DICOM header ({type(exc).__name__}: {exc}). "
                         "The file is probably damaged; re-export it.") from exc
-    if pixels and "PixelData" not in ds:
+
+
+def decode_pixels(ds, path) -> np.ndarray:
+    """Return `ds.pixel_array`, turning a missing or undecodable pixel payload into DataError naming `path`."""
+    if "PixelData" not in ds:
         raise DataError(f"{path} has no pixel data (a {ds.get('Modality', 'non-image')} object?). "
                         "Only DICOM images can be read as arrays.")
-    return ds
+    try:
+        return ds.pixel_array
+    except Exception as exc:  # truncated data, unsupported compression, inconsistent header
+        raise DataError(f"{path}: cannot decode the pixel data ({type(exc).__name__}: {exc}). "
+                        "The file may be truncated or use a compression with no installed decoder.") from exc
 
 
 def read_dicom(path) -> np.ndarray:
@@ -58,12 +66,8 @@ def read_dicom(path) -> np.ndarray:
     """
     from pydicom.pixels import apply_modality_lut
 
-    ds = _dataset(path)
-    try:
-        stored = ds.pixel_array
-    except Exception as exc:  # truncated data, unsupported compression, inconsistent header
-        raise DataError(f"{path}: cannot decode the pixel data ({type(exc).__name__}: {exc}). "
-                        "The file may be truncated or use a compression with no installed decoder.") from exc
+    ds = open_dicom(path)
+    stored = decode_pixels(ds, path)
     image = np.asarray(apply_modality_lut(stored, ds), dtype=np.float32)
     if ds.get("PhotometricInterpretation", "") == "MONOCHROME1":
         image = float(image.max() + image.min()) - image  # mirror within the same range
@@ -72,7 +76,7 @@ def read_dicom(path) -> np.ndarray:
 
 def dicom_info(path) -> dict:
     """Return the header fields a lesson needs: modality, size, spacing, rescale and stored window."""
-    ds = _dataset(path, pixels=False)
+    ds = open_dicom(path, pixels=False)
 
     def first(value):  # WindowCenter may be multi-valued
         if value is None:

@@ -20,6 +20,7 @@ import hashlib
 import secrets
 from pathlib import Path
 
+from ..data.dicom import open_dicom
 from ..errors import DataError
 
 __all__ = ["BASIC_PROFILE", "ACTIONS", "deidentify", "deidentify_file", "PROFILE_NAME"]
@@ -126,18 +127,10 @@ def deidentify(ds, *, salt: str | None = None, pseudonym: str | None = None):
 
 def deidentify_file(path, out, *, salt: str | None = None, pseudonym: str | None = None) -> list[dict]:
     """De-identify the DICOM file `path` into `out` (pixels unchanged) and return the list of changes."""
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
     path, out = Path(path), Path(out)
-    if not path.is_file():
-        raise DataError(f"DICOM file {path} does not exist.")
+    ds = open_dicom(path)
     if out.resolve() == path.resolve():
         raise DataError(f"Refusing to overwrite the original {path}; write the de-identified copy elsewhere.")
-    try:
-        ds = pydicom.dcmread(path)
-    except InvalidDicomError as exc:
-        raise DataError(f"{path} is not a DICOM file ({exc}).") from exc
     clean, changes = deidentify(ds, salt=salt, pseudonym=pseudonym)
     out.parent.mkdir(parents=True, exist_ok=True)
     clean.save_as(out, enforce_file_format=True)

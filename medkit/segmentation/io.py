@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.dicom import decode_pixels, open_dicom
 from ..errors import DataError
 from .dataset import SegmentationDataset, check_masks
 
@@ -48,19 +49,12 @@ def load_dicom_seg(path) -> DicomSeg:
 
     Example: `load_dicom_seg(pydicom.data.get_testdata_file("liver_1frame.dcm"))`, a liver segment.
     """
-    import pydicom
-
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"DICOM SEG file {path} does not exist.")
-    try:
-        ds = pydicom.dcmread(path)
-    except Exception as exc:
-        raise DataError(f"{path} is not a readable DICOM file ({exc}).") from exc
+    ds = open_dicom(path)
     if ds.get("Modality") != "SEG":
         raise DataError(f"{path} has Modality {ds.get('Modality')!r}, not 'SEG': it is an image, not a segmentation. "
                         "Load images with medkit.data.dicom; pass the SEG object here.")
-    pixels = np.asarray(ds.pixel_array)
+    pixels = np.asarray(decode_pixels(ds, path))
     frames = pixels.reshape((-1,) + pixels.shape[-2:])
     if ds.get("SegmentationType", "BINARY") == "FRACTIONAL":
         frames = frames >= ds.get("MaximumFractionalValue", 255) / 2  # occupancy or probability above one half

@@ -7,6 +7,7 @@ import importlib
 
 from .errors import (
     ChecksumError,
+    ConfigError,
     DataError,
     MedkitError,
     OfflineError,
@@ -17,7 +18,7 @@ from .errors import (
 
 __version__ = "0.1.0"
 __all__ = ["MedkitError", "UnknownNameError", "DataError", "WeightsError", "ChecksumError", "OfflineError",
-           "ProfileError", "print_config", "__version__"]
+           "ProfileError", "ConfigError", "print_config", "__version__"]
 
 
 def print_config() -> None:

@@ -8,6 +8,7 @@ __all__ = [
     "ChecksumError",
     "OfflineError",
     "ProfileError",
+    "ConfigError",
 ]
 
 
@@ -40,3 +41,7 @@ class OfflineError(WeightsError):
 
 class ProfileError(UnknownNameError):
     """A profile name that is not smoke, workshop or full."""
+
+
+class ConfigError(MedkitError, ValueError):
+    """A setting that cannot work, such as an image size too small for a backbone's pretrained features."""

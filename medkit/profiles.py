@@ -40,7 +40,8 @@ class Settings:
 
 
 _COMMON = {
-    "smoke": dict(image_size=32, n_train=256, epochs=1, batch_size=64, num_seeds=1),
+    # 48 px, not 32: below 33 px efficientnet_lite0's pretrained features are dead (Backbone.min_image_size)
+    "smoke": dict(image_size=48, n_train=256, epochs=1, batch_size=64, num_seeds=1),
     "workshop": dict(image_size=64, n_train=None, epochs=3, batch_size=64, num_seeds=3),
     "full": dict(image_size=128, n_train=None, epochs=10, batch_size=128, num_seeds=5),
 }
@@ -58,7 +59,7 @@ LESSON_SETTINGS: dict[str, dict[str, dict]] = {
                             tsne=True),
            "full": dict(image_size=64, n_train=None, n_test=None, budgets=[50, 100, 250, 1000, None],
                         seeds=[0, 1, 2, 3, 4], tsne=True)},
-    "03": {"smoke": dict(image_size=32, n_train=160, n_test=200, epochs=1, batch_size=32, depths=[0, 2, 4], imbalance=8,
+    "03": {"smoke": dict(image_size=48, n_train=256, n_test=200, epochs=2, batch_size=32, depths=[0, 2, 4], imbalance=8,
                          lr_find=False),
            "workshop": dict(image_size=48, n_train=600, n_test=None, epochs=2, batch_size=32, depths=[0, 1, 2, 3, 4],
                             imbalance=10,

@@ -210,6 +210,7 @@ def fit_recipe(data, out_dir, cfg: RecipeConfig | None = None, progress: bool = 
     stages = schedule(cfg.freeze, cfg.epochs, cfg.lr, cfg.head_lr, n_groups=len(spec.groups))
     if not 16 <= cfg.image_size <= 512:
         raise DataError(f"--image-size {cfg.image_size} is out of range; use 16 to 512 (64 is the recipe).")
+    spec.preprocess(cfg.image_size)  # a size too small for this backbone's features (ConfigError) fails here too
     splits, source = load_splits(data)
     classes = splits["train"].classes
     seed_everything(cfg.seed)

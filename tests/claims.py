@@ -82,6 +82,18 @@ def check_05(m):
             est, low, high = m[f"{point}_{metric}_ci"]
             assert 0 <= low <= est <= high <= 1, (point, metric, m[f"{point}_{metric}_ci"])
         assert m[f"{point}_fn"] >= 0 and m[f"{point}_fp"] >= 0
+    # The probe learns (CV AUC 0.85-0.92 in smoke, 0.93-0.94 in workshop, seeds 0-4) and temperature scaling,
+    # fitted on validation data, lowers the calibration error on the held-out test set (every seed, both profiles).
+    assert m["cv_auc_mean"] > 0.8, m["cv_auc_mean"]
+    assert m["ece_after"] < m["ece_before"], (m["ece_before"], m["ece_after"])
+    if m["profile"] != "smoke":  # smoke's sites hold 20-30 images each: too few to rank them (seeds 0-4 disagree)
+        # Workshop, seeds 0-4: a model trained at one site loses 0.17-0.26 AUC at its worst site, one trained at
+        # all four only 0.03-0.12; its equalized-odds gap shrinks too, and leaving whole sites out of
+        # cross-validation is more pessimistic than random folds (0.86-0.89 against 0.93-0.94).
+        assert m["auc_gap_diverse"] < m["auc_gap_one_site"], (m["auc_gap_one_site"], m["auc_gap_diverse"])
+        assert m["auc_worst_diverse"] > m["auc_worst_one_site"], (m["auc_worst_one_site"], m["auc_worst_diverse"])
+        assert m["eod_diverse"] < m["eod_one_site"], (m["eod_one_site"], m["eod_diverse"])
+        assert m["loso_auc_mean"] < m["cv_auc_mean"], (m["cv_auc_mean"], m["loso_auc_mean"])
 
 
 def check_07(m):
@@ -163,11 +175,19 @@ def check_02(m):
 
 def check_03(m):
     # Every experiment produced a valid AUC.
-    sweep = m["sweep"]
-    assert len(sweep) >= 3 and all(0 <= row["auc"] <= 1 and row["seconds"] > 0 for row in sweep)
+    sweep = {row["frozen_groups"]: row["auc"] for row in m["sweep"]}
+    assert len(sweep) >= 3 and all(0 <= row["auc"] <= 1 and row["seconds"] > 0 for row in m["sweep"])
     _finite(m, "gradual_auc", "all_at_once_auc", "fastai_auc")
-    assert all(0 <= v <= 1 for v in m["head_only_auc"].values())
-    assert set(m["losses"]) == {"ce", "weighted_ce", "focal"}
+    assert set(m["losses"]) == {"ce", "weighted_ce", "focal", "weighted_focal"}
+    # The lesson's claims, measured on seeds 0-4 in smoke (smallest margin first) and seed 0 in workshop:
+    # fine-tuning learns on real X-rays (k=0 AUC 0.73-0.86; workshop 0.96) and beats training the head alone
+    # at the same lr (+0.29..+0.48; workshop +0.26); a head alone needs the larger lr (+0.15..+0.37; workshop +0.12).
+    head, top = m["head_only_auc"], max(sweep)
+    assert sweep[0] > 0.7 and sweep[0] > sweep[top] + 0.1, sweep
+    assert head["0.01"] > head["0.001"] + 0.05, head
+    # Class weights win back the specificity cross-entropy gives up on a 30:1 set (0.15-0.79 vs 0.00-0.06).
+    losses = m["losses"]
+    assert losses["weighted_ce"]["specificity"] > losses["ce"]["specificity"], losses
     # Full fine-tuning moves the fresh head far more than the ImageNet stem.
     change = m["relative_change"]
     assert len(change) == 5 and change[-1] > 10 * change[0], change

@@ -18,7 +18,7 @@ from medkit.models import get_backbone
 def predictor(tmp_path_factory):
     torch.manual_seed(0)
     model = get_backbone("resnet18", weights=None, num_classes=2).eval()
-    out = export_onnx(model, tmp_path_factory.mktemp("onnx") / "model.onnx", input_size=28, image_size=32,
+    out = export_onnx(model, tmp_path_factory.mktemp("onnx") / "model.onnx", input_size=28, image_size=48,
                       classes=["normal", "pneumonia"])
     return OnnxPredictor(out)
 
@@ -61,7 +61,7 @@ def test_colour_picture_is_refused(predictor, tmp_path):
 
 def test_export_and_predict_commands(pneumonia, tmp_path, capsys):
     model = get_backbone("resnet18", weights=None, num_classes=2)
-    save_checkpoint(tmp_path / "ckpt", model, image_size=32, classes=pneumonia["test"].classes)
+    save_checkpoint(tmp_path / "ckpt", model, image_size=48, classes=pneumonia["test"].classes)
     out = tmp_path / "model.onnx"
     assert main(["export", "--checkpoint", str(tmp_path / "ckpt"), "--out", str(out), "--n-verify", "32"]) == 0
     text = capsys.readouterr().out

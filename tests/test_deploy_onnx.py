@@ -18,7 +18,7 @@ from medkit.models import Preprocess, get_backbone
 def exported(tmp_path_factory):
     torch.manual_seed(0)
     model = get_backbone("efficientnet_lite0", num_classes=2).eval()
-    out = export_onnx(model, tmp_path_factory.mktemp("onnx") / "model.onnx", input_size=28, image_size=32,
+    out = export_onnx(model, tmp_path_factory.mktemp("onnx") / "model.onnx", input_size=28, image_size=48,
                       classes=["normal", "pneumonia"], threshold=0.4)
     return model, out
 
@@ -29,7 +29,7 @@ def test_export_matches_pytorch_on_real_images(backbone, exported, pneumonia, tm
         model, out = exported
     else:
         model = get_backbone(backbone, weights=None, num_classes=2).eval()
-        out = export_onnx(model, tmp_path / "m.onnx", input_size=28, image_size=32, classes=pneumonia["test"].classes)
+        out = export_onnx(model, tmp_path / "m.onnx", input_size=28, image_size=48, classes=pneumonia["test"].classes)
     result = verify_onnx(model, out, pneumonia["test"].images[:48])
     assert result.n_images == 48
     assert result.max_abs_diff <= 1e-4 and result.same_classes and result.ok
@@ -43,7 +43,7 @@ def test_export_matches_pytorch_on_real_images(backbone, exported, pneumonia, tm
 def test_antialiased_downsizing_is_exported_exactly(tmp_path):
     # Large raw images shrunk inside the graph use Resize(antialias=1), which must match PyTorch.
     model = get_backbone("resnet18", weights=None, num_classes=2).eval()
-    out = export_onnx(model, tmp_path / "m.onnx", input_size=80, image_size=32, classes=["a", "b"])
+    out = export_onnx(model, tmp_path / "m.onnx", input_size=80, image_size=48, classes=["a", "b"])
     images = np.random.default_rng(0).integers(0, 256, (6, 80, 80), dtype=np.uint8)
     assert verify_onnx(model, out, images).max_abs_diff <= 1e-4
 
@@ -117,7 +117,7 @@ def test_wrong_size_channels_or_dtype_is_refused(exported):
 def test_export_refuses_class_count_mismatch(tmp_path):
     model = get_backbone("resnet18", weights=None, num_classes=2)
     with pytest.raises(DataError, match="2 outputs but 3 classes"):
-        export_onnx(model, tmp_path / "m.onnx", input_size=28, image_size=32, classes=["a", "b", "c"])
+        export_onnx(model, tmp_path / "m.onnx", input_size=28, image_size=48, classes=["a", "b", "c"])
 
 
 def test_latency_rows(exported, pneumonia):

@@ -12,7 +12,7 @@ def learn(pneumonia):
     from medkit.learner import medical_learner
 
     small = {k: pneumonia[k].subset(subsample(pneumonia[k].labels, 64, 0)) for k in ("train", "val")}
-    return medical_learner(small, "efficientnet_lite0", image_size=32, batch_size=32)
+    return medical_learner(small, "efficientnet_lite0", image_size=48, batch_size=32)
 
 
 def test_learner_uses_registry_groups_and_starts_frozen(learn):

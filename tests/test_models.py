@@ -5,7 +5,7 @@ import torch
 from skimage import data as skdata
 
 from medkit import models
-from medkit.errors import OfflineError, UnknownNameError, WeightsError
+from medkit.errors import ConfigError, OfflineError, UnknownNameError, WeightsError
 from medkit.models import registry
 
 
@@ -26,6 +26,23 @@ def test_random_init_is_not_pretrained():
     model = models.get_backbone("efficientnet_lite0", weights=None)
     (cup_class, _, prob), *_ = models.imagenet_topk(model, skdata.coffee())[0]
     assert cup_class != 967 and prob < 0.5
+
+
+def _feature_spread(model, images, image_size):
+    """Mean spread across images of the pooled features, preprocessed at `image_size` (no size check)."""
+    spec = models.get_spec(model)
+    x = registry.Preprocess(image_size, spec.mean, spec.std)(torch.as_tensor(images[:, None]))
+    with torch.no_grad():
+        return model.eval().forward_features(x).mean((2, 3)).std(0).mean().item()
+
+
+def test_pretrained_features_die_below_the_minimum_image_size(lite0, pneumonia):
+    # Why efficientnet_lite0 refuses 32 px: its ImageNet features no longer vary from one X-ray to the next.
+    images, smallest = pneumonia["test"].images[:32], models.get_spec(lite0).min_image_size
+    alive, dead = _feature_spread(lite0, images, smallest), _feature_spread(lite0, images, smallest - 1)
+    assert alive > 0.1 and dead < alive / 100, (dead, alive)
+    with pytest.raises(ConfigError, match="image_size=32 is too small for efficientnet_lite0.*>= 33"):
+        models.get_spec(lite0).preprocess(32)
 
 
 @pytest.mark.parametrize("name", models.list_backbones())

@@ -7,7 +7,7 @@ from medkit.checkpoint import CONFIG_FILE
 from medkit.cli import main
 from medkit.data import pneumonia as load_pneumonia
 from medkit.data import sample_path, subsample
-from medkit.errors import DataError, MedkitError, UnknownNameError, WeightsError
+from medkit.errors import ConfigError, DataError, MedkitError, UnknownNameError, WeightsError
 from medkit.recipe import RecipeConfig, XrayAugment, choose_threshold, evaluate_checkpoint, fit_recipe, load_splits
 
 FAST = ["--epochs", "2", "--image-size", "32", "--quiet", "--batch-size", "32"]
@@ -76,7 +76,7 @@ def test_fit_then_evaluate_cli(fitted, tiny, capsys):
 
 
 def test_fit_is_reproducible(tiny, tmp_path):
-    cfg = RecipeConfig(image_size=32, epochs=1, batch_size=32, freeze="head")
+    cfg = RecipeConfig(image_size=48, epochs=1, batch_size=32, freeze="head")
     a = fit_recipe(tiny, tmp_path / "a", cfg, progress=False, log=lambda *_: None)
     b = fit_recipe(tiny, tmp_path / "b", cfg, progress=False, log=lambda *_: None)
     assert a["val"]["auc"] == b["val"]["auc"] and a["threshold"] == b["threshold"]
@@ -133,7 +133,7 @@ def test_labels_out_of_range(tmp_path, labels):
     images = np.zeros((60, 28, 28), np.uint8)
     path = _write(tmp_path / "l.npz", train=(images, labels[:, None]), val=(images[:9], labels[:9, None]))
     with pytest.raises(DataError):
-        fit_recipe(path, tmp_path / "o", RecipeConfig(epochs=1, image_size=32), progress=False)
+        fit_recipe(path, tmp_path / "o", RecipeConfig(epochs=1, image_size=48), progress=False)
 
 
 def test_missing_file(tmp_path):
@@ -144,7 +144,8 @@ def test_missing_file(tmp_path):
 @pytest.mark.parametrize("flag, value, error", [("--backbone", "alexnet", UnknownNameError),
                                                 ("--freeze", "sometimes", UnknownNameError),
                                                 ("--freeze", "freeze_to:9", UnknownNameError),
-                                                ("--image-size", "4", DataError)])
+                                                ("--image-size", "4", DataError),
+                                                ("--image-size", "32", ConfigError)])
 def test_unknown_names(tiny, tmp_path, capsys, flag, value, error):
     assert main(["fit", "--data", str(tiny), "--out", str(tmp_path / "o"), *FAST, flag, value]) == 2
     assert value in capsys.readouterr().err

@@ -52,11 +52,11 @@ def test_preprocessing_is_inside_the_graph(exported, pneumonia):
     model, out = exported
     predictor = OnnxPredictor(out)
     meta = json.loads(sidecar_path(out).read_text())
-    assert meta["input_size"] == 28 and meta["image_size"] == 32 and meta["channels"] == 1
+    assert meta["input_size"] == 28 and meta["image_size"] == 48 and meta["channels"] == 1
     assert meta["classes"] == ["normal", "pneumonia"] and meta["threshold"] == 0.4 and meta["opset"] >= 17
     images = pneumonia["val"].images[:8]
     with torch.no_grad():
-        expected = torch.softmax(model(Preprocess(32)(torch.from_numpy(images)[:, None])), 1).numpy()
+        expected = torch.softmax(model(Preprocess(48)(torch.from_numpy(images)[:, None])), 1).numpy()
     np.testing.assert_allclose(predictor.predict_proba(images), expected, atol=1e-5)
     probs = np.array([[0.65, 0.35], [0.55, 0.45]])
     assert predictor.decide(probs).tolist() == [0, 1]  # the stored threshold 0.4, not 0.5
@@ -65,10 +65,10 @@ def test_preprocessing_is_inside_the_graph(exported, pneumonia):
 
 def test_swapped_onnx_file_is_refused(exported, tmp_path):
     model, out = exported
-    other = export_onnx(model, tmp_path / "other.onnx", input_size=28, image_size=48, classes=["normal", "pneumonia"])
+    other = export_onnx(model, tmp_path / "other.onnx", input_size=28, image_size=64, classes=["normal", "pneumonia"])
     target = tmp_path / "model.onnx"
     shutil.copy(other, target)
-    shutil.copy(sidecar_path(out), sidecar_path(target))  # the sidecar says 32 px, the graph does 48 px
+    shutil.copy(sidecar_path(out), sidecar_path(target))  # the sidecar says 48 px, the graph does 64 px
     with pytest.raises(DataError, match="image_size"):
         OnnxPredictor(target)
 

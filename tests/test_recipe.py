@@ -10,7 +10,7 @@ from medkit.data import sample_path, subsample
 from medkit.errors import ConfigError, DataError, MedkitError, UnknownNameError, WeightsError
 from medkit.recipe import RecipeConfig, XrayAugment, choose_threshold, evaluate_checkpoint, fit_recipe, load_splits
 
-FAST = ["--epochs", "2", "--image-size", "32", "--quiet", "--batch-size", "32"]
+FAST = ["--epochs", "2", "--image-size", "48", "--quiet", "--batch-size", "32"]
 
 
 def _write(path, **splits):

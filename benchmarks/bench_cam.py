@@ -15,11 +15,6 @@ from medkit import cam, models
 from medkit.timing import median_seconds
 
 
-def seconds(fn, repeats: int) -> float:
-    """Return the median seconds of `fn()` after one warm-up call (allocator, lazy imports)."""
-    return median_seconds(fn, repeats, warmup=1)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbone", default="efficientnet_lite0")
@@ -42,14 +37,14 @@ def main(argv=None):
     rows = []
     for n in args.batch:
         x = torch.randn(n, 3, args.image_size, args.image_size)
-        base = seconds(lambda x=x: forward_backward(x), args.repeats) / n
+        base = median_seconds(lambda x=x: forward_backward(x), args.repeats) / n
         rows.append((n, "forward+backward (baseline)", base, 1.0))
         for name, method in [("Grad-CAM, pytorch-grad-cam", "gradcam"), ("Grad-CAM++, pytorch-grad-cam", "gradcam++"),
                              ("EigenCAM, pytorch-grad-cam", "eigencam"), ("Grad-CAM, medkit ScratchGradCAM", None)]:
             if method is None:
-                t = seconds(lambda x=x: scratch(x), args.repeats) / n
+                t = median_seconds(lambda x=x: scratch(x), args.repeats) / n
             else:
-                t = seconds(lambda x=x, m=method, n=n: cam.cams(model, x, m, batch_size=n), args.repeats) / n
+                t = median_seconds(lambda x=x, m=method, n=n: cam.cams(model, x, m, batch_size=n), args.repeats) / n
             rows.append((n, name, t, t / base))
     print(f"{args.backbone} at {args.image_size} px, {torch.get_num_threads()} thread(s), median of {args.repeats}")
     print(f"{'batch':>5}  {'method':<33} {'ms/image':>9} {'x baseline':>10}")

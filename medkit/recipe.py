@@ -179,8 +179,7 @@ def choose_threshold(labels, probs, rule: str = "youden") -> float:
     return float(np.clip(thr[best], 0.0, 1.0))
 
 
-def _loaders(splits, spec, cfg: RecipeConfig):
-    pre = spec.preprocess(cfg.image_size)
+def _loaders(splits, pre, cfg: RecipeConfig):
     augment = XrayAugment(seed=cfg.seed) if cfg.augment else None
     train_dl = BatchLoader(splits["train"], cfg.batch_size, shuffle=True, seed=cfg.seed, preprocess=pre,
                            augment=augment, drop_last=len(splits["train"]) > cfg.batch_size)
@@ -210,12 +209,12 @@ def fit_recipe(data, out_dir, cfg: RecipeConfig | None = None, progress: bool = 
     stages = schedule(cfg.freeze, cfg.epochs, cfg.lr, cfg.head_lr, n_groups=len(spec.groups))
     if not 16 <= cfg.image_size <= 512:
         raise DataError(f"--image-size {cfg.image_size} is out of range; use 16 to 512 (64 is the recipe).")
-    spec.preprocess(cfg.image_size)  # a size too small for this backbone's features (ConfigError) fails here too
+    pre = spec.preprocess(cfg.image_size)  # a size too small for this backbone's features (ConfigError) fails here too
     splits, source = load_splits(data)
     classes = splits["train"].classes
     seed_everything(cfg.seed)
     model = get_backbone(cfg.backbone, weights=cfg.weights, num_classes=len(classes))
-    train_dl, val_dl = _loaders(splits, spec, cfg)
+    train_dl, val_dl = _loaders(splits, pre, cfg)
     loss_fn = make_loss(cfg.loss, splits["train"].labels, len(classes))
     log(f"medkit fit: {cfg.backbone} ({cfg.weights or 'random init'}) at {cfg.image_size} px, "
         f"{len(splits['train'])} train / {len(splits['val'])} val images, {cfg.epochs} epochs, freeze={cfg.freeze}")

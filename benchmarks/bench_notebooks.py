@@ -37,7 +37,7 @@ def run_one(path: str, profile: str, out_dir: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="workshop")
-    parser.add_argument("--lessons", nargs="*")
+    parser.add_argument("--lessons", nargs="*", help="lesson numbers to run, e.g. 03 05 (default: all)")
     parser.add_argument("--core", type=int, default=0, help="CPU core to pin the notebooks to (default: %(default)s)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -47,6 +47,8 @@ def main() -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MEDKIT_OFFLINE": "1"}
     paths = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     paths = [p for p in paths if not args.lessons or p.stem[:2] in args.lessons]
+    if not paths:
+        parser.error(f"no lesson numbered {' or '.join(args.lessons)}; pass two-digit numbers such as 03")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for path in paths:

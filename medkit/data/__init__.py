@@ -7,6 +7,7 @@ from .dicom import WINDOWS, dicom_info, read_dicom, window
 from .folder import from_folder, scan_folder
 from .images import load_image, stack_images, to_uint8
 from .intensity import foreground_mask, histogram_match, percentile_clip, zscore
+from .kermany import CHEST_XRAY_SAMPLE, chest_xray_dir, chest_xrays
 from .loaders import BatchLoader, to_tensor
 from .medmnist import (
     HELD_OUT_SEED,
@@ -19,6 +20,7 @@ from .medmnist import (
     sample_path,
     samples_dir,
 )
+from .patients import classes_per_patient, patient_key, patient_keys, pneumonia_type
 from .splits import check_no_leakage, group_split, split_dataset, stratified_split, subsample, train_val_test_split
 from .table import from_csv
 
@@ -27,6 +29,10 @@ __all__ = [
     "samples_dir", "PNEUMONIA_CLASSES", "HELD_OUT_SEED", "HELD_OUT_SIZE", "stratified_split", "subsample",
     # sources
     "from_medmnist", "from_folder", "scan_folder", "from_csv", "load_image", "stack_images", "to_uint8",
+    # patient keys in file names (the Kermany chest X-rays)
+    "patient_key", "patient_keys", "pneumonia_type", "classes_per_patient",
+    # the bundled real-resolution chest X-rays, split by patient
+    "chest_xrays", "chest_xray_dir", "CHEST_XRAY_SAMPLE",
     # DICOM and CT windows
     "read_dicom", "dicom_info", "window", "WINDOWS",
     # MRI intensity normalisation

@@ -2,9 +2,13 @@
 
     chest_xray/train/NORMAL/*.jpeg, chest_xray/train/PNEUMONIA/*.jpeg, chest_xray/test/...
 
-Files that are not images by their extension (README.txt, .DS_Store) are left out and counted in
-`meta["ignored"]`; files that look like images but cannot be read raise (or, with
-on_error="skip", are counted in `meta["skipped"]`). Nothing is dropped without a count.
+Hidden files and folders (`.DS_Store`, macOS `._x.png` AppleDouble files, `.ipynb_checkpoints/`) are
+never loaded. Other files that are not images by their extension (README.txt) are left out and counted
+in `meta["ignored"]`; files that look like images but cannot be read raise (or, with on_error="skip",
+are counted in `meta["skipped"]`). Nothing visible is dropped without a count.
+
+When every file name carries a patient key (`patients.patient_key`: the Kermany names), the dataset's
+`groups` are those keys and `meta["group_kind"]` is "patient", so group-aware splits keep patients whole.
 """
 
 import warnings
@@ -13,8 +17,20 @@ from pathlib import Path
 from ..errors import DataError
 from .dataset import ImageDataset
 from .images import DICOM_EXTENSIONS, IMAGE_EXTENSIONS, stack_images
+from .patients import patient_keys, warn_mixed_patients
 
-__all__ = ["from_folder", "scan_folder"]
+__all__ = ["from_folder", "scan_folder", "is_hidden", "visible_files"]
+
+
+def is_hidden(path, root) -> bool:
+    """Return True when `path` or a folder between it and `root` is hidden (its name starts with a dot)."""
+    return any(part.startswith(".") for part in Path(path).relative_to(root).parts)
+
+
+def visible_files(folder) -> list:
+    """Return the files under `folder`, sorted, leaving out hidden files and anything in hidden folders."""
+    folder = Path(folder)
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not is_hidden(p, folder))
 
 
 def scan_folder(root, classes=None) -> tuple[list, list, list, list]:
@@ -32,7 +48,7 @@ def scan_folder(root, classes=None) -> tuple[list, list, list, list]:
         raise DataError(f"Image folder {root} has no subfolder for class(es) {missing}; it has {found}.")
     paths, labels, ignored = [], [], []
     for label, name in enumerate(classes):
-        files = sorted(p for p in (root / name).rglob("*") if p.is_file())
+        files = visible_files(root / name)
         is_image = [p.suffix.lower() in IMAGE_EXTENSIONS | DICOM_EXTENSIONS for p in files]
         images = [p for p, keep in zip(files, is_image) if keep]
         ignored += [p for p, keep in zip(files, is_image) if not keep]
@@ -63,6 +79,11 @@ def from_folder(root, split: str | None = None, *, classes=None, image_size: int
     images, kept, skipped = stack_images(paths, image_size=image_size, channels=channels, on_error=on_error,
                                          source=str(root))
     labels = [labels[i] for i in kept]
-    return ImageDataset(images, labels, classes, name=name or root.name,
-                        meta={"source": str(root), "paths": [str(paths[i]) for i in kept],
-                              "ignored": [str(p) for p in ignored], "skipped": skipped})
+    kept_paths = [paths[i] for i in kept]
+    groups = patient_keys(kept_paths)
+    if groups is not None:
+        warn_mixed_patients(groups, labels, classes, str(root))
+    return ImageDataset(images, labels, classes, groups, name=name or root.name,
+                        meta={"source": str(root), "paths": [str(p) for p in kept_paths],
+                              "ignored": [str(p) for p in ignored], "skipped": skipped,
+                              "group_kind": None if groups is None else "patient"})

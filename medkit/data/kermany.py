@@ -6,11 +6,8 @@ data_samples/README.md for provenance and the CC BY 4.0 attribution). The lesson
 `chest_xrays()` splits it by patient, with a test part that never changes with the lesson's seed.
 """
 
-import numpy as np
-
-from .dataset import ImageDataset
 from .medmnist import HELD_OUT_SEED, sample_path
-from .splits import check_no_leakage, subsample, train_val_test_split
+from .splits import check_no_leakage, subsample
 
 __all__ = ["chest_xrays", "chest_xray_dir", "CHEST_XRAY_SAMPLE"]
 
@@ -37,10 +34,13 @@ def chest_xrays(image_size: int = 128, n_train: int | None = None, seed: int = 0
 
     Every part's `groups` are patient keys; `meta["origin"]` says how the part was made.
     """
-    from .folder import from_folder
+    from .sources import load_source
 
-    data = from_folder(chest_xray_dir(), image_size=image_size, channels=channels, name=CHEST_XRAY_SAMPLE)
-    splits = _carve_by_patient(data, val_size, test_size, HELD_OUT_SEED)
+    source = load_source(chest_xray_dir(), image_size=image_size, channels=channels, group_by="patient",
+                         val_size=val_size, test_size=test_size, seed=HELD_OUT_SEED, on_error="raise", cache=cache)
+    splits = source.splits
+    for name, ds in splits.items():
+        ds.name = f"{CHEST_XRAY_SAMPLE}:{name}"
     if n_train is not None:
         train = splits["train"]
         keep = subsample(train.labels, n_train, seed, groups=train.groups)
@@ -50,11 +50,3 @@ def chest_xrays(image_size: int = 128, n_train: int | None = None, seed: int = 0
     check_no_leakage(**{name: ds.groups for name, ds in splits.items()})
     return splits
 
-
-def _carve_by_patient(dataset: ImageDataset, val_size, test_size, seed) -> dict:
-    """Return {"train", "val", "test"} parts of a patient-keyed dataset (no patient in two parts)."""
-    index = train_val_test_split(dataset.labels, val_size, test_size, seed, dataset.groups)
-    parts = {name: dataset.subset(np.sort(idx), f"{dataset.name}:{name}") for name, idx in index.items()}
-    for part in parts.values():
-        part.meta = {**part.meta, "origin": f"carved from train, patient-grouped, seed {seed}"}
-    return parts

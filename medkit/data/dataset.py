@@ -9,6 +9,19 @@ from ..errors import DataError
 __all__ = ["ImageDataset"]
 
 
+def _integer_labels(labels: np.ndarray, name: str) -> np.ndarray:
+    """Return labels as int64, refusing fractional, soft or NaN labels instead of truncating them."""
+    if labels.dtype.kind == "f":
+        bad = ~np.isfinite(labels) | (labels != np.round(labels))
+        if bad.any():
+            raise DataError(f"{name or 'dataset'}: {int(bad.sum())} label(s) are not whole numbers (e.g. "
+                            f"{labels[bad][0]}). medkit trains on one class index per image; soft or fractional "
+                            "labels are refused rather than truncated. Threshold them into classes first.")
+    elif labels.dtype.kind not in "iub":
+        raise DataError(f"{name or 'dataset'}: labels must be class indices (integers), got dtype {labels.dtype}.")
+    return labels.astype(np.int64)
+
+
 @dataclass
 class ImageDataset:
     """In-memory images (N, H, W) grey or (N, H, W, C) colour, uint8, with integer labels.
@@ -28,7 +41,7 @@ class ImageDataset:
         self.labels = np.asarray(self.labels).reshape(len(self.labels), -1)
         if self.labels.shape[1] != 1:
             raise DataError(f"{self.name or 'dataset'}: expected one label per image, got labels of shape {self.labels.shape}.")
-        self.labels = self.labels[:, 0].astype(np.int64)
+        self.labels = _integer_labels(self.labels[:, 0], self.name)
         if self.images.ndim not in (3, 4):
             raise DataError(f"{self.name or 'dataset'}: images must be (N, H, W) or (N, H, W, C), got {self.images.shape}.")
         if len(self.images) != len(self.labels):

@@ -37,7 +37,8 @@ def decode_key(paths, image_size, channels) -> str:
     digest = hashlib.sha256(json.dumps([FORMAT_VERSION, image_size, channels]).encode())
     for path in paths:
         stat = os.stat(path)
-        digest.update(f"{os.path.abspath(path)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        # fsencode: file names that are not valid UTF-8 still hash (and spaces or accents need nothing special)
+        digest.update(os.fsencode(os.path.abspath(path)) + f"\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:32]
 
 

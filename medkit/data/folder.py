@@ -68,6 +68,16 @@ def scan_folder(root, classes=None) -> tuple[list, list, list, list]:
     return paths, labels, classes, ignored
 
 
+def _check_every_class_kept(root, classes, labels, kept, skipped):
+    """Refuse a class whose folder held image files of which none could be read."""
+    present = {labels[i] for i in kept}
+    for label, name in enumerate(classes):
+        if label not in present:
+            bad = [p for p in skipped if Path(p).is_relative_to(Path(root) / name)]
+            raise DataError(f"Class folder {Path(root) / name} has no readable image: all {len(bad)} image file(s) "
+                            f"failed to decode, e.g. {bad[0] if bad else '-'}. Replace them or remove the folder.")
+
+
 def from_folder(root, split: str | None = None, *, classes=None, image_size: int | None = None,
                 channels: int | None = None, on_error: str = "raise", name: str | None = None,
                 cache: bool = False) -> ImageDataset:
@@ -90,6 +100,7 @@ def from_folder(root, split: str | None = None, *, classes=None, image_size: int
     notes = []
     images, kept, skipped = load_images(paths, image_size=image_size, channels=channels, on_error=on_error,
                                         source=str(root), notes=notes, cache=cache)
+    _check_every_class_kept(root, classes, labels, kept, skipped)
     labels = [labels[i] for i in kept]
     kept_paths = [paths[i] for i in kept]
     groups = patient_keys(kept_paths)

@@ -1,6 +1,7 @@
 """MedMNIST `.npz` files (keys `{split}_images`, `{split}_labels`) and the bundled PneumoniaMNIST sample."""
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -48,21 +49,24 @@ def load_npz(path, split: str = "train", classes=None, name: str | None = None) 
     """Load one split of a MedMNIST-format npz file as an ImageDataset."""
     path = _existing(path)
     try:
-        npz = np.load(path)
+        npz = np.load(path, allow_pickle=False)  # never unpickle: a pickle in a data file can run code
     except Exception as exc:
-        raise DataError(f"{path} is not a readable .npz file ({exc}).") from exc
+        raise DataError(f"{path} is not a readable .npz file ({type(exc).__name__}: {exc}).") from exc
     with npz:
         keys = (f"{split}_images", f"{split}_labels")
         missing = [k for k in keys if k not in npz.files]
         if missing:
             raise DataError(f"{path} has no {missing} (it holds {sorted(npz.files)}). A MedMNIST file needs "
                             "`{split}_images` and `{split}_labels` for each split.")
-        images, labels = npz[keys[0]], npz[keys[1]]
-    if images.dtype != np.uint8:
-        if images.min() < 0 or images.max() > 255:
-            raise DataError(f"{path}: {split}_images must be uint8 (0-255); got {images.dtype} in "
-                            f"[{images.min()}, {images.max()}].")
-        images = images.astype(np.uint8)
+        try:
+            images, labels = npz[keys[0]], npz[keys[1]]
+        except ValueError as exc:  # object arrays need pickle, which is refused
+            raise DataError(f"{path}: {keys[0]} or {keys[1]} is an object array, which would need unpickling; medkit "
+                            "loads .npz files with allow_pickle=False. Save plain numeric arrays (uint8 images, "
+                            "integer labels).") from exc
+        except Exception as exc:
+            raise DataError(f"{path} is damaged ({type(exc).__name__}: {exc}). Re-download or rebuild it.") from exc
+    images = _images_uint8(images, f"{path}: {split}_images")
     if images.ndim == 4 and images.shape[-1] == 1:
         images = images[..., 0]
     if len(images) != len(labels):
@@ -72,6 +76,26 @@ def load_npz(path, split: str = "train", classes=None, name: str | None = None) 
         raise DataError(f"{path}: {split}_images has shape {images.shape}; expected (N, H, W) or (N, H, W, 3).")
     return ImageDataset(images, labels, list(classes or []), name=name or f"{path.stem}:{split}",
                         meta={"source": str(path), "split": split})
+
+
+def _images_uint8(images: np.ndarray, what: str) -> np.ndarray:
+    """Return images as uint8: floats in 0-1 or 0-255 are scaled (said once), other ranges refused."""
+    from .images import float_to_uint8
+
+    if images.dtype == np.uint8:
+        return images
+    if images.dtype.kind == "f":
+        images, note = float_to_uint8(images, what)
+        warnings.warn(note, stacklevel=3)
+        return images
+    if images.dtype.kind not in "iub":
+        raise DataError(f"{what}: dtype {images.dtype} is not an image type; save uint8 (or float 0-1) images.")
+    low, high = int(images.min()), int(images.max())
+    if low < 0 or high > 255:
+        raise DataError(f"{what}: {images.dtype} values in [{low}, {high}] do not fit 0-255. Scale them to uint8 "
+                        "yourself (for 12/16-bit data divide by the real maximum, e.g. 4095), so no detail is lost "
+                        "by a guess.")
+    return images.astype(np.uint8)
 
 
 def from_medmnist(name: str = "pneumoniamnist", split: str = "train", size: int = 28) -> ImageDataset:

@@ -127,11 +127,17 @@ def test_hidden_files_and_folders_are_never_loaded(folder):
     (folder / "NORMAL" / "._normal0.png").write_bytes(b"\0\5\26\7\0\2\0\0Mac OS X        ")  # AppleDouble
     _png(folder / "NORMAL" / ".ipynb_checkpoints" / "normal0-checkpoint.png", _xray(99, 48))  # other size too
     _png(folder / ".hidden_class" / "x.png", _xray())
+    _png(folder / "__MACOSX" / "NORMAL" / "x.png", _xray())
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # not even an "ignored" warning: hidden files are not the user's data
         ds = from_folder(folder)
     assert len(ds) == 8 and ds.classes == ["NORMAL", "PNEUMONIA"]
-    assert not any("/." in p for p in ds.meta["paths"])
+    assert not any("/." in p or "MACOSX" in p for p in ds.meta["paths"])
+    split = folder.parent / "download"
+    (split / "__MACOSX" / "train").mkdir(parents=True)  # beside split folders too
+    _png(split / "train" / "NORMAL" / "a.png", _xray())
+    _png(split / "train" / "PNEUMONIA" / "b.png", _xray(1))
+    assert set(load_source(split, carve=False, cache=False).splits) == {"train"}
 
 
 def test_paths_with_spaces_and_non_ascii(tmp_path, tmp_cache):

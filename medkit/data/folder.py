@@ -24,17 +24,21 @@ from .patients import patient_keys, warn_mixed_patients
 __all__ = ["from_folder", "scan_folder", "is_hidden", "visible_files"]
 
 
+def _hidden_name(name: str) -> bool:
+    return name.startswith(".") or name == "__MACOSX"  # macOS zips add __MACOSX/ beside the data
+
+
 def is_hidden(path, root) -> bool:
-    """Return True when `path` or a folder between it and `root` is hidden (its name starts with a dot)."""
-    return any(part.startswith(".") for part in Path(path).relative_to(root).parts)
+    """Return True when `path` or a folder between it and `root` is hidden (a dot name, or __MACOSX)."""
+    return any(_hidden_name(part) for part in Path(path).relative_to(root).parts)
 
 
 def visible_files(folder) -> list:
     """Return the files under `folder`, sorted, leaving out hidden files and anything in hidden folders."""
     found = []
     for here, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]  # never descend into .ipynb_checkpoints/ and the like
-        found += [os.path.join(here, f) for f in files if not f.startswith(".")]
+        dirs[:] = [d for d in dirs if not _hidden_name(d)]  # never descend into .ipynb_checkpoints/ and the like
+        found += [os.path.join(here, f) for f in files if not _hidden_name(f)]
     return [Path(p) for p in sorted(found)]
 
 
@@ -43,7 +47,7 @@ def scan_folder(root, classes=None) -> tuple[list, list, list, list]:
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"Image folder {root} does not exist or is not a folder.")
-    found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    found = sorted(p.name for p in root.iterdir() if p.is_dir() and not _hidden_name(p.name))
     if not found:
         raise DataError(f"Image folder {root} has no class subfolders. Expected {root}/CLASS_NAME/image files, "
                         "e.g. train/NORMAL and train/PNEUMONIA.")

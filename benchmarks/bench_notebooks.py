@@ -1,16 +1,19 @@
-"""Run each lesson as a Binder student would (one CPU core, one thread) and print wall time and peak RSS.
+"""Run each lesson as a Binder student would (one CPU core, one thread) and print wall time and the kernel's peak RSS.
 
     python benchmarks/bench_notebooks.py [--profile workshop] [--lessons 00 01 ...]
 
-Each notebook runs in its own child process pinned to one core, so the peak RSS reported (the
-largest process among the papermill runner and its kernel) belongs to that notebook alone.
-Budget (issue: workshops on Binder): <= 5 min and < 2 GB per notebook.
+Each notebook runs in its own papermill process pinned to one core. The memory that counts is the
+kernel's, where the lesson's code runs (the papermill client is a separate process of ~100 MB that a
+student's JupyterLab does not have): the peak is the kernel's own high-water mark (VmHWM in
+/proc/PID/status, kept by Linux, read until the kernel exits), not the largest of all child processes.
+Budget (issue 16, mybinder guarantees 1 GB): <= 5 min and <= 1 GB per notebook, each in its own kernel.
+Run it where torch is the CPU build, as on Binder: PyPI's default (CUDA) build holds about 285 MB more
+after `import torch` alone (VmHWM 520 MB for 2.14.1+cu130 against 235 MB for 2.13.0+cpu, measured here).
 """
 
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -18,20 +21,71 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BUDGET_S, BUDGET_MB = 300, 2048
+BUDGET_S, BUDGET_MB = 300, 1024
+
+
+def _children() -> dict[int, list[int]]:
+    """Return {parent pid: child pids} for every process, from /proc."""
+    tree = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue  # exited meanwhile
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            tree.setdefault(ppid, []).append(int(entry.name))
+    return tree
+
+
+def _descendants(pid: int) -> list[int]:
+    tree, out, todo = _children(), [], [pid]
+    while todo:
+        kids = tree.get(todo.pop(), [])
+        out += kids
+        todo += kids
+    return out
+
+
+def _hwm_mb(pid: int) -> float | None:
+    """Return a process's peak resident memory so far (VmHWM) in MB, or None once it has exited."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def _is_kernel(pid: int) -> bool:
+    try:
+        return b"ipykernel" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def run_one(path: str, profile: str, out_dir: str) -> None:
-    """Child mode: run one notebook with papermill and print its wall time and the kernel's peak RSS as JSON."""
+    """Child mode: run one notebook with papermill and print wall time and the kernel's and client's peak RSS as JSON."""
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "papermill", path, str(Path(out_dir) / Path(path).name),
-                           "-p", "PROFILE", profile, "-p", "OUTPUT_DIR", out_dir, "--cwd", str(Path(path).parent),
-                           "--no-progress-bar"], capture_output=True, text=True)
+    log = Path(out_dir) / "papermill.log"  # a file, not a pipe: a chatty lesson cannot fill it and stall the run
+    with open(log, "w") as log_file:
+        proc = subprocess.Popen([sys.executable, "-m", "papermill", path, str(Path(out_dir) / Path(path).name),
+                                 "-p", "PROFILE", profile, "-p", "OUTPUT_DIR", out_dir, "--cwd", out_dir,
+                                 "--no-progress-bar"], stdout=log_file, stderr=subprocess.STDOUT)
+        kernel_mb, client_mb, kernels = 0.0, 0.0, set()
+        while proc.poll() is None:
+            client_mb = max(client_mb, _hwm_mb(proc.pid) or 0.0)
+            for pid in _descendants(proc.pid):
+                if _is_kernel(pid):
+                    kernels.add(pid)
+                    kernel_mb = max(kernel_mb, _hwm_mb(pid) or 0.0)
+            time.sleep(0.2)
     wall = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # kB on Linux
-    print(json.dumps({"wall_s": wall, "peak_mb": peak_mb, "ok": proc.returncode == 0,
-                      "error": proc.stderr.strip().splitlines()[-1] if proc.returncode else ""}))
+    stderr = log.read_text()
+    print(json.dumps({"wall_s": wall, "peak_mb": kernel_mb, "client_mb": client_mb, "kernels": len(kernels),
+                      "ok": proc.returncode == 0, "error": stderr.strip().splitlines()[-1] if proc.returncode else ""}))
 
 
 def main() -> None:
@@ -58,11 +112,13 @@ def main() -> None:
             result = json.loads(subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout.strip().splitlines()[-1])
             rows.append((path.stem, result))
             status = "ok" if result["ok"] else f"FAILED {result['error'][:60]}"
-            print(f"{path.stem:<32} {result['wall_s']:>8.1f} s {result['peak_mb']:>8.0f} MB  "
-                  f"{'within' if result['wall_s'] <= BUDGET_S and result['peak_mb'] < BUDGET_MB else 'OVER'} budget  {status}",
+            within = result["wall_s"] <= BUDGET_S and result["peak_mb"] <= BUDGET_MB
+            print(f"{path.stem:<32} {result['wall_s']:>8.1f} s {result['peak_mb']:>8.0f} MB kernel "
+                  f"{result['client_mb']:>6.0f} MB client  {'within' if within else 'OVER'} budget  {status}",
                   flush=True)
-    print(f"\nprofile={args.profile}, 1 core (taskset -c {args.core}), 1 thread; budget {BUDGET_S} s and {BUDGET_MB} MB per notebook")
-    print(f"total {sum(r['wall_s'] for _, r in rows):.0f} s, max peak {max(r['peak_mb'] for _, r in rows):.0f} MB")
+    print(f"\nprofile={args.profile}, 1 core (taskset -c {args.core}), 1 thread; budget {BUDGET_S} s and {BUDGET_MB} MB "
+          "of kernel memory per notebook")
+    print(f"total {sum(r['wall_s'] for _, r in rows):.0f} s, max kernel peak {max(r['peak_mb'] for _, r in rows):.0f} MB")
 
 
 if __name__ == "__main__":

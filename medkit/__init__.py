@@ -5,6 +5,7 @@ Submodules load on first use (`medkit.models`, `medkit.data`, ...), so `import m
 
 import importlib
 
+from ._optional import MissingExtraError
 from .errors import (
     ChecksumError,
     ConfigError,
@@ -18,7 +19,7 @@ from .errors import (
 
 __version__ = "0.1.0"
 __all__ = ["MedkitError", "UnknownNameError", "DataError", "WeightsError", "ChecksumError", "OfflineError",
-           "ProfileError", "ConfigError", "print_config", "__version__"]
+           "ProfileError", "ConfigError", "MissingExtraError", "print_config", "__version__"]
 
 
 def print_config() -> None:

@@ -1,40 +1,112 @@
 """Instructor tools: run every lesson and tabulate its numbers, make student copies, strip outputs."""
 
+import ast
 import json
 import math
+import re
+import sys
 import time
 import traceback
 from pathlib import Path
 
-from .errors import DataError
-from .notebooks import lesson_paths, run_notebook
+from ._optional import LESSON_EXTRAS, install_command, missing_extras
+from .errors import ConfigError, DataError
+from .notebooks import DEFAULT_KERNEL, check_kernel, lesson_paths, run_notebook
 
-__all__ = ["run_course", "summary_table", "strip_outputs", "clean_notebooks", "student_copies", "SOLUTION_TAG"]
+__all__ = ["run_course", "select_lessons", "parse_value", "declared_parameters", "summary_table", "strip_outputs", "clean_notebooks",
+           "student_copies", "SOLUTION_TAG"]
 
 SOLUTION_TAG = "solution"
 _SKIP = {"lesson", "profile", "seed", "backbone"}
 
 
-def run_course(out_dir, profile: str = "workshop", lessons=None, seed: int = 0, echo=print) -> list[dict]:
-    """Run the lessons (all, or those whose number or name is in `lessons`) and return one result per lesson.
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
-    Each lesson runs into `out_dir/NN_name/` (executed notebook + metrics.json); a failing lesson
-    is reported and the course goes on, so one broken lesson never hides the others' numbers.
-    """
-    out_dir, results = Path(out_dir), []
+
+def parse_value(text: str):
+    """Return a `-p NAME VALUE` value as papermill would inject it: a Python or JSON literal, else the string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        pass
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def declared_parameters(path) -> list[str]:
+    """Return the names a lesson's `parameters` cell assigns, in order."""
+    nb = json.loads(Path(path).read_text())
+    cells = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+    source = "".join("".join(c["source"]) for c in cells)
+    return re.findall(r"^([A-Za-z_]\w*)\s*(?::[^=]+)?=", source, flags=re.MULTILINE)
+
+
+def _check_parameters(paths, parameters: dict) -> None:
+    """Refuse parameters that no selected lesson declares, and those that have their own option."""
+    own = {"PROFILE": "--profile", "SEED": "--seed", "OUTPUT_DIR": "--out"}
+    for name in parameters:
+        if name in own:
+            raise ConfigError(f"Set {name} with {own[name]}, not -p {name}.")
+    declared = {name for path in paths for name in declared_parameters(path)}
+    unknown = sorted(set(parameters) - declared)
+    if unknown:
+        raise ConfigError(f"No selected lesson has the parameter(s) {', '.join(unknown)}; their parameters cells "
+                          f"declare {', '.join(sorted(declared))}.")
+
+
+def select_lessons(lessons=None) -> list[Path]:
+    """Return the lesson notebooks whose number or name is in `lessons` (all when empty), in reading order."""
     paths = [p for p in lesson_paths() if not lessons or p.stem[:2] in lessons or p.stem in lessons]
     if not paths:
         raise DataError(f"No lesson matches {lessons}; lessons are {[p.stem for p in lesson_paths()]}.")
-    for path in paths:
-        echo(f"running {path.stem} ({profile}) ...")
+    return paths
+
+
+def _missing_extras_error(path: Path) -> str | None:
+    missing = missing_extras(LESSON_EXTRAS.get(path.stem[:2], ()))
+    if not missing:
+        return None
+    return f"not run: {path.stem} needs the {', '.join(missing)} extra; install it with {install_command(*missing)}"
+
+
+def run_course(out_dir, profile: str = "workshop", lessons=None, seed: int = 0, echo=_log, kernel: str = DEFAULT_KERNEL,
+               timeout: float | None = None, parameters: dict | None = None) -> list[dict]:
+    """Run the lessons (all, or those whose number or name is in `lessons`) and return one result per lesson.
+
+    Each lesson runs into `out_dir/NN_name/` (executed notebook + metrics.json); a failing lesson
+    is reported and the course goes on, so one broken lesson never hides the others' numbers. A lesson
+    whose extra is not installed is not run; its result says which `pip install` it needs.
+
+    Args:
+        out_dir: folder for the executed notebooks, their metrics and `course.json`.
+        profile, seed: injected into every lesson's parameters cell.
+        lessons: lesson numbers ("03") or names; all when empty.
+        echo: where progress lines go (default: stderr).
+        kernel: Jupyter kernel name (must be installed); timeout: seconds per cell (default: none).
+        parameters: more parameters cell values, e.g. {"BACKBONE": "resnet18"}.
+    """
+    out_dir, results, parameters = Path(out_dir), [], dict(parameters or {})
+    paths = select_lessons(lessons)
+    check_kernel(kernel)
+    _check_parameters(paths, parameters)
+    for i, path in enumerate(paths, 1):
+        echo(f"[{i}/{len(paths)}] {path.stem} ({profile}) ...")
         start = time.perf_counter()
-        try:
-            metrics, error = run_notebook(path, out_dir / path.stem, profile=profile, seed=seed), None
-        except Exception as exc:  # papermill raises PapermillExecutionError with the failing cell
-            metrics, error = {}, "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()[0]
+        error = _missing_extras_error(path)
+        metrics = {}
+        if error is None:
+            try:
+                metrics = run_notebook(path, out_dir / path.stem, profile=profile, seed=seed, kernel=kernel,
+                                       timeout=timeout, **parameters)
+            except Exception as exc:  # papermill raises PapermillExecutionError with the failing cell
+                error = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()[0]
         results.append({"lesson": path.stem, "seconds": time.perf_counter() - start, "metrics": metrics,
                         "error": error, "notebook": str(out_dir / path.stem / path.name)})
         echo(f"  {'FAILED: ' + error if error else 'ok'} in {results[-1]['seconds']:.0f} s")
+    out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "course.json").write_text(json.dumps(results, indent=2))
     return results
 

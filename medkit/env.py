@@ -1,19 +1,27 @@
 """What this machine is and whether it can run the workshop: `print_config()` and `medkit doctor`."""
 
 import importlib.metadata
+import json
 import os
 import platform
 import socket
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
+from ._optional import LESSON_EXTRAS, install_command
 from .cache import cache_dir, is_offline
 
-__all__ = ["versions", "online", "memory_gb", "print_config", "doctor_report", "WORKSHOP_NEEDS"]
+__all__ = ["versions", "online", "memory_gb", "print_config", "torch_probe", "cache_problem", "doctor_report",
+           "WORKSHOP_NEEDS", "CPU_TORCH_COMMAND"]
 
-_PACKAGES = ("medkit", "torch", "torchvision", "timm", "fastai", "grad-cam", "pydicom", "scikit-learn", "onnxruntime",
-             "papermill")
+_PACKAGES = ("medkit", "torch", "torchvision", "timm", "pydicom", "scikit-learn", "papermill", "fastai", "grad-cam",
+             "onnxruntime", "flwr")
+_EXTRA_OF = {"fastai": "fastai", "grad-cam": "cam", "onnxruntime": "deploy", "flwr": "federated"}  # distribution -> extra
 WORKSHOP_NEEDS = {"ram_gb": 2.0, "cpus": 1, "disk_gb": 1.0}  # what one student's workshop kernel needs
+CPU_TORCH_COMMAND = "pip install --force-reinstall torch torchvision --index-url https://download.pytorch.org/whl/cpu"
 
 
 def versions(packages=_PACKAGES) -> dict:
@@ -90,40 +98,114 @@ def _cached_weights() -> dict:
     return out
 
 
+def _probe() -> dict:
+    """Import torch and the registry (in a child process: see `torch_probe`) and describe them."""
+    import torch
+
+    out = {"torch": torch.__version__, "device": _device()}
+    try:
+        out["weights"] = _cached_weights()
+        from .fetch import DATASETS, dataset_state
+
+        out["data"] = {name: dataset_state(name) for name in DATASETS}
+    except Exception as exc:  # torch imports but torchvision or a registry dependency does not
+        out["error"] = f"{type(exc).__name__}: {exc}"
+    return out
+
+
+def torch_probe(timeout: float = 180.0) -> dict:
+    """Return torch's version, device, cached weights and datasets, found by importing torch in a child process.
+
+    A broken torch (a missing shared library, a wheel for another CPU) can crash or hang the process
+    that imports it; the child takes that risk, and this returns {"broken": reason} instead.
+    """
+    package_root = str(Path(__file__).resolve().parents[1])  # the child imports this very medkit
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+    code = "import json, medkit.env as e; print(json.dumps(e._probe()))"
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return {"broken": f"importing torch did not finish in {timeout:.0f} s"}
+    if proc.returncode != 0:
+        lines = (proc.stderr.strip() or f"exit code {proc.returncode}").splitlines()
+        return {"broken": lines[-1]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def cache_problem() -> str | None:
+    """Return why medkit's cache folder cannot be written (None when it can), by creating a file there."""
+    folder = cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".medkit-doctor-"):
+            pass
+    except OSError as exc:
+        source = "MEDKIT_CACHE" if os.environ.get("MEDKIT_CACHE") else "the default cache"
+        return (f"{source} {folder} is not writable ({exc.strerror or exc}). Set MEDKIT_CACHE to a folder you can "
+                "write, e.g. export MEDKIT_CACHE=$HOME/.cache/medkit")
+    return None
+
+
+def _version_rows(rows: list, warnings: list) -> None:
+    for name, version in versions().items():
+        extra = _EXTRA_OF.get(name)
+        if version is not None:
+            rows.append((name, version))
+        elif extra:  # optional: only the lessons of that extra need it
+            lessons = ", ".join(n for n, extras in LESSON_EXTRAS.items() if extra in extras)
+            rows.append((name, f"not installed (lesson {lessons} needs it: {install_command(extra)})"))
+        elif name != "medkit":
+            rows.append((name, "NOT INSTALLED"))
+            warnings.append(f"{name} is not installed; reinstall medkit: pip install medkit (or pip install -e . "
+                            "in a clone)")
+
+
+def _torch_rows(rows: list, warnings: list) -> None:
+    probe = torch_probe()
+    if "broken" in probe:
+        rows.append(("device", "unknown: torch does not import"))
+        warnings.append(f"torch is installed but does not import ({probe['broken']}). Reinstall the CPU build: "
+                        f"{CPU_TORCH_COMMAND}")
+        return
+    rows.append(("device", probe["device"]))
+    for name, state in probe.get("weights", {}).items():
+        rows.append((f"weights {name}", state))
+    for name, state in probe.get("data", {}).items():
+        rows.append((f"data {name}", state))
+    if "error" in probe:
+        warnings.append(f"torch imports but medkit's model registry does not ({probe['error']}).")
+
+
 def doctor_report() -> tuple[list[tuple[str, str]], list[str]]:
-    """Return (rows of (what, value), warnings) describing this machine for the workshop."""
+    """Return (rows of (what, value), warnings) describing this machine for the workshop (torch is probed, not imported)."""
     start = time.perf_counter()
     rows, warnings = [], []
-    for name, version in versions().items():
-        rows.append((name, version or "NOT INSTALLED"))
-        if version is None and name != "medkit":
-            warnings.append(f"{name} is not installed: pip install -e '.[dev]'")
+    _version_rows(rows, warnings)
     rows.append(("python", platform.python_version()))
     rows.append(("platform", platform.platform()))
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     rows.append(("cpus", str(cpus)))
-    rows.append(("device", _device()))
     mem = memory_gb()
     rows.append(("ram", f"{mem['total']:.1f} GB total, {mem['available']:.1f} GB available" if mem["total"] else "unknown"))
     if mem["available"] is not None and mem["available"] < WORKSHOP_NEEDS["ram_gb"]:
         warnings.append(f"Only {mem['available']:.1f} GB RAM available; the workshop profile needs "
-                        f"{WORKSHOP_NEEDS['ram_gb']} GB. Close other kernels or use PROFILE='smoke'.")
+                        f"{WORKSHOP_NEEDS['ram_gb']} GB. Shut down other kernels or use PROFILE='smoke'.")
     is_online = online()
     rows.append(("network", "online" if is_online else "offline" + (" (MEDKIT_OFFLINE set)" if is_offline() else "")))
-    rows.append(("cache", str(cache_dir())))
-    for name, state in _cached_weights().items():
-        rows.append((f"weights {name}", state))
-    from .fetch import DATASETS, dataset_state
-
-    for name in DATASETS:
-        rows.append((f"data {name}", dataset_state(name)))
+    problem = cache_problem()
+    rows.append(("cache", f"{cache_dir()}" + (" (NOT WRITABLE)" if problem else "")))
+    if problem:
+        warnings.append(problem)
+    if versions(("torch",))["torch"] is not None:
+        _torch_rows(rows, warnings)
     try:
-        free = os.statvfs(cache_dir().parent if not cache_dir().exists() else cache_dir())
+        existing = next(p for p in (cache_dir(), *cache_dir().parents) if p.exists())
+        free = os.statvfs(existing)
         free_gb = free.f_bavail * free.f_frsize / 2**30
         rows.append(("disk free (cache)", f"{free_gb:.1f} GB"))
         if free_gb < WORKSHOP_NEEDS["disk_gb"]:
             warnings.append(f"Only {free_gb:.1f} GB free for the cache; weights and datasets need about 1 GB.")
-    except OSError:
+    except (OSError, StopIteration):
         pass
     rows.append(("doctor took", f"{time.perf_counter() - start:.1f} s"))
     return rows, warnings

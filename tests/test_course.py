@@ -62,3 +62,59 @@ def test_exercise_feedback(capsys):
     assert check.check("03.head_parameters", 1280 * 2 + 2, quiet=True)
     with pytest.raises(UnknownNameError, match="00.test_counts"):
         check.check("99.nope", 1)
+
+
+def _lesson(folder, number="00"):
+    """A two-cell lesson: a parameters cell, then one that records what it was given."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell('PROFILE = "workshop"\nSEED = 0\nOUTPUT_DIR = "outputs/x"\nWIDTH = 3',
+                                  metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("from medkit import report\nreport.init(OUTPUT_DIR, 'tiny', profile=PROFILE, seed=SEED)\n"
+                                  "report.record('width', WIDTH)\nopen('written_here.txt', 'w').write('x')"),
+    ]
+    folder.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, folder / f"{number}_tiny.ipynb")
+    return folder
+
+
+@pytest.mark.timeout(180)
+def test_course_runs_with_parameters_json_and_progress(tmp_path, monkeypatch, capfd):
+    monkeypatch.setenv("MEDKIT_NOTEBOOKS", str(_lesson(tmp_path / "nb")))
+    out = tmp_path / "out"
+    assert main(["course", "--profile", "smoke", "--out", str(out), "-p", "WIDTH", "7", "--timeout", "120", "--json"]) == 0
+    captured = capfd.readouterr()
+    (result,) = json.loads(captured.out)["results"]
+    assert result["error"] is None and result["metrics"]["width"] == 7 and result["metrics"]["profile"] == "smoke"
+    assert "[1/1] 00_tiny (smoke)" in captured.err and "ok in" in captured.err
+    assert "without encryption" not in captured.err, "the kernel's plain-TCP warning is silenced"
+    assert (out / "00_tiny" / "written_here.txt").exists(), "the kernel runs in the lesson's output folder"
+
+
+def test_course_refuses_bad_input(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MEDKIT_NOTEBOOKS", str(_lesson(tmp_path / "nb")))
+    assert main(["course", "--out", str(tmp_path / "o"), "--kernel", "no-such-kernel"]) == 1
+    err = capsys.readouterr().err
+    assert "No Jupyter kernel named 'no-such-kernel'" in err and "python3" in err
+    assert main(["course", "--out", str(tmp_path / "o"), "-p", "DEPTH", "2"]) == 1
+    assert "DEPTH" in capsys.readouterr().err
+    assert main(["course", "--out", str(tmp_path / "o"), "-p", "SEED", "2", "--json"]) == 1
+    assert "--seed" in json.loads(capsys.readouterr().out)["error"]
+    assert main(["course", "--out", str(tmp_path / "o"), "--lessons", "42"]) == 1
+    assert "No lesson matches" in capsys.readouterr().err
+
+
+def test_course_names_the_extra_a_lesson_needs(tmp_path, monkeypatch, capsys):
+    from medkit import course
+
+    monkeypatch.setenv("MEDKIT_NOTEBOOKS", str(_lesson(tmp_path / "nb", number="04")))
+    monkeypatch.setattr(course, "missing_extras", lambda extras: list(extras))  # as if grad-cam were not installed
+    (result,) = course.run_course(tmp_path / "o", profile="smoke", echo=lambda line: None)
+    assert result["error"] == 'not run: 04_tiny needs the cam extra; install it with pip install "medkit[cam]"'
+
+
+def test_parse_value():
+    from medkit.course import parse_value
+
+    assert parse_value("7") == 7 and parse_value("1e-3") == 0.001 and parse_value("true") is True
+    assert parse_value("resnet18") == "resnet18" and parse_value("[1, 2]") == [1, 2] and parse_value("None") is None

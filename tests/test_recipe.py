@@ -123,7 +123,7 @@ def test_file_without_expected_keys(tmp_path, capsys):
     np.savez(path, x=np.zeros((4, 28, 28), np.uint8), y=np.zeros(4))
     with pytest.raises(DataError, match="train_images"):
         load_splits(path)
-    assert main(["fit", "--data", str(path), "--out", str(tmp_path / "o"), *FAST]) == 2
+    assert main(["fit", "--data", str(path), "--out", str(tmp_path / "o"), *FAST]) == 1
     err = capsys.readouterr().err
     assert "medkit fit: error:" in err and "bad.npz" in err
 
@@ -147,7 +147,7 @@ def test_missing_file(tmp_path):
                                                 ("--image-size", "4", DataError),
                                                 ("--image-size", "32", ConfigError)])
 def test_unknown_names(tiny, tmp_path, capsys, flag, value, error):
-    assert main(["fit", "--data", str(tiny), "--out", str(tmp_path / "o"), *FAST, flag, value]) == 2
+    assert main(["fit", "--data", str(tiny), "--out", str(tmp_path / "o"), *FAST, flag, value]) == 1
     assert value in capsys.readouterr().err
     cfg = RecipeConfig(**{flag.lstrip("-").replace("-", "_"): int(value) if value.isdigit() else value})
     with pytest.raises(error):
@@ -158,7 +158,7 @@ def test_unknown_names(tiny, tmp_path, capsys, flag, value, error):
 def test_checkpoint_from_another_backbone(fitted, tiny, tmp_path, capsys):
     with pytest.raises(WeightsError, match="efficientnet_lite0"):
         evaluate_checkpoint(fitted, tiny, backbone="resnet18")
-    assert main(["evaluate", "--checkpoint", str(fitted), "--data", str(tiny), "--backbone", "resnet18"]) == 2
+    assert main(["evaluate", "--checkpoint", str(fitted), "--data", str(tiny), "--backbone", "resnet18"]) == 1
     # a config that names another backbone than the weights it sits next to
     import shutil
 

@@ -1,17 +1,29 @@
 """The `medkit` command: one module per subcommand in this package, found automatically.
 
-A subcommand module defines `HELP` (one line), `add_arguments(parser)` and `run(args) -> int`.
-Heavy imports stay inside `run`, so `medkit --help` and `medkit doctor` start fast.
+A subcommand module defines `HELP` (one line), `add_arguments(parser)` and `run(args) -> int`, and
+reports its result with `emit(args, data, text)`. Conventions every command shares:
+
+- `--json`: stdout holds exactly one JSON document; progress and logs go to stderr (`log`), and so
+  does anything else the command prints. A failure prints `{"error": ..., "type": ...}` instead.
+- Exit codes: 0 success, 1 a medkit error (one line on stderr, no traceback) or a failed check,
+  2 a usage error (argparse).
+- Only the chosen command's `add_arguments` runs, and heavy imports stay inside `run`, so
+  `medkit --help` and `medkit doctor` never import torch.
 """
 
 import argparse
+import contextlib
 import importlib
+import json
+import math
 import pkgutil
 import sys
+import traceback
 
+from .. import __version__
 from ..errors import MedkitError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "emit", "log", "to_jsonable"]
 
 
 def _commands() -> dict:
@@ -19,29 +31,112 @@ def _commands() -> dict:
             for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_")}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the argument parser with one subparser per command module."""
-    parser = argparse.ArgumentParser(prog="medkit", description="Transfer learning for medical images: lessons and tools.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+def to_jsonable(value):
+    """Return `value` with paths, numpy scalars and arrays made plain, and NaN/inf as None (strict JSON)."""
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (str, int, bool)) or value is None:
+        return value
+    if hasattr(value, "tolist"):  # numpy arrays and scalars, torch tensors
+        return to_jsonable(value.tolist())
+    return str(value)  # Path and the like
+
+
+def _write_json(stream, data) -> None:
+    stream.write(json.dumps(to_jsonable(data)) + "\n")
+    stream.flush()
+
+
+def emit(args, data, text: str | None = None) -> None:
+    """Print a command's result: `data` as one JSON line with --json, else `text` (default: indented JSON)."""
+    out = getattr(args, "_stdout", None) or sys.stdout
+    if getattr(args, "json", False):
+        _write_json(out, data)
+        args._emitted = True
+    elif text != "":  # an empty text (nothing to report) prints nothing
+        out.write((text if text is not None else json.dumps(to_jsonable(data), indent=2)) + "\n")
+        out.flush()
+
+
+def log(message: str) -> None:
+    """Print a progress or log line on stderr (stdout is for results)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def _parser_class(json_errors: bool):
+    class Parser(argparse.ArgumentParser):
+        def error(self, message):
+            if json_errors:
+                _write_json(sys.stdout, {"error": message, "type": "UsageError"})
+            super().error(message)  # usage on stderr, exit code 2
+
+    return Parser
+
+
+def build_parser(only: str | None = None, json_errors: bool = False) -> argparse.ArgumentParser:
+    """Return the argument parser with one subparser per command module.
+
+    Every command's arguments are added, or, with `only`, that command's alone (building some
+    commands' options imports torch; `medkit --help` needs none of them).
+    """
+    parser_class = _parser_class(json_errors)
+    parser = parser_class(prog="medkit", description="Transfer learning for medical images: lessons and tools.",
+                          epilog="Every command takes --json. Exit codes: 0 ok, 1 error, 2 usage.")
+    parser.add_argument("--version", action="version", version=f"medkit {__version__}")
+    common = parser_class(add_help=False)
+    common.add_argument("--json", action="store_true",
+                        help="print only JSON on stdout (logs go to stderr); a failure prints {error, type}, exit 1")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=parser_class)
     for name, module in sorted(_commands().items()):
-        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
-        module.add_arguments(p)
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP, parents=[common])
+        if only is None or only == name:
+            module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser
 
 
+def _command_in(argv: list[str]) -> str:
+    """Return the subcommand named in `argv` (the first word that is not an option), or ""."""
+    return next((word for word in argv if not word.startswith("-")), "")
+
+
+def _run(args) -> int:
+    if not args.json:
+        return int(args._run(args) or 0)
+    with contextlib.redirect_stdout(sys.stderr):  # stray prints of the command or a library never corrupt the JSON
+        code = int(args._run(args) or 0)
+    if not getattr(args, "_emitted", False):
+        emit(args, {"command": args.command, "exit_code": code})
+    return code
+
+
 def main(argv=None) -> int:
-    """Run the medkit command line; a MedkitError becomes one clear line on stderr and exit code 2."""
-    parser = build_parser()
+    """Run the medkit command line and return its exit code (0 ok, 1 medkit error, 2 usage)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    json_mode = "--json" in argv
+    parser = build_parser(only=_command_in(argv), json_errors=json_mode)
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
-        parser.print_help()
-        return 1
+        parser.print_help(sys.stderr)
+        return 2
+    args._stdout = sys.stdout
     try:
-        return int(args._run(args) or 0)
+        return _run(args)
     except MedkitError as exc:
         print(f"medkit {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        if args.json:
+            _write_json(args._stdout, {"error": str(exc), "type": type(exc).__name__})
+        return 1
+    except Exception as exc:
+        if not args.json:
+            raise  # a bug, not a user error: keep the traceback
+        traceback.print_exc()
+        _write_json(args._stdout, {"error": str(exc), "type": type(exc).__name__})
+        return 1
 
 
 if __name__ == "__main__":

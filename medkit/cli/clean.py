@@ -10,8 +10,9 @@ def add_arguments(parser):
 
 def run(args) -> int:
     from ..course import clean_notebooks
+    from . import emit
 
-    dirty = clean_notebooks(args.notebooks or None, check=args.check)
-    for path in dirty:
-        print(f"{'has outputs' if args.check else 'cleaned'}: {path}")
+    dirty = [str(p) for p in clean_notebooks(args.notebooks or None, check=args.check)]
+    emit(args, {"check": args.check, "dirty" if args.check else "cleaned": dirty},
+         "\n".join(f"{'has outputs' if args.check else 'cleaned'}: {path}" for path in dirty))
     return 1 if (args.check and dirty) else 0

@@ -1,6 +1,6 @@
-"""`medkit doctor`: one screen about this machine and what the workshop needs."""
+"""`medkit doctor`: one screen about this machine and what the workshop needs (torch is probed, not imported)."""
 
-HELP = "Show versions, CPU/GPU, RAM, network, cached weights and datasets, and workshop warnings."
+HELP = "Show versions, CPU/GPU, RAM, network, cache, cached weights and datasets, and workshop warnings."
 
 
 def add_arguments(parser):
@@ -9,13 +9,13 @@ def add_arguments(parser):
 
 def run(args) -> int:
     from ..env import doctor_report
+    from . import emit
 
     rows, warnings = doctor_report()
     width = max(len(k) for k, _ in rows)
-    for key, value in rows:
-        print(f"{key:<{width}}  {value}")
-    for warning in warnings:
-        print(f"WARNING: {warning}")
+    lines = [f"{key:<{width}}  {value}" for key, value in rows]
+    lines += [f"WARNING: {warning}" for warning in warnings]
     if not warnings:
-        print("OK: this machine can run the workshop profile.")
+        lines.append("OK: this machine can run the workshop profile.")
+    emit(args, {"rows": dict(rows), "warnings": warnings, "ok": not warnings}, "\n".join(lines))
     return 0

@@ -10,7 +10,8 @@ def add_arguments(parser):
 
 def run(args) -> int:
     from ..course import student_copies
+    from . import emit
 
-    for path in student_copies(args.out, args.notebooks or None):
-        print(path)
+    paths = [str(p) for p in student_copies(args.out, args.notebooks or None)]
+    emit(args, {"written": paths}, "\n".join(paths))
     return 0

@@ -19,8 +19,10 @@ HELD_OUT_SIZE = 624  # the size of the official test split, which is not shipped
 
 
 def samples_dir() -> Path:
-    """Return the folder of bundled sample data ($MEDKIT_SAMPLES, else the repository's data_samples/)."""
-    return Path(os.environ.get("MEDKIT_SAMPLES") or Path(__file__).resolve().parents[2] / "data_samples")
+    """Return the folder of bundled sample data ($MEDKIT_SAMPLES, else the checkout's or the wheel's data_samples/)."""
+    from ..resources import resource_dir
+
+    return Path(os.environ.get("MEDKIT_SAMPLES") or resource_dir("data_samples"))
 
 
 def sample_path(name: str) -> Path:

@@ -1,0 +1,138 @@
+"""medkit as a user installs it: a wheel in a fresh venv, the core without extras, and the lock files."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+ROOT = Path(__file__).resolve().parents[1]
+SKIP_COPY = shutil.ignore_patterns(".git", "outputs", "build", "dist", "*.egg-info", "__pycache__", ".*_cache",
+                                   ".hypothesis", ".ipynb_checkpoints", "*.onnx", "*.pt")
+EXTRA_MODULES = ("fastai", "pytorch_grad_cam", "onnx", "onnxruntime", "flwr")
+# What the core lessons (00, 01, 02, 05, 07, 08) import from medkit.
+CORE_MODULES = ("medkit.data", "medkit.models", "medkit.features", "medkit.freeze", "medkit.losses", "medkit.train",
+                "medkit.metrics", "medkit.evaluate", "medkit.calibration", "medkit.fairness", "medkit.shift",
+                "medkit.segmentation", "medkit.ssl", "medkit.vit", "medkit.viz", "medkit.check", "medkit.profiles",
+                "medkit.report", "medkit.course", "medkit.cli.doctor")
+
+
+def _clean_env(**extra) -> dict:
+    """The environment of a user who has not cloned medkit: no PYTHONPATH to this checkout."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MEDKIT_NOTEBOOKS", "MEDKIT_SAMPLES")}
+    return {**env, "MEDKIT_OFFLINE": "1", **extra}
+
+
+@pytest.mark.notebooks
+@pytest.mark.timeout(300)
+def test_wheel_in_a_fresh_venv_runs_lesson_00(tmp_path):
+    src, dist, venv = tmp_path / "src", tmp_path / "dist", tmp_path / "venv"
+    shutil.copytree(ROOT, src, ignore=SKIP_COPY)  # build from a clean copy: the checkout keeps no build/ folder
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(dist),
+                    str(src)], check=True, capture_output=True)
+    (wheel,) = dist.glob("medkit-*.whl")
+    # The venv sees this machine's packages (torch...) but not the checkout: medkit comes from the wheel alone.
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
+    python, bindir = venv / "bin" / "python", venv / "bin"
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", "--no-index", "--ignore-installed",
+                    str(wheel)], check=True, capture_output=True)
+    env = _clean_env(PATH=f"{bindir}{os.pathsep}{os.environ['PATH']}", MEDKIT_CACHE=str(tmp_path / "cache"))
+    work = tmp_path / "work"
+    work.mkdir()
+    where = subprocess.run([str(python), "-c", "import medkit.notebooks as n, medkit.data as d; "
+                            "print(n.notebooks_dir()); print(d.samples_dir())"],
+                           capture_output=True, text=True, env=env, cwd=work, check=True).stdout.split()
+    assert all(str(venv) in path and "_resources" in path for path in where), where
+
+    proc = subprocess.run([str(bindir / "medkit"), "student", "--out", "students", "--json"], capture_output=True,
+                          text=True, env=env, cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    assert len(json.loads(proc.stdout)["written"]) == len(list((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")))
+
+    proc = subprocess.run([str(bindir / "medkit"), "course", "--profile", "smoke", "--lessons", "00", "--out", "out",
+                           "--json"], capture_output=True, text=True, env=env, cwd=work)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (result,) = json.loads(proc.stdout)["results"]
+    assert result["error"] is None and result["metrics"]["n_test"] > 0
+    assert "without encryption" not in proc.stderr
+
+
+_BLOCKER = """
+import sys
+class Hide:  # every finder answers "not installed" for the extras' modules, as in a core install
+    def __init__(self, finder):
+        self.finder = finder
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {blocked!r}:
+            return None
+        return self.finder.find_spec(name, path, target) if hasattr(self.finder, "find_spec") else None
+    def __getattr__(self, attr):
+        return getattr(self.finder, attr)
+sys.meta_path[:] = [Hide(f) for f in sys.meta_path]
+"""
+
+
+@pytest.mark.timeout(180)
+def test_core_lessons_import_without_extras():
+    """The core install (no fastai, grad-cam, onnx, flwr) imports everything lessons 00-02, 05, 07, 08 use."""
+    code = _BLOCKER.format(blocked=set(EXTRA_MODULES)) + f"""
+import importlib
+for name in {CORE_MODULES!r}:
+    importlib.import_module(name)
+from medkit._optional import MissingExtraError, missing_extras, require
+assert missing_extras(["cam", "deploy"]) == ["cam", "deploy"]
+try:
+    require("pytorch_grad_cam", "cam", "Lesson 04's library CAMs")
+except MissingExtraError as exc:
+    print(exc)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == ("Lesson 04's library CAMs needs 'pytorch_grad_cam', which is not installed. Install "
+                                   "the 'cam' extra: pip install \"medkit[cam]\" (or medkit[all] for the whole course).")
+
+
+def test_require_returns_the_module_and_names_unknown_extras():
+    from medkit._optional import EXTRAS, LESSON_EXTRAS, missing_extras, require
+
+    assert require("json", "cam") is json
+    with pytest.raises(KeyError, match="unknown extra"):
+        require("json", "gpu")
+    assert set(e for extras in LESSON_EXTRAS.values() for e in extras) == set(EXTRAS)
+    assert missing_extras(EXTRAS) == []  # the dev install (CI's) has every extra
+
+
+def _pins(path: Path) -> dict:
+    lines = [line.strip() for line in path.read_text().splitlines()]
+    return dict(line.split("==") for line in lines if line and not line.startswith(("#", "--")))
+
+
+def test_lock_files_pin_every_dependency_within_its_bounds():
+    import tomllib
+
+    constraints, binder = _pins(ROOT / "constraints.txt"), _pins(ROOT / "binder" / "requirements.txt")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + [r for name, reqs in project["optional-dependencies"].items()
+                                        if name != "dev" for r in reqs]
+    for text in wanted:
+        req = Requirement(text)
+        name = canonicalize_name(req.name)
+        if name == "medkit":
+            continue
+        assert name in constraints and name in binder, f"{name} is not locked: run python binder/lock.py"
+        assert req.specifier.contains(constraints[name]), f"{name}=={constraints[name]} is outside {req.specifier}"
+    for name, version in binder.items():  # Binder runs what CI tests: the same versions, CPU builds of torch
+        assert constraints[name] == version.removesuffix("+cpu"), name
+    assert binder["torch"].endswith("+cpu") and binder["torchvision"].endswith("+cpu")
+    assert not any(name.startswith("nvidia-") for name in binder), "the CPU torch needs no CUDA runtime"
+
+
+@pytest.mark.timeout(120)
+def test_lock_files_match_this_install():
+    proc = subprocess.run([sys.executable, str(ROOT / "binder" / "lock.py"), "--check"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

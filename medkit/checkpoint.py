@@ -25,7 +25,7 @@ from .cache import sha256sum
 from .errors import ConfigError, DataError, WeightsError
 from .models import get_backbone, get_spec
 
-__all__ = ["save_checkpoint", "load_checkpoint", "read_config", "CONFIG_FILE", "WEIGHTS_FILE"]
+__all__ = ["save_checkpoint", "load_checkpoint", "read_config", "read_state_dict", "CONFIG_FILE", "WEIGHTS_FILE"]
 
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.pt"
 _PENDING = WEIGHTS_FILE + ".new"  # weights written but not yet committed by config.json
@@ -101,7 +101,8 @@ def _weights_file(ckpt_dir: Path, config: dict) -> Path:
                        "damaged after training. Retrain with `medkit fit` or restore the folder from a copy.")
 
 
-def _load_state(path: Path) -> dict:
+def read_state_dict(path, fix: str = "Only use checkpoints written by `medkit fit` from a source you trust, and "
+                    "retrain if in doubt.") -> dict:
     """Return the state dict in `path`, loaded with weights_only=True; anything else is refused, never retried."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -109,14 +110,13 @@ def _load_state(path: Path) -> dict:
         found = re.search(r"GLOBAL ([\w.]+)", str(exc))
         what = f" (it asks to build {found.group(1)})" if found else ""
         raise WeightsError(f"{path} is not a plain tensor state dict: unpickling it would build Python objects"
-                           f"{what}, which can run arbitrary code. medkit refuses to load it. Only use checkpoints "
-                           "written by `medkit fit` from a source you trust, and retrain if in doubt.") from None
+                           f"{what}, which can run arbitrary code. medkit refuses to load it. {fix}") from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise WeightsError(f"{path} is not a readable PyTorch file ({type(exc).__name__}: {str(exc)[:120]}). "
-                           "It is truncated or damaged; retrain with `medkit fit`.") from None
+                           f"It is truncated or damaged. {fix}") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsError(f"{path} holds a {type(state).__name__}, not a state dict of tensors. "
-                           "Save checkpoints with medkit.checkpoint.save_checkpoint.")
+                           f"{fix}")
     return state
 
 
@@ -127,7 +127,7 @@ def load_checkpoint(ckpt_dir, backbone: str | None = None) -> tuple[nn.Module, d
     if backbone is not None and backbone != config["backbone"]:
         raise WeightsError(f"Checkpoint {ckpt_dir} holds a {config['backbone']} model, not {backbone}.")
     model = get_backbone(config["backbone"], weights=None, num_classes=config["num_classes"])
-    state = _load_state(_weights_file(ckpt_dir, config))
+    state = read_state_dict(_weights_file(ckpt_dir, config))
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

@@ -8,7 +8,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .errors import ChecksumError, OfflineError, WeightsError
+from .errors import ChecksumError, ConfigError, OfflineError, WeightsError
 
 __all__ = ["cache_dir", "is_offline", "sha256sum", "hash_matches", "download"]
 
@@ -41,24 +41,65 @@ def hash_matches(actual: str, expected: str) -> bool:
     return len(expected) >= 8 and actual.lower().startswith(expected)
 
 
+def _record_path(dest: Path) -> Path:
+    return dest.with_name(dest.name + ".sha256")
+
+
+def _trusted(dest: Path, actual: str, expected: str, algorithm: str) -> bool:
+    """Return True if a file with hash `actual` may be used for `expected` (a full hash or a published prefix).
+
+    A prefix (torchvision names files by 8 hex digits of their sha256) is weak on its own, so the full
+    sha256 is recorded beside the file the first time it is seen (trust on first use) and required after.
+    """
+    if not hash_matches(actual, expected):
+        return False
+    if algorithm != "sha256" or len(expected) >= 64:
+        return True
+    record = _record_path(dest)
+    if record.is_file():
+        return record.read_text().strip().lower() == actual.lower()
+    from .atomic import write_text
+
+    write_text(record, actual + "\n")
+    return True
+
+
+def _unwritable(folder: Path, exc: OSError) -> ConfigError:
+    return ConfigError(f"medkit's cache folder {folder} cannot be written ({exc.strerror or exc}). Set MEDKIT_CACHE "
+                       "to a folder you can write, e.g. export MEDKIT_CACHE=$HOME/.cache/medkit")
+
+
 def download(url: str, dest, sha256: str, *, fetch_hint: str = "", timeout: float = 30.0,
              algorithm: str = "sha256") -> Path:
     """Return `dest`, downloading `url` there first unless a file with the right hash is cached.
 
     The file is streamed into a temporary file beside `dest`, checked for truncation and hash,
     and only then renamed into place, so an interrupted or corrupt download never looks cached.
-    `algorithm` is "sha256", or "md5" for publishers that give only that (MedMNIST on Zenodo).
+    A cached file with the wrong hash is deleted and fetched again (offline: refused, with the command
+    to run online). `algorithm` is "sha256", or "md5" for publishers that give only that (MedMNIST on
+    Zenodo). Where only a sha256 prefix is published (torchvision), the full sha256 of the first
+    verified download is recorded in `dest.sha256` and every later use must match it (trust on first use).
     """
     dest = Path(dest)
     hint = f" Run `{fetch_hint}` on a machine with internet access to pre-fetch it." if fetch_hint else ""
     if dest.exists():
-        if hash_matches(sha256sum(dest, algorithm), sha256):
-            return dest
-        dest.unlink()  # a stale or corrupt cache entry: fetch it again rather than trust it
+        try:
+            if _trusted(dest, sha256sum(dest, algorithm), sha256, algorithm):
+                return dest
+            dest.unlink()  # a stale or corrupt cache entry: fetch it again rather than trust it
+            _record_path(dest).unlink(missing_ok=True)
+        except OSError as exc:
+            raise _unwritable(dest.parent, exc) from exc
+        if is_offline():
+            raise OfflineError(f"{dest} had the wrong {algorithm} (not {sha256}): damaged or replaced, so it was "
+                               f"deleted, and MEDKIT_OFFLINE is set so it cannot be fetched again.{hint}")
     if is_offline():
         raise OfflineError(f"{dest.name} is not in the cache ({dest.parent}) and MEDKIT_OFFLINE is set.{hint}")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    except OSError as exc:
+        raise _unwritable(dest.parent, exc) from exc
     try:
         digest, size = hashlib.new(algorithm), 0
         with os.fdopen(fd, "wb") as out:
@@ -77,6 +118,8 @@ def download(url: str, dest, sha256: str, *, fetch_hint: str = "", timeout: floa
                         size += len(chunk)
                 except (TimeoutError, http.client.IncompleteRead, ConnectionError) as exc:
                     raise WeightsError(f"Download of {url} broke off after {size} bytes ({exc}). Try again.") from exc
+            out.flush()
+            os.fsync(out.fileno())
         if expected_size >= 0 and size != expected_size:
             raise WeightsError(f"Download of {url} was truncated: got {size} of {expected_size} bytes. Try again.")
         if not hash_matches(digest.hexdigest(), sha256):
@@ -85,6 +128,8 @@ def download(url: str, dest, sha256: str, *, fetch_hint: str = "", timeout: floa
                 "upstream; nothing was written to the cache."
             )
         os.replace(tmp, dest)
+        _record_path(dest).unlink(missing_ok=True)
+        _trusted(dest, digest.hexdigest(), sha256, algorithm)  # records the full sha256 of a prefix-named file
         return dest
     finally:
         if os.path.exists(tmp):

@@ -1,55 +1,135 @@
 """A trained model on disk: `model.pt` (state dict) + `config.json` (everything needed to rebuild and preprocess).
 
 `medkit fit` writes one, `medkit evaluate` and `medkit export` read it. Loading always uses
-`torch.load(..., weights_only=True)`; the config says which backbone the weights belong to, so a
-checkpoint from another backbone is refused with a clear error.
+`torch.load(..., weights_only=True)`: a `model.pt` whose pickle would build arbitrary Python objects
+(and so could run code) is refused, never retried unsafely. The config says which backbone the
+weights belong to, the raw input size and channels, and the sha256 of `model.pt`.
+
+A save never leaves a half-written checkpoint: the weights go to `model.pt.new` (atomically), then
+`config.json` is replaced atomically (the commit point: it names the new weights' sha256), then
+`model.pt.new` is renamed to `model.pt`. Killed before the commit, the folder still holds the
+previous checkpoint (or none); killed after it, `load_checkpoint` finishes the rename itself.
 """
 
 import json
+import os
+import pickle
+import re
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from .errors import DataError, WeightsError
+from .atomic import torch_save, write_json
+from .cache import sha256sum
+from .errors import ConfigError, DataError, WeightsError
 from .models import get_backbone, get_spec
 
-__all__ = ["save_checkpoint", "load_checkpoint", "read_config", "CONFIG_FILE", "WEIGHTS_FILE"]
+__all__ = ["save_checkpoint", "load_checkpoint", "read_config", "read_state_dict", "CONFIG_FILE", "WEIGHTS_FILE"]
 
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.pt"
+_PENDING = WEIGHTS_FILE + ".new"  # weights written but not yet committed by config.json
+_REQUIRED = {"backbone": str, "num_classes": int, "classes": list, "image_size": int, "mean": list, "std": list}
 
 
-def save_checkpoint(out_dir, model: nn.Module, *, image_size: int, classes, threshold: float = 0.5, **extra) -> Path:
-    """Write `model` and its config (backbone, classes, image size, normalisation, threshold...) into `out_dir`."""
+def save_checkpoint(out_dir, model: nn.Module, *, image_size: int, classes, threshold: float = 0.5,
+                    input_size: int | None = None, channels: int | None = None, **extra) -> Path:
+    """Write `model` and its config into `out_dir`, atomically (the previous checkpoint survives a crash).
+
+    Args:
+        image_size: the side the network was trained at (after the in-graph resize).
+        input_size, channels: the side and channel count (1 grey, 3 colour) of the raw training images,
+            which `medkit export` gives the deployed model; None leaves them for export to ask.
+        extra: anything JSON-serialisable worth keeping (recipe, data file, splits).
+    """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     spec = get_spec(model)
-    config = {"backbone": spec.name, "num_classes": len(classes), "classes": list(classes), "image_size": int(image_size),
+    if channels not in (None, 1, 3):
+        raise DataError(f"channels must be 1 (grey) or 3 (colour), got {channels!r}.")
+    config = {"format": "medkit-checkpoint/2", "backbone": spec.name, "num_classes": len(classes),
+              "classes": list(classes), "image_size": int(image_size),
+              "input_size": None if input_size is None else int(input_size),
+              "channels": None if channels is None else int(channels),
               "mean": list(spec.mean), "std": list(spec.std), "threshold": float(threshold), **extra}
-    torch.save(model.state_dict(), out_dir / WEIGHTS_FILE)
-    (out_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+    json.dumps(config)  # a value JSON cannot hold fails here, before anything is written
+    pending = torch_save(model.state_dict(), out_dir / _PENDING)
+    config["weights_sha256"] = sha256sum(pending)
+    write_json(out_dir / CONFIG_FILE, config)  # the commit point
+    os.replace(pending, out_dir / WEIGHTS_FILE)
     return out_dir
 
 
 def read_config(ckpt_dir) -> dict:
-    """Return the config of a checkpoint folder."""
+    """Return the config of a checkpoint folder, refusing a missing, non-JSON or incomplete one."""
     path = Path(ckpt_dir) / CONFIG_FILE
-    if not path.exists():
+    if not path.is_file():
         raise DataError(f"{ckpt_dir} is not a medkit checkpoint: {CONFIG_FILE} is missing. Train one with `medkit fit`.")
-    return json.loads(path.read_text())
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid JSON ({exc}); the checkpoint is damaged. Retrain it with "
+                          "`medkit fit`, or restore config.json from a copy.") from exc
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path} holds a JSON {type(config).__name__}, not the object `medkit fit` writes.")
+    bad = [f"{k} (missing)" if k not in config else f"{k}={config[k]!r} (not {t.__name__})"
+           for k, t in _REQUIRED.items() if not isinstance(config.get(k), t) or isinstance(config.get(k), bool)]
+    if not bad and config["num_classes"] != len(config["classes"]):
+        bad.append(f"num_classes={config['num_classes']} but {len(config['classes'])} classes")
+    if bad:
+        raise ConfigError(f"{path} is incomplete or inconsistent: {'; '.join(bad)}. Retrain with `medkit fit` "
+                          "rather than editing it by hand.")
+    return config
+
+
+def _weights_file(ckpt_dir: Path, config: dict) -> Path:
+    """Return the weights file that config.json commits to, finishing an interrupted save if needed."""
+    path, expected = ckpt_dir / WEIGHTS_FILE, config.get("weights_sha256")
+    pending = ckpt_dir / _PENDING
+    if expected is None or (path.is_file() and sha256sum(path) == expected):
+        if pending.is_file() and expected is not None:
+            pending.unlink(missing_ok=True)  # left by a save killed before its commit
+        return path
+    if pending.is_file() and sha256sum(pending) == expected:
+        try:
+            os.replace(pending, path)  # killed between the commit and the rename: finish it
+        except OSError:
+            return pending  # read-only folder: read the committed file where it is
+        return path
+    if not path.is_file():
+        raise DataError(f"{ckpt_dir} has no {WEIGHTS_FILE}; the training run did not finish.")
+    raise WeightsError(f"{path} does not match {CONFIG_FILE} (sha256 differs): the weights were replaced or "
+                       "damaged after training. Retrain with `medkit fit` or restore the folder from a copy.")
+
+
+def read_state_dict(path, fix: str = "Only use checkpoints written by `medkit fit` from a source you trust, and "
+                    "retrain if in doubt.") -> dict:
+    """Return the state dict in `path`, loaded with weights_only=True; anything else is refused, never retried."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f" (it asks to build {found.group(1)})" if found else ""
+        raise WeightsError(f"{path} is not a plain tensor state dict: unpickling it would build Python objects"
+                           f"{what}, which can run arbitrary code. medkit refuses to load it. {fix}") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise WeightsError(f"{path} is not a readable PyTorch file ({type(exc).__name__}: {str(exc)[:120]}). "
+                           f"It is truncated or damaged. {fix}") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"{path} holds a {type(state).__name__}, not a state dict of tensors. "
+                           f"{fix}")
+    return state
 
 
 def load_checkpoint(ckpt_dir, backbone: str | None = None) -> tuple[nn.Module, dict]:
     """Rebuild the model of a checkpoint folder and return (model in eval mode, config)."""
+    ckpt_dir = Path(ckpt_dir)
     config = read_config(ckpt_dir)
     if backbone is not None and backbone != config["backbone"]:
         raise WeightsError(f"Checkpoint {ckpt_dir} holds a {config['backbone']} model, not {backbone}.")
     model = get_backbone(config["backbone"], weights=None, num_classes=config["num_classes"])
+    state = read_state_dict(_weights_file(ckpt_dir, config))
     try:
-        state = torch.load(Path(ckpt_dir) / WEIGHTS_FILE, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
-    except FileNotFoundError as exc:
-        raise DataError(f"{ckpt_dir} has no {WEIGHTS_FILE}; the training run did not finish.") from exc
     except RuntimeError as exc:
         raise WeightsError(f"The weights in {ckpt_dir} do not fit a {config['backbone']} with "
                            f"{config['num_classes']} classes: {str(exc)[:200]}") from exc

@@ -7,9 +7,9 @@ numbers recorded before a failure are never lost.
 
 import json
 import math
-import os
 from pathlib import Path
 
+from .atomic import write_json
 from .errors import DataError
 
 __all__ = ["METRICS_FILE", "init", "record", "load", "current"]
@@ -65,7 +65,4 @@ def load(output_dir) -> dict:
 
 
 def _write():
-    path = _state["path"]
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_state["data"], indent=2, sort_keys=False))
-    os.replace(tmp, path)
+    write_json(_state["path"], _state["data"])  # atomic: temp file in the same folder, fsync, rename

@@ -8,7 +8,7 @@ from functools import partial
 import pytest
 
 from medkit.cache import download, hash_matches, sha256sum
-from medkit.errors import ChecksumError, OfflineError, WeightsError
+from medkit.errors import ChecksumError, ConfigError, OfflineError, WeightsError
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
 GOOD = hashlib.sha256(PAYLOAD).hexdigest()
@@ -96,3 +96,35 @@ def test_unreachable_host_is_an_offline_error(tmp_path, monkeypatch):
     monkeypatch.delenv("MEDKIT_OFFLINE", raising=False)
     with pytest.raises(OfflineError, match="offline"):
         download("http://127.0.0.1:9/x.pth", tmp_path / "x.pth", GOOD, timeout=2)
+
+
+def test_prefix_hash_is_pinned_to_the_full_sha256_on_first_download(server, tmp_path, monkeypatch):
+    dest = tmp_path / "resnet-" / "w-1a2b3c4d.pth"
+    download(server("good.pth"), dest, GOOD[:8])
+    record = dest.with_name(dest.name + ".sha256")
+    assert record.read_text().strip() == GOOD  # trust on first use: the full hash of what was verified
+    download(server("good.pth"), dest, GOOD[:8])
+    assert Handler.hits == 1
+    record.write_text("0" * 64)  # the file no longer matches what was first trusted (same prefix, other bytes)
+    monkeypatch.setenv("MEDKIT_OFFLINE", "1")
+    with pytest.raises(OfflineError, match="wrong sha256.*deleted.*medkit fetch --weights x"):
+        download(server("good.pth"), dest, GOOD[:8], fetch_hint="medkit fetch --weights x")
+    assert not dest.exists()
+    monkeypatch.delenv("MEDKIT_OFFLINE")
+    download(server("good.pth"), dest, GOOD[:8])  # online: fetched again, verified, re-pinned
+    assert Handler.hits == 2 and record.read_text().strip() == GOOD
+
+
+def test_unwritable_cache_is_a_clear_error(server, tmp_path, monkeypatch):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    monkeypatch.setenv("MEDKIT_CACHE", str(blocker / "cache"))
+    from medkit.cache import cache_dir
+
+    with pytest.raises(ConfigError, match="cannot be written.*MEDKIT_CACHE"):
+        download(server("good.pth"), cache_dir() / "weights" / "good.pth", GOOD)
+    from medkit.deploy import default_salt
+
+    with pytest.warns(UserWarning, match="this process only"):
+        salt = default_salt()
+    assert salt == default_salt() and len(salt) == 64  # still one salt for the whole process

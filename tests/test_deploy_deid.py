@@ -1,5 +1,9 @@
 """DICOM de-identification on pydicom's sample files: identifiers gone, pixels kept byte for byte."""
 
+import copy
+import warnings
+from pathlib import Path
+
 import pydicom
 import pytest
 from pydicom.data import get_testdata_file
@@ -66,3 +70,132 @@ def test_bad_inputs(tmp_path):
         deidentify_file(src, src)
     with pytest.raises(DataError, match="pydicom Dataset"):
         deidentify({"PatientName": "x"})
+
+
+# --- against the standard: every corpus file, every attribute of Table E.1-1 --------------------------------------
+
+def _corpus_datasets():
+    from pydicom.data import get_testdata_files
+
+    from medkit.data.dicom import open_dicom
+    from medkit.errors import MedkitError
+
+    for f in sorted(get_testdata_files()):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                yield f, open_dicom(f)
+        except (MedkitError, IsADirectoryError):
+            continue
+
+
+def _values_by_tag(ds) -> dict:
+    found = {}
+    ds.walk(lambda _, e: found.setdefault(int(e.tag), set()).update(
+        [str(v) for v in (e.value if e.VM > 1 else [e.value])] if e.VR != "SQ" and e.value not in (None, "", b"")
+        else []), recursive=True)
+    return found
+
+
+def surviving_phi(original, clean) -> list[str]:
+    """Return 'Keyword (tag): value' for every profile attribute whose original value survives in `clean`."""
+    from medkit.deploy.deid import _DUMMY, _rule
+
+    before = _values_by_tag(original)
+    allowed = set(_DUMMY.values()) | {"ANONYMIZED", "", "0", str(clean.get("PatientName", ""))}
+    survived = []
+
+    def check(_, elem):
+        action = _rule(elem)
+        if action is None:
+            return
+        if action == "X":
+            survived.append(f"{elem.keyword or 'private'} {elem.tag}: present")
+            return
+        if elem.VR == "SQ":
+            if action == "Z" and len(elem.value):
+                survived.append(f"{elem.keyword} {elem.tag}: sequence not emptied")
+            return
+        values = [str(v) for v in (elem.value if elem.VM > 1 else [elem.value])]
+        kept = [v for v in values if v in before.get(int(elem.tag), ()) and v not in allowed]
+        if kept:
+            survived.append(f"{elem.keyword} {elem.tag}: {kept[0][:40]}")
+
+    clean.walk(check, recursive=True)
+    return survived
+
+
+def test_no_profile_attribute_survives_on_any_corpus_file():
+    from medkit.deploy.annex_e import TABLE_E1_1
+
+    assert len(TABLE_E1_1) == 617 and len({t for t, _, _ in TABLE_E1_1}) == 617
+    tried, survivors, burned = 0, {}, []
+    for path, ds in _corpus_datasets():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            clean, _ = deidentify(ds, salt="corpus", burned_in="warn")
+        burned += [path for w in caught if "BurnedInAnnotation" in str(w.message)]
+        tried += 1
+        left = surviving_phi(ds, clean)
+        if left:
+            survivors[Path(path).name] = left
+        assert not any(e.tag.is_private or (e.tag.group & 0xFF00) in (0x5000, 0x6000) for e in clean.iterall())
+    assert tried >= 150
+    assert not survivors, survivors
+
+
+def test_the_check_is_not_vacuous():
+    # Left as they are, the corpus files carry dozens of the profile's attribute types; the check sees them all.
+    kinds = set()
+    for _, ds in _corpus_datasets():
+        kinds |= {s.split(" ")[0] for s in surviving_phi(ds, copy.deepcopy(ds))}
+    assert len(kinds) > 39, sorted(kinds)
+    ds = pydicom.dcmread(get_testdata_file("reportsi.dcm"))
+    clean, _ = deidentify(ds, salt="x")
+    ds.AdmissionID = clean.AdmissionID = "A123"  # one attribute put back
+    assert [s.split(" ")[0] for s in surviving_phi(ds, clean)] == ["AdmissionID"]
+
+
+def test_names_inside_sr_content_and_icon_are_gone():
+    ds = pydicom.dcmread(get_testdata_file("reportsi.dcm"))
+    names = [str(e.value) for e in ds.iterall() if e.VR == "PN" and e.value]
+    assert names  # the SR names its observers in content items
+    ds.IconImageSequence = [pydicom.Dataset()]
+    ds.AdmissionID = "ADM-42"
+    clean, _ = deidentify(ds, salt="x")
+    text = _all_text(clean)
+    assert not any(name in text for name in names if name != str(clean.PatientName))
+    assert "IconImageSequence" not in clean and "AdmissionID" not in clean
+
+
+def test_uids_consistent_within_a_study_with_the_default_salt(tmp_cache):
+    a = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    b = copy.deepcopy(a)
+    b.SOPInstanceUID = a.SOPInstanceUID + ".2"  # a second slice of the same series
+    b.ReferencedImageSequence = [pydicom.Dataset()]
+    b.ReferencedImageSequence[0].ReferencedSOPClassUID = a.SOPClassUID
+    b.ReferencedImageSequence[0].ReferencedSOPInstanceUID = a.SOPInstanceUID
+    clean_a, _ = deidentify(a)
+    clean_b, _ = deidentify(b)
+    assert clean_a.StudyInstanceUID == clean_b.StudyInstanceUID != a.StudyInstanceUID
+    assert clean_a.SeriesInstanceUID == clean_b.SeriesInstanceUID
+    assert clean_a.SOPInstanceUID != clean_b.SOPInstanceUID
+    assert clean_b.ReferencedImageSequence[0].ReferencedSOPInstanceUID == clean_a.SOPInstanceUID  # still points at a
+    assert clean_b.ReferencedImageSequence[0].ReferencedSOPClassUID == a.SOPClassUID  # class UIDs are kept
+    assert clean_a.PatientID == clean_b.PatientID and clean_a.PatientName == clean_b.PatientName
+    assert (tmp_cache / "deid_salt").stat().st_mode & 0o077 == 0  # the salt is private
+    # a vendor UID that embeds the acquisition date is replaced too, even outside the table's list
+    a.add_new(0x00209161, "UI", "1.3.12.2.1107.5.1.4.20240131.123456")  # Concatenation UID
+    assert str(deidentify(a)[0][0x00209161].value) != "1.3.12.2.1107.5.1.4.20240131.123456"
+
+
+def test_burned_in_annotation_is_refused_or_warned(tmp_path):
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ds.BurnedInAnnotation = "YES"
+    with pytest.raises(DataError, match="BurnedInAnnotation YES.*burned_in='warn'"):
+        deidentify(ds, salt="x")
+    with pytest.warns(UserWarning, match="BurnedInAnnotation"):
+        clean, _ = deidentify(ds, salt="x", burned_in="warn")
+    assert clean.PixelData == ds.PixelData
+    with pytest.raises(DataError, match="burned_in must be"):
+        deidentify(ds, salt="x", burned_in="ignore")

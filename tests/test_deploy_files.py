@@ -61,7 +61,8 @@ def test_colour_picture_is_refused(predictor, tmp_path):
 
 def test_export_and_predict_commands(pneumonia, tmp_path, capsys):
     model = get_backbone("resnet18", weights=None, num_classes=2)
-    save_checkpoint(tmp_path / "ckpt", model, image_size=48, classes=pneumonia["test"].classes)
+    save_checkpoint(tmp_path / "ckpt", model, image_size=48, classes=pneumonia["test"].classes, input_size=28,
+                    channels=1)
     out = tmp_path / "model.onnx"
     assert main(["export", "--checkpoint", str(tmp_path / "ckpt"), "--out", str(out), "--n-verify", "32"]) == 0
     text = capsys.readouterr().out

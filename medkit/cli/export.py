@@ -1,4 +1,8 @@
-"""`medkit export`: a `medkit fit` checkpoint -> ONNX with its preprocessing, verified against PyTorch as it goes."""
+"""`medkit export`: a `medkit fit` checkpoint -> ONNX with its preprocessing, verified against PyTorch as it goes.
+
+The model is written to a staged file beside `--out` and moved into place only after the parity check
+passes, so a failed export leaves the previous model, its sidecar and its drift reference untouched.
+"""
 
 HELP = "Export a checkpoint to ONNX (preprocessing inside, dynamic batch), verify it with onnxruntime, save drift stats."
 
@@ -7,57 +11,87 @@ def add_arguments(parser):
     parser.add_argument("--checkpoint", required=True, metavar="DIR", help="checkpoint folder written by `medkit fit`")
     parser.add_argument("--out", required=True, metavar="FILE", help="the .onnx file to write (FILE.json beside it)")
     parser.add_argument("--images", nargs="*", metavar="PATH",
-                        help="real images to verify on: a MedMNIST .npz or image files (default: the bundled "
-                             "PneumoniaMNIST held-out test images)")
+                        help="real images to verify on: a MedMNIST .npz or image files (default: the checkpoint's "
+                             "training file, else the bundled PneumoniaMNIST test images for a 28 px grey model)")
     parser.add_argument("--n-verify", type=int, default=128, help="how many images to verify on (default 128)")
-    parser.add_argument("--input-size", type=int, help="side of the raw images the model takes (default: that of "
-                                                       "the checkpoint, else of the verification images)")
+    parser.add_argument("--input-size", type=int, help="side of the raw images the model takes (default: the "
+                                                       "checkpoint's)")
+    parser.add_argument("--channels", type=int, choices=(1, 3), help="channels of the raw images (default: the "
+                                                                      "checkpoint's)")
     parser.add_argument("--modality", default=None, help="comma-separated DICOM modalities the model is for "
-                                                         "(default: the checkpoint's, else CR,DX)")
+                                                         "(default: the checkpoint's, else CR,DX; add UNKNOWN to "
+                                                         "accept DICOM files without a Modality)")
     parser.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed |probability difference| (1e-4)")
     parser.add_argument("--no-drift", action="store_true", help="do not save drift reference statistics")
 
 
-def _load_images(paths):
-    """Return uint8 images from a MedMNIST .npz (its test split, else val, else train) or image files."""
+def _npz_images(path, input_size: int, channels: int):
+    """Return (check, reference) uint8 images from a MedMNIST .npz (its test split, else val, else train)."""
+    from ..data import available_splits, load_npz
+    from ..errors import DataError
+
+    splits = available_splits(path)
+    if not splits:
+        raise DataError(f"{path} holds no `<split>_images`/`<split>_labels` arrays to verify on.")
+    check = next(s for s in ("test", "val", "train") if s in splits)
+    ref = "val" if "val" in splits and check != "val" else check
+    check_images, ref_images = load_npz(path, check).images, load_npz(path, ref).images
+    shape = (input_size, input_size) if channels == 1 else (input_size, input_size, channels)
+    if check_images.shape[1:] != shape:
+        raise DataError(f"{path} holds images of shape {check_images.shape[1:]}, but the model takes {shape} "
+                        f"({channels}-channel {input_size} px). Verify on images of the model's own size: --images.")
+    return check_images, ref_images
+
+
+def _load_images(paths, config: dict, input_size: int, channels: int):
+    """Return (check, reference) images of the model's own size and channels to verify and fit drift on."""
     from pathlib import Path
 
-    from ..data import available_splits, load_npz, pneumonia
+    from ..data import pneumonia
     from ..data.images import stack_images
+    from ..errors import DataError
 
-    if not paths:
+    if paths:
+        if len(paths) == 1 and Path(paths[0]).suffix == ".npz":
+            return _npz_images(paths[0], input_size, channels)
+        images, _, _ = stack_images(paths, image_size=input_size, channels=channels, source="--images")
+        return images, images
+    data = config.get("data")
+    if data and str(data).endswith(".npz") and Path(data).is_file():
+        return _npz_images(data, input_size, channels)
+    if (input_size, channels) == (28, 1):
         splits = pneumonia()
         return splits["test"].images, splits["val"].images
-    if len(paths) == 1 and Path(paths[0]).suffix == ".npz":
-        splits = available_splits(paths[0])
-        check = next(s for s in ("test", "val", "train") if s in splits)
-        ref = "val" if "val" in splits and check != "val" else check
-        return load_npz(paths[0], check).images, load_npz(paths[0], ref).images
-    images, _, _ = stack_images(paths)
-    return images, images
+    raise DataError(f"No images to verify a {channels}-channel {input_size} px model on: its training file "
+                    f"{data or '(not recorded)'} is not here and the bundled images are 1-channel 28 px. "
+                    "Pass --images with real images of the model's kind.")
 
 
 def run(args) -> int:
-    from ..checkpoint import load_checkpoint
-    from ..deploy import OPSET, drift_path, export_checkpoint, save_reference, verify_onnx
+    from pathlib import Path
 
-    model, config = load_checkpoint(args.checkpoint)
-    check_images, reference_images = _load_images(args.images)
-    input_size = args.input_size or config.get("input_size") or check_images.shape[1]
-    channels = 1 if check_images.ndim == 3 else check_images.shape[-1]
-    modalities = args.modality.split(",") if args.modality else None
-    out = export_checkpoint(args.checkpoint, args.out, input_size=input_size, channels=channels, modalities=modalities)
-    print(f"exported {config['backbone']} ({len(config['classes'])} classes) to {out} (opset {OPSET}, dynamic batch, "
+    from ..checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_checkpoint
+    from ..deploy import OPSET, drift_path
+    from ..deploy.onnx import check_output, checkpoint_export_args, export_verified
+
+    ckpt = Path(args.checkpoint)
+    out = check_output(args.out, [ckpt / CONFIG_FILE, ckpt / WEIGHTS_FILE, *(args.images or [])])
+    model, config = load_checkpoint(ckpt)
+    kwargs = checkpoint_export_args(ckpt, config, input_size=args.input_size, channels=args.channels,
+                                    modalities=args.modality.split(",") if args.modality else None)
+    input_size, channels = kwargs["input_size"], kwargs["channels"]
+    check_images, reference_images = _load_images(args.images, config, input_size, channels)
+    result, monitor = export_verified(model, out, check_images[: args.n_verify], tolerance=args.tolerance,
+                                      reference_images=None if args.no_drift else reference_images, **kwargs)
+    print(f"export {config['backbone']} ({len(config['classes'])} classes) to {out} (opset {OPSET}, dynamic batch, "
           f"input uint8 {channels}x{input_size}x{input_size}, preprocessing inside)")
-    result = verify_onnx(model, out, check_images[: args.n_verify], tolerance=args.tolerance)
     print(f"verify on {result.n_images} real images: max |probability difference| = {result.max_abs_diff:.2e} "
           f"(tolerance {result.tolerance:.0e}), max |logit difference| = {result.max_abs_diff_logits:.2e}, "
           f"predicted classes {'identical' if result.same_classes else 'DIFFER'}")
     if not result.ok:
-        print(f"FAILED: {result}")
+        print(f"FAILED: {result}; nothing was written, {out} is unchanged")
         return 1
-    if not args.no_drift:
-        monitor = save_reference(out, reference_images)
+    if monitor is not None:
         print(f"drift reference: {drift_path(out)} ({monitor})")
     print("OK")
     return 0

@@ -75,15 +75,10 @@ def float_to_uint8(images: np.ndarray, what: str) -> tuple[np.ndarray, str]:
 
 
 def _read_dicom_uint8(path: Path) -> np.ndarray:
-    from .dicom import dicom_info, read_dicom
+    # Window in the stored-value domain first, then invert MONOCHROME1 (dicom_to_uint8 keeps that order).
+    from .dicom import dicom_to_uint8
 
-    image = read_dicom(path)
-    info = dicom_info(path)
-    if image.ndim == 3 and image.shape[-1] != 3:
-        raise DataError(f"{path} holds {image.shape[0]} frames; an image folder needs one 2-D image per file.")
-    # The stored window is the one the modality chose for display; else use the full range.
-    stored = (info["window_center"], info["window_width"])
-    return to_uint8(image, stored if None not in stored and stored[1] > 0 else None)
+    return dicom_to_uint8(path)
 
 
 def _unreadable(path: Path, reason: str) -> DataError:

@@ -1,6 +1,6 @@
 """Shipping a model (lesson 06): ONNX export and checks, latency, drift monitoring, model cards, DICOM de-identification."""
 
-from .deid import ACTIONS, BASIC_PROFILE, PROFILE_NAME, deidentify, deidentify_file
+from .deid import ACTIONS, BASIC_PROFILE, PROFILE, PROFILE_NAME, default_salt, deidentify, deidentify_file
 from .drift import DriftMonitor, DriftResult, alarm_rates, sample_batches, save_reference
 from .files import dicom_modality, read_for_model
 from .latency import measure_latency
@@ -14,14 +14,16 @@ from .onnx import (
     drift_path,
     export_checkpoint,
     export_onnx,
+    export_verified,
     sidecar_path,
     verify_onnx,
 )
 
 __all__ = [
-    "OPSET", "DEFAULT_MODALITIES", "ExportWrapper", "export_onnx", "export_checkpoint", "verify_onnx", "Verification",
+    "OPSET", "DEFAULT_MODALITIES", "ExportWrapper", "export_onnx", "export_checkpoint", "export_verified", "verify_onnx",
+    "Verification",
     "OnnxPredictor", "sidecar_path", "drift_path", "dicom_modality", "read_for_model", "measure_latency",
     "DriftMonitor", "DriftResult", "save_reference", "sample_batches", "alarm_rates",
     "DATASETS", "ModelCard", "dataset_provenance", "validation_results", "subgroup_results",
-    "BASIC_PROFILE", "ACTIONS", "PROFILE_NAME", "deidentify", "deidentify_file",
+    "BASIC_PROFILE", "PROFILE", "ACTIONS", "PROFILE_NAME", "deidentify", "deidentify_file", "default_salt",
 ]

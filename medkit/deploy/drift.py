@@ -169,25 +169,34 @@ class DriftMonitor:
         stat, p = self._mmd_test(Z, rng) if self.method == "mmd" else self._ks_test(Z)
         return DriftResult(self.method, stat, p, p < self.alpha, len(Z))
 
-    def save(self, path) -> Path:
-        """Write the reference statistics and settings to an .npz file."""
+    def save(self, path, model_sha256: str = "") -> Path:
+        """Write the reference statistics and settings to an .npz file (atomically), tied to a model's sha256."""
+        from ..atomic import atomic_path
+
         path = Path(path)
-        np.savez(path, mean=self.mean, components=self.components, scale=self.scale, reference=self.reference,
-                 method=self.method, alpha=self.alpha, bandwidth=self.bandwidth, n_permutations=self.n_permutations,
-                 min_batch=self.min_batch, seed=self.seed)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a name
+            np.savez(f, mean=self.mean, components=self.components, scale=self.scale, reference=self.reference,
+                     method=self.method, alpha=self.alpha, bandwidth=self.bandwidth,
+                     n_permutations=self.n_permutations, min_batch=self.min_batch, seed=self.seed,
+                     model_sha256=str(model_sha256))
         return path
 
     @classmethod
-    def load(cls, path) -> "DriftMonitor":
-        """Read a monitor written by `save`."""
+    def load(cls, path, model_sha256: str = "") -> "DriftMonitor":
+        """Read a monitor written by `save`; with `model_sha256`, refuse one saved for another model file."""
         try:
             with np.load(path, allow_pickle=False) as f:
                 arrays = {k: f[k] for k in ("mean", "components", "scale", "reference")}
                 settings = dict(method=str(f["method"]), alpha=float(f["alpha"]), bandwidth=float(f["bandwidth"]),
                                 n_permutations=int(f["n_permutations"]), min_batch=int(f["min_batch"]),
                                 seed=int(f["seed"]))
-        except (OSError, KeyError, ValueError) as exc:
+                saved_for = str(f["model_sha256"]) if "model_sha256" in f.files else ""
+        except (OSError, KeyError, ValueError, EOFError) as exc:
             raise DataError(f"{path} is not a drift reference written by DriftMonitor.save ({exc}).") from exc
+        if model_sha256 and saved_for and saved_for != model_sha256:
+            raise DataError(f"{path} was saved for another model file (sha256 {saved_for[:12]}..., this one "
+                            f"{model_sha256[:12]}...): a stale reference. Re-export, or save a new one with "
+                            "medkit.deploy.save_reference(model, images).")
         return cls(**arrays, **settings)
 
     def __repr__(self) -> str:
@@ -199,8 +208,9 @@ def save_reference(onnx_path, images, **kwargs) -> DriftMonitor:
     """Fit a monitor on the exported model's embeddings of clean `images` and save it beside the model."""
     from .onnx import OnnxPredictor, drift_path
 
-    monitor = DriftMonitor.fit(OnnxPredictor(onnx_path).embed(images), **kwargs)
-    monitor.save(drift_path(onnx_path))
+    predictor = OnnxPredictor(onnx_path)
+    monitor = DriftMonitor.fit(predictor.embed(images), **kwargs)
+    monitor.save(drift_path(onnx_path), model_sha256=predictor.meta.get("onnx_sha256", ""))
     return monitor
 
 

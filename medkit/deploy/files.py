@@ -6,24 +6,20 @@ import numpy as np
 
 from ..errors import DataError
 
-__all__ = ["dicom_modality", "read_for_model"]
+__all__ = ["dicom_modality", "read_for_model", "UNKNOWN_MODALITY"]
 
-_DICOM_SUFFIXES = {".dcm", ".dicom"}
+UNKNOWN_MODALITY = "UNKNOWN"  # what a DICOM file without a Modality is checked as; a model may list it
 
 
 def dicom_modality(path) -> str | None:
-    """Return the DICOM Modality code of `path` ("CT", "MR", "DX"...), or None when it is not a DICOM file."""
-    import pydicom
-    from pydicom.errors import InvalidDicomError
+    """Return the DICOM Modality code of `path` ("CT", "MR", "DX"... or "UNKNOWN"), or None when it is not DICOM."""
+    from ..data.dicom import NotDicomError, open_dicom
 
-    path = Path(path)
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, force=path.suffix.lower() in _DICOM_SUFFIXES)
-    except (InvalidDicomError, OSError, EOFError):
+        ds = open_dicom(path, pixels=False)
+    except NotDicomError:
         return None
-    except Exception as exc:  # a damaged header: say which file
-        raise DataError(f"{path}: cannot read the DICOM header ({type(exc).__name__}: {exc}).") from exc
-    return str(ds.get("Modality", "")).upper() or "unknown"
+    return str(ds.get("Modality", "") or "").strip().upper() or UNKNOWN_MODALITY
 
 
 def _resize(image: np.ndarray, size: int) -> np.ndarray:
@@ -33,23 +29,40 @@ def _resize(image: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
 
 
+def _check_modality(path: Path, modality: str, allowed: list) -> None:
+    """Refuse a DICOM file whose modality the model was not made for (UNKNOWN only if the model lists it)."""
+    if not allowed or modality in allowed:
+        return
+    if modality == UNKNOWN_MODALITY:
+        raise DataError(f"{path} is a DICOM file with no Modality, and this model was made for {'/'.join(allowed)} "
+                        "images. Check what it is; to accept such files, export the model with "
+                        f"--modality {','.join(allowed)},{UNKNOWN_MODALITY}.")
+    raise DataError(f"{path} is a {modality} image, but this model was made for {'/'.join(allowed)} images. "
+                    "Its predictions on another modality mean nothing; use a model trained for it.")
+
+
 def read_for_model(path, predictor, resize: bool = False) -> np.ndarray:
     """Return one file as a uint8 (C, H, W) array fit for `predictor` (an OnnxPredictor), or raise DataError.
 
-    A DICOM whose Modality is not among the model's modalities, a colour picture for a grey model, or
-    an image of another size (unless `resize`) is refused with the file named.
+    A DICOM whose Modality is not among the model's modalities (a file with none counts as UNKNOWN), a
+    multi-frame DICOM, a colour picture for a grey model, or an image of another size (unless `resize`)
+    is refused with the file named.
     """
+    from ..data.dicom import dicom_to_uint8
     from ..data.images import load_image
 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"Image file {path} does not exist.")
     modality = dicom_modality(path)
-    allowed = list(predictor.meta.get("modalities") or [])
-    if modality is not None and allowed and modality not in allowed:
-        raise DataError(f"{path} is a {modality} image, but this model was made for {'/'.join(allowed)} images. "
-                        "Its predictions on another modality mean nothing; use a model trained for it.")
-    image = load_image(path)
+    allowed = [str(m).strip().upper() for m in (predictor.meta.get("modalities") or [])]
+    if modality is not None:
+        _check_modality(path, modality, allowed)
+        image = dicom_to_uint8(path)
+    else:
+        image = load_image(path)
+    if image.dtype != np.uint8 or not (image.ndim == 2 or (image.ndim == 3 and image.shape[-1] == 3)):
+        raise DataError(f"{path} reads as {image.dtype} {image.shape}; a model takes one 2-D grey or RGB image.")
     if predictor.channels == 1 and image.ndim == 3:
         if not (np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 0], image[..., 2])):
             raise DataError(f"{path} is a colour image, but this model reads grey "

@@ -158,7 +158,6 @@ class ModelCard:
 
     def save(self, path) -> Path:
         """Write the Markdown model card to `path` and return it."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.to_markdown())
-        return path
+        from ..atomic import write_text
+
+        return write_text(path, self.to_markdown())

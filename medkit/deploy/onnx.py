@@ -11,6 +11,7 @@ file whose metadata, sidecar and graph do not agree.
 
 import copy
 import json
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..atomic import atomic_path, write_json
 from ..cache import sha256sum
 from ..errors import DataError
 from ..models import Preprocess, get_spec
@@ -29,6 +31,10 @@ __all__ = [
     "ExportWrapper",
     "export_onnx",
     "export_checkpoint",
+    "export_verified",
+    "checkpoint_export_args",
+    "checkpoint_input",
+    "check_output",
     "verify_onnx",
     "Verification",
     "OnnxPredictor",
@@ -127,25 +133,66 @@ def export_onnx(model: nn.Module, out, *, input_size: int, image_size: int, clas
     if logits.shape[1] != len(classes):
         raise DataError(f"The model has {logits.shape[1]} outputs but {len(classes)} classes were given: {classes}.")
     _register_antialias_resize()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():  # the tracer warns about the Python branches in Preprocess; they are fixed here
-        warnings.simplefilter("ignore")
-        torch.onnx.export(wrapper, (example,), str(out), dynamo=False, opset_version=OPSET,
-                          input_names=["image"], output_names=["logits", "embedding"],
-                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}, "embedding": {0: "batch"}})
     meta = {"format": "medkit-onnx/1", "backbone": spec.name, "opset": OPSET, "input_size": int(input_size),
             "channels": int(channels), "image_size": int(image_size), "mean": mean, "std": std, "classes": classes,
-            "threshold": float(threshold), "modalities": [str(m).upper() for m in modalities], "input_dtype": "uint8",
-            "inputs": "image: uint8 (N, C, H, W), 0-255", "outputs": ["logits", "embedding"]}
-    proto = onnx.load(str(out))
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = _META_KEY, json.dumps(meta)
-    proto.producer_name = "medkit"
-    onnx.checker.check_model(proto)
-    onnx.save(proto, str(out))
+            "threshold": float(threshold), "modalities": [str(m).strip().upper() for m in modalities],
+            "input_dtype": "uint8", "inputs": "image: uint8 (N, C, H, W), 0-255", "outputs": ["logits", "embedding"]}
+    with atomic_path(out) as tmp:  # an interrupted export leaves the previous file, never half of one
+        with warnings.catch_warnings():  # the tracer warns about the Python branches in Preprocess; fixed here
+            warnings.simplefilter("ignore")
+            torch.onnx.export(wrapper, (example,), str(tmp), dynamo=False, opset_version=OPSET,
+                              input_names=["image"], output_names=["logits", "embedding"],
+                              dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}, "embedding": {0: "batch"}})
+        proto = onnx.load(str(tmp))
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = _META_KEY, json.dumps(meta)
+        proto.producer_name = "medkit"
+        onnx.checker.check_model(proto)
+        onnx.save(proto, str(tmp))
     sidecar = {**meta, "onnx_file": out.name, "onnx_sha256": sha256sum(out), "provenance": provenance or {}}
-    sidecar_path(out).write_text(json.dumps(sidecar, indent=2))
+    write_json(sidecar_path(out), sidecar)
     return out
+
+
+def _npz_input_shape(path) -> tuple[int, int] | None:
+    """Return (side, channels) of the training images in a MedMNIST-format npz, or None if it cannot be read."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            key = next((k for k in ("train_images", "val_images", "test_images") if k in npz.files), None)
+            shape = npz[key].shape if key else None
+    except (OSError, ValueError, TypeError):
+        return None
+    if shape is None or len(shape) not in (3, 4) or shape[1] != shape[2]:
+        return None
+    return int(shape[1]), 1 if len(shape) == 3 else int(shape[3])
+
+
+def checkpoint_input(config: dict, ckpt_dir, input_size: int | None = None,
+                     channels: int | None = None) -> tuple[int, int]:
+    """Return (raw input side, channels) for a checkpoint: as given, else its config, else its training file's."""
+    input_size, channels = input_size or config.get("input_size"), channels or config.get("channels")
+    if (input_size is None or channels is None) and config.get("data") and Path(str(config["data"])).is_file():
+        found = _npz_input_shape(config["data"])  # checkpoints written before config.json recorded both
+        if found:
+            input_size, channels = input_size or found[0], channels or found[1]
+    if input_size is None or channels is None:
+        raise DataError(f"The config.json of {ckpt_dir} records neither the raw image size nor the channels its "
+                        "model was trained on (an older checkpoint), and its training file is gone. Pass them: "
+                        "--input-size N --channels 1 (grey) or 3 (colour).")
+    if int(channels) not in (1, 3):
+        raise DataError(f"channels must be 1 (grey) or 3 (colour), got {channels!r} for {ckpt_dir}.")
+    return int(input_size), int(channels)
+
+
+def checkpoint_export_args(ckpt_dir, config: dict, *, input_size: int | None = None, channels: int | None = None,
+                           modalities=None) -> dict:
+    """Return the keyword arguments of `export_onnx` for a checkpoint: sizes, classes and statistics from its config."""
+    input_size, channels = checkpoint_input(config, ckpt_dir, input_size, channels)
+    provenance = {"checkpoint": str(Path(ckpt_dir).resolve()),
+                  **{k: v for k, v in config.items() if k not in _PREPROCESSING and k not in ("mean", "std")}}
+    return dict(input_size=input_size, image_size=config["image_size"], classes=config["classes"], channels=channels,
+                mean=config["mean"], std=config["std"], threshold=config.get("threshold", 0.5),
+                modalities=modalities or config.get("modalities") or DEFAULT_MODALITIES, provenance=provenance)
 
 
 def export_checkpoint(ckpt_dir, out, *, input_size: int | None = None, channels: int | None = None,
@@ -154,14 +201,58 @@ def export_checkpoint(ckpt_dir, out, *, input_size: int | None = None, channels:
     from ..checkpoint import load_checkpoint
 
     model, config = load_checkpoint(ckpt_dir)
-    input_size = input_size or config.get("input_size") or config["image_size"]
-    channels = channels or config.get("channels") or 1
-    modalities = modalities or config.get("modalities") or DEFAULT_MODALITIES
-    provenance = {"checkpoint": str(Path(ckpt_dir).resolve()),
-                  **{k: v for k, v in config.items() if k not in _PREPROCESSING and k not in ("mean", "std")}}
-    return export_onnx(model, out, input_size=int(input_size), image_size=config["image_size"],
-                       classes=config["classes"], channels=int(channels), mean=config["mean"], std=config["std"],
-                       threshold=config.get("threshold", 0.5), modalities=modalities, provenance=provenance)
+    return export_onnx(model, out, **checkpoint_export_args(ckpt_dir, config, input_size=input_size,
+                                                            channels=channels, modalities=modalities))
+
+
+def check_output(out, inputs=()) -> Path:
+    """Return `out` as a Path, refusing a non-.onnx name, a folder, or outputs that would replace an input file.
+
+    The export writes `out`, `out.json` and `out.drift.npz`; none may be one of `inputs` (the checkpoint's
+    files, the verification images), so an export can never destroy what it reads.
+    """
+    out = Path(out)
+    if out.is_dir():
+        raise DataError(f"--out {out} is a folder; name the file to write, e.g. {out / 'model.onnx'}.")
+    if out.suffix.lower() != ".onnx":
+        raise DataError(f"--out {out} does not end in .onnx; name the ONNX file to write (e.g. model.onnx), so "
+                        "that neither it nor its .json sidecar can replace another file.")
+    existing = [Path(p) for p in inputs if Path(p).exists()]
+    for target in (out, sidecar_path(out), drift_path(out)):
+        if target.exists() and any(target.resolve() == p.resolve() for p in existing):
+            raise DataError(f"--out {out} would overwrite the input {target}; write the model elsewhere.")
+    return out
+
+
+def export_verified(model: nn.Module, out, check_images, *, reference_images=None, tolerance: float = 1e-4,
+                    **export_kwargs) -> tuple:
+    """Export to a staged file beside `out`, verify it, and only then move it into place; return (check, monitor).
+
+    On a failed check nothing is installed: the previous `out`, its sidecar and its drift reference stay as
+    they were. With `reference_images`, a drift reference is fitted and installed with the model (without,
+    a stale reference of an earlier model at `out` is removed).
+    """
+    from .drift import save_reference
+
+    out = Path(out)
+    staged = out.with_name(f".{out.stem}.staged-{os.getpid()}.onnx")
+    try:
+        export_onnx(model, staged, **export_kwargs)
+        result = verify_onnx(model, staged, check_images, tolerance=tolerance)
+        if not result.ok:
+            return result, None
+        monitor = save_reference(staged, reference_images) if reference_images is not None else None
+        sidecar = json.loads(sidecar_path(staged).read_text())
+        os.replace(staged, out)  # same bytes, same sha256: the sidecar and drift reference stay valid
+        write_json(sidecar_path(out), {**sidecar, "onnx_file": out.name})
+        if monitor is not None:
+            os.replace(drift_path(staged), drift_path(out))
+        else:
+            drift_path(out).unlink(missing_ok=True)
+        return result, monitor
+    finally:
+        for leftover in (staged, sidecar_path(staged), drift_path(staged)):
+            leftover.unlink(missing_ok=True)
 
 
 @dataclass
@@ -232,6 +323,22 @@ def verify_onnx(model: nn.Module, onnx_path, images, *, tolerance: float = 1e-4,
                         tolerance)
 
 
+def _read_sidecar(side: Path) -> dict:
+    """Return the sidecar's JSON, refusing a damaged or incomplete one with the file named."""
+    try:
+        meta = json.loads(side.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{side} is not valid JSON ({exc}); export the model again with `medkit export`.") from exc
+    missing = [k for k in _PREPROCESSING if not isinstance(meta, dict) or k not in meta]
+    if missing:
+        raise DataError(f"{side} lacks {', '.join(missing)}; it was not written by `medkit export`. Export again.")
+    try:
+        int(meta["input_size"]), int(meta["channels"]), float(meta["threshold"]), list(meta["classes"])
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{side} holds unusable values ({exc}); export the model again.") from exc
+    return meta
+
+
 class OnnxPredictor:
     """Run an exported medkit model with ONNX Runtime, refusing inputs it was not made for.
 
@@ -251,19 +358,24 @@ class OnnxPredictor:
         if not side.is_file():
             raise DataError(f"{self.path} has no sidecar {side.name}, so its preprocessing is unknown. "
                             "Export it with `medkit export --checkpoint DIR --out model.onnx`.")
-        self.meta = json.loads(side.read_text())
+        self.meta = _read_sidecar(side)
         try:
             proto = onnx.load(str(self.path), load_external_data=False)
-        except Exception as exc:
-            raise DataError(f"{self.path} is not a readable ONNX file ({exc}).") from exc
+        except Exception as exc:  # protobuf raises its own DecodeError (and others) on a file that is not ONNX
+            raise DataError(f"{self.path} is not a readable ONNX file ({type(exc).__name__}: {str(exc)[:120]}). "
+                            "Export the model again with `medkit export`.") from exc
         stored = {p.key: p.value for p in proto.metadata_props}
         if _META_KEY not in stored:
             raise DataError(f"{self.path} carries no medkit metadata: it was not exported by medkit, so the "
                             "preprocessing it expects is unknown. Re-export it with `medkit export`.")
-        embedded = json.loads(stored[_META_KEY])
-        differ = [k for k in _PREPROCESSING if embedded.get(k) != self.meta.get(k)]
+        try:
+            embedded = json.loads(stored[_META_KEY])
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{self.path}: its medkit metadata is not valid JSON ({exc}); export it again.") from exc
+        differ = [k for k in _PREPROCESSING if not isinstance(embedded, dict) or embedded.get(k) != self.meta.get(k)]
         if differ:
-            detail = ", ".join(f"{k}: file {embedded.get(k)!r} vs sidecar {self.meta.get(k)!r}" for k in differ)
+            detail = ", ".join(f"{k}: file {embedded.get(k) if isinstance(embedded, dict) else None!r} vs sidecar "
+                               f"{self.meta.get(k)!r}" for k in differ)
             raise DataError(f"{self.path} does not match the preprocessing stored in {side.name} ({detail}). "
                             "The model file or its sidecar was swapped; export them again together.")
         if self.meta.get("onnx_sha256") and sha256sum(self.path) != self.meta["onnx_sha256"]:
@@ -272,11 +384,17 @@ class OnnxPredictor:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = int(threads)
-        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
-        shape = self.session.get_inputs()[0].shape[1:]
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime's own exception types: an invalid or unsupported graph
+            raise DataError(f"ONNX Runtime cannot load {self.path} ({type(exc).__name__}: {str(exc)[:160]}). "
+                            "Export it again with `medkit export`.") from exc
+        inputs = self.session.get_inputs()
         expected = [self.meta["channels"], self.meta["input_size"], self.meta["input_size"]]
-        if list(shape) != expected:
-            raise DataError(f"The graph of {self.path} takes images shaped {shape}, but its sidecar says {expected}.")
+        if len(inputs) != 1 or inputs[0].name != "image" or list(inputs[0].shape[1:]) != expected:
+            found = [(i.name, i.shape) for i in inputs]
+            raise DataError(f"The graph of {self.path} takes {found}, but its sidecar says one input 'image' of "
+                            f"shape (N, {', '.join(map(str, expected))}). Export the model again.")
         self.classes, self.threshold = list(self.meta["classes"]), float(self.meta["threshold"])
         self.input_size, self.channels = int(self.meta["input_size"]), int(self.meta["channels"])
 
@@ -330,4 +448,4 @@ class OnnxPredictor:
         if not path.is_file():
             raise DataError(f"No drift reference {path.name} beside {self.path.name}. Save one with "
                             "`DriftMonitor.fit(predictor.embed(reference_images)).save(drift_path(model))`.")
-        return DriftMonitor.load(path)
+        return DriftMonitor.load(path, model_sha256=self.meta.get("onnx_sha256", ""))

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from ..cache import cache_dir, download, hash_matches, sha256sum
@@ -140,10 +139,10 @@ def load_weights(model: nn.Module, name: str, tag: str = "DEFAULT") -> nn.Module
     """Load a backbone's published weights into `model` (which must have its original head)."""
     spec, entry = get_spec(name), get_spec(name).get_weights(tag)
     path = weights_path(name, tag)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a truncated or non-torch file: say which file and what to do
-        raise WeightsError(f"Could not read weights {path} ({exc}). Delete it and run `medkit fetch --weights {spec.name}`.") from exc
+    from ..checkpoint import read_state_dict  # lazily: checkpoint imports this package
+
+    # weights_only=True, and a refusal never suggests loading the file unsafely
+    state = read_state_dict(path, fix=f"Delete it and run `medkit fetch --weights {spec.name}`.")
     if entry.convert is not None:
         state = entry.convert(state, model)
     try:

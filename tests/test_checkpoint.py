@@ -1,0 +1,211 @@
+"""Checkpoints: what config.json records, hostile model.pt and config.json refused, and no save ever half-written."""
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from medkit.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_checkpoint, read_config, save_checkpoint
+from medkit.cli import build_parser, main
+from medkit.errors import ConfigError, DataError, WeightsError
+from medkit.models import get_backbone
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _model(seed: int):
+    torch.manual_seed(seed)
+    return get_backbone("resnet18", weights=None, num_classes=2)
+
+
+def _same_weights(model, other) -> bool:
+    return all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), other.state_dict().values()))
+
+
+def test_config_records_sizes_channels_and_weights_hash(tmp_path):
+    model = _model(0)
+    save_checkpoint(tmp_path, model, image_size=64, classes=["a", "b"], input_size=128, channels=3, data="x.npz")
+    config = read_config(tmp_path)
+    assert (config["image_size"], config["input_size"], config["channels"]) == (64, 128, 3)
+    assert len(config["weights_sha256"]) == 64 and config["data"] == "x.npz"
+    loaded, _ = load_checkpoint(tmp_path)
+    assert _same_weights(model, loaded)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [CONFIG_FILE, WEIGHTS_FILE]  # no temporary files left
+
+
+class _Payload:
+    """Unpickling this runs code: it creates a marker file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_pickle_that_would_run_code_is_refused_and_does_not_run(tmp_path, capsys):
+    save_checkpoint(tmp_path, _model(0), image_size=48, classes=["a", "b"], input_size=28, channels=1)
+    marker = tmp_path / "PAYLOAD_RAN"
+    with open(tmp_path / WEIGHTS_FILE, "wb") as f:
+        pickle.dump({"conv1.weight": _Payload(marker)}, f)
+    config = json.loads((tmp_path / CONFIG_FILE).read_text())
+    config.pop("weights_sha256")  # as if the attacker rewrote config.json too
+    (tmp_path / CONFIG_FILE).write_text(json.dumps(config))
+    with pytest.raises(WeightsError, match="can run arbitrary code") as info:
+        load_checkpoint(tmp_path)
+    assert "weights_only" not in str(info.value) and info.value.__cause__ is None
+    assert not marker.exists()
+    assert main(["export", "--checkpoint", str(tmp_path), "--out", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "arbitrary code" in err and "weights_only" not in err and "Traceback" not in err
+    assert not marker.exists()
+    pickle.loads(pickle.dumps(_Payload(marker)))  # the payload is real: plain pickle runs it
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("content, match", [
+    ("{not json", "not valid JSON"),
+    ("[1, 2]", "JSON list"),
+    ('{"backbone": "resnet18"}', "num_classes \\(missing\\)"),
+    ('{"backbone": "resnet18", "num_classes": 3, "classes": ["a", "b"], "image_size": 48, "mean": [0], "std": [1]}',
+     "num_classes=3 but 2 classes"),
+])
+def test_bad_config_json_is_refused(tmp_path, capsys, content, match):
+    save_checkpoint(tmp_path, _model(0), image_size=48, classes=["a", "b"])
+    (tmp_path / CONFIG_FILE).write_text(content)
+    with pytest.raises(ConfigError, match=match):
+        load_checkpoint(tmp_path)
+    assert main(["export", "--checkpoint", str(tmp_path), "--out", str(tmp_path / "m.onnx")]) == 2
+    assert CONFIG_FILE in capsys.readouterr().err
+
+
+def test_weights_not_matching_config_or_not_a_state_dict(tmp_path):
+    save_checkpoint(tmp_path, _model(0), image_size=48, classes=["a", "b"])
+    torch.save(_model(1).state_dict(), tmp_path / WEIGHTS_FILE)  # swapped after training
+    with pytest.raises(WeightsError, match="does not match config.json"):
+        load_checkpoint(tmp_path)
+    save_checkpoint(tmp_path, _model(0), image_size=48, classes=["a", "b"])
+    (tmp_path / WEIGHTS_FILE).write_bytes(b"")
+    config = json.loads((tmp_path / CONFIG_FILE).read_text())
+    config.pop("weights_sha256")
+    (tmp_path / CONFIG_FILE).write_text(json.dumps(config))
+    with pytest.raises(WeightsError, match="not a readable PyTorch file"):
+        load_checkpoint(tmp_path)
+    torch.save([torch.zeros(2)], tmp_path / WEIGHTS_FILE)
+    with pytest.raises(WeightsError, match="not a state dict"):
+        load_checkpoint(tmp_path)
+
+
+def test_interrupted_save_keeps_the_previous_checkpoint_or_finishes(tmp_path, monkeypatch):
+    import medkit.checkpoint as ckpt
+
+    old, new = _model(0), _model(1)
+    save_checkpoint(tmp_path, old, image_size=48, classes=["a", "b"])
+
+    def die(*_, **__):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ckpt, "write_json", die)  # killed before the commit: the old checkpoint stays
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path, new, image_size=48, classes=["a", "b"])
+    monkeypatch.undo()
+    assert _same_weights(old, load_checkpoint(tmp_path)[0])
+    real_replace = os.replace
+
+    def die_on_final_rename(src, dst):
+        if str(dst).endswith(os.sep + WEIGHTS_FILE):
+            raise KeyboardInterrupt
+        real_replace(src, dst)
+
+    monkeypatch.setattr(ckpt.os, "replace", die_on_final_rename)  # killed after the commit: load finishes it
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path, new, image_size=48, classes=["a", "b"])
+    monkeypatch.undo()
+    assert _same_weights(new, load_checkpoint(tmp_path)[0])
+    assert not (tmp_path / (WEIGHTS_FILE + ".new")).exists()
+
+
+_SAVER = """
+import sys, torch
+from medkit.checkpoint import save_checkpoint
+from medkit.models import get_backbone
+models = []
+for seed in (0, 1):
+    torch.manual_seed(seed)
+    models.append(get_backbone("resnet18", weights=None, num_classes=2))
+print("ready", flush=True)
+i = 0
+while True:  # save A, B, A, B... until killed
+    save_checkpoint(sys.argv[1], models[i % 2], image_size=48, classes=["a", "b"], which=i % 2)
+    i += 1
+"""
+
+
+def test_killed_while_saving_leaves_a_complete_checkpoint(tmp_path):
+    """SIGKILL a process that saves checkpoints in a loop, at several moments: every time, what loads is whole."""
+    models = [_model(0), _model(1)]
+    rng = np.random.default_rng(0)
+    for trial in range(2):
+        out = tmp_path / f"run{trial}"
+        proc = subprocess.Popen([sys.executable, "-c", _SAVER, str(out)], stdout=subprocess.PIPE, text=True,
+                                env={**os.environ, "PYTHONPATH": ROOT})
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(float(rng.uniform(0.3, 1.5)))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if not (out / CONFIG_FILE).exists():
+            assert not (out / WEIGHTS_FILE).exists()  # none at all: killed before the first commit
+            continue
+        model, config = load_checkpoint(out)
+        assert _same_weights(models[config["which"]], model)  # the weights are those the config describes
+
+
+def test_fit_killed_mid_epoch_leaves_previous_checkpoint_or_none(tmp_path, pneumonia):
+    from medkit.data import subsample
+
+    train, val = pneumonia["train"], pneumonia["val"]
+    t, v = subsample(train.labels, 200, 1), subsample(val.labels, 60, 1)
+    data = tmp_path / "tiny.npz"
+    np.savez(data, train_images=train.images[t], train_labels=train.labels[t, None],
+             val_images=val.images[v], val_labels=val.labels[v, None])
+    fit = build_parser()._subparsers._group_actions[0].choices["fit"]
+    overwrite = ["--overwrite"] if any("--overwrite" in a.option_strings for a in fit._actions) else []
+    previous = get_backbone("efficientnet_lite0", weights=None, num_classes=2)
+    # With a previous checkpoint in DIR (the empty-DIR case is the same run with nothing to keep).
+    for out, before in ((tmp_path / "previous", previous),):
+        if before is not None:
+            save_checkpoint(out, before, image_size=48, classes=["normal", "pneumonia"], input_size=28, channels=1)
+            config_before = (out / CONFIG_FILE).read_text()
+        proc = subprocess.Popen([sys.executable, "-u", "-m", "medkit.cli", "fit", "--data", str(data), "--out",
+                                 str(out), "--epochs", "3", "--image-size", "48", "--quiet", *overwrite],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env={**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"})
+        first = proc.stdout.readline()
+        assert first.startswith("medkit fit:"), first + proc.stdout.read()  # training has started
+        time.sleep(2.0)
+        assert proc.poll() is None, "the fit finished before it could be killed"
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        if before is None:
+            assert not (out / WEIGHTS_FILE).exists() and not (out / CONFIG_FILE).exists()
+        else:
+            model, _ = load_checkpoint(out)
+            assert (out / CONFIG_FILE).read_text() == config_before and _same_weights(before, model)
+
+
+def test_missing_checkpoint_parts(tmp_path):
+    with pytest.raises(DataError, match="not a medkit checkpoint"):
+        load_checkpoint(tmp_path)
+    save_checkpoint(tmp_path, _model(0), image_size=48, classes=["a", "b"])
+    (tmp_path / WEIGHTS_FILE).unlink()
+    with pytest.raises(DataError, match="did not finish"):
+        load_checkpoint(tmp_path)
+    with pytest.raises(DataError, match="channels must be 1"):
+        save_checkpoint(tmp_path, _model(0), image_size=48, classes=["a", "b"], channels=2)

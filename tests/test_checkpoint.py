@@ -62,7 +62,7 @@ def test_pickle_that_would_run_code_is_refused_and_does_not_run(tmp_path, capsys
         load_checkpoint(tmp_path)
     assert "weights_only" not in str(info.value) and info.value.__cause__ is None
     assert not marker.exists()
-    assert main(["export", "--checkpoint", str(tmp_path), "--out", str(tmp_path / "m.onnx")]) == 2
+    assert main(["export", "--checkpoint", str(tmp_path), "--out", str(tmp_path / "m.onnx")]) == 1
     err = capsys.readouterr().err
     assert "arbitrary code" in err and "weights_only" not in err and "Traceback" not in err
     assert not marker.exists()
@@ -82,7 +82,7 @@ def test_bad_config_json_is_refused(tmp_path, capsys, content, match):
     (tmp_path / CONFIG_FILE).write_text(content)
     with pytest.raises(ConfigError, match=match):
         load_checkpoint(tmp_path)
-    assert main(["export", "--checkpoint", str(tmp_path), "--out", str(tmp_path / "m.onnx")]) == 2
+    assert main(["export", "--checkpoint", str(tmp_path), "--out", str(tmp_path / "m.onnx")]) == 1
     assert CONFIG_FILE in capsys.readouterr().err
 
 

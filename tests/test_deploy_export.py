@@ -60,7 +60,7 @@ def test_rgb_64px_model_exports_and_verifies_at_its_own_size(tmp_path, capsys):
     assert len(predictor.predict_files([picture])) == 1
     # the training file gone and no --images: no guessing with 28 px grey images
     data.unlink()
-    assert main(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "again.onnx")]) == 2
+    assert main(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "again.onnx")]) == 1
     assert "Pass --images" in capsys.readouterr().err
     assert main(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "again.onnx"), "--images",
                  str(picture), "--no-drift"]) == 0
@@ -74,14 +74,14 @@ def test_export_never_overwrites_its_inputs(tmp_path, pneumonia, capsys):
     data_before = images.read_bytes()
     for out, message in ((ckpt / WEIGHTS_FILE, "does not end in .onnx"), (ckpt / "config", "does not end in .onnx"),
                          (images, "does not end in .onnx"), (ckpt, "is a folder")):
-        assert main(["export", "--checkpoint", str(ckpt), "--out", str(out), "--images", str(images)]) == 2
+        assert main(["export", "--checkpoint", str(ckpt), "--out", str(out), "--images", str(images)]) == 1
         assert message in capsys.readouterr().err
     assert main(["export", "--checkpoint", str(ckpt), "--out", str(ckpt / "model.onnx"), "--images", str(images),
                  "--n-verify", "16"]) == 0  # into the checkpoint folder, beside model.pt: fine
     assert _bytes([ckpt / CONFIG_FILE, ckpt / WEIGHTS_FILE]) == before and images.read_bytes() == data_before
     png = tmp_path / "x.onnx.json"  # an input that would be the sidecar of --out x.onnx
     png.write_bytes(b"\x89PNG not really")
-    assert main(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "x.onnx"), "--images", str(png)]) == 2
+    assert main(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "x.onnx"), "--images", str(png)]) == 1
     assert "would overwrite the input" in capsys.readouterr().err and png.read_bytes() == b"\x89PNG not really"
 
 
@@ -114,7 +114,7 @@ def test_foreign_or_broken_model_files_are_refused_by_predict(exported, tmp_path
             shutil.copy(sidecar_path(out), sidecar_path(target))
         else:
             sidecar_path(target).write_text(sidecar)
-        assert main(["predict", "--model", str(target), str(image)]) == 2, name
+        assert main(["predict", "--model", str(target), str(image)]) == 1, name
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, (name, err)
     # another model's ONNX file under this model's sidecar
@@ -125,7 +125,7 @@ def test_foreign_or_broken_model_files_are_refused_by_predict(exported, tmp_path
                         image_size=48, classes=["a", "b"])
     shutil.copy(other, tmp_path / "swapped.onnx")
     shutil.copy(sidecar_path(out), sidecar_path(tmp_path / "swapped.onnx"))
-    assert main(["predict", "--model", str(tmp_path / "swapped.onnx"), str(image)]) == 2
+    assert main(["predict", "--model", str(tmp_path / "swapped.onnx"), str(image)]) == 1
     assert "changed since it was exported" in capsys.readouterr().err
 
 

@@ -9,12 +9,19 @@ object directly instead of over gRPC or Ray. Strategies, wrappers such as
 `DifferentialPrivacyServerSideFixedClipping`, and clients are used unchanged.
 """
 
+# ruff: noqa: E402  (the extra is checked first, so a missing one gives the pip command, not an ImportError)
+
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+
+from ._optional import require
+
+require("flwr", "federated", "medkit.federated (lesson 09's Flower server loop)")
+
 from flwr.client import NumPyClient
 from flwr.common import DisconnectRes, ndarrays_to_parameters, parameters_to_ndarrays
 from flwr.server import Server, SimpleClientManager

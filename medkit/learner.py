@@ -5,7 +5,13 @@
 backbone's weights expect (and augments training batches), exactly as `medkit.data.BatchLoader` does.
 """
 
+# ruff: noqa: E402  (the extra is checked first, so a missing one gives the pip command, not an ImportError)
+
 from pathlib import Path
+
+from ._optional import require
+
+require("fastai", "fastai", "medkit.learner (lesson 03's fastai Learner)")
 
 import fastai.callback.progress  # noqa: F401  (adds fastai's progress bars to every Learner)
 import fastai.callback.schedule  # noqa: F401  (adds fit_one_cycle, fine_tune and lr_find to Learner)

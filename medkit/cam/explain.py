@@ -14,6 +14,9 @@ __all__ = ["METHODS", "Explainer", "cams"]
 
 
 def _methods() -> dict:
+    from .._optional import require
+
+    require("pytorch_grad_cam", "cam", "Grad-CAM through pytorch-grad-cam")
     from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, ScoreCAM
 
     return {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "scorecam": ScoreCAM, "eigencam": EigenCAM}

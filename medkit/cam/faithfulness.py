@@ -45,6 +45,9 @@ def road_curves(model: nn.Module, x: torch.Tensor, maps, targets, percentiles=(2
     The score is the softmax probability of each image's target class; a percentile p keeps p % of the
     pixels (MoRF removes the top 100 - p %, LeRF the bottom 100 - p %).
     """
+    from .._optional import require
+
+    require("pytorch_grad_cam", "cam", "ROAD faithfulness")
     from pytorch_grad_cam.metrics.road import ROADLeastRelevantFirst, ROADMostRelevantFirst
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
 

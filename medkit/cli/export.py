@@ -73,6 +73,7 @@ def run(args) -> int:
     from ..checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_checkpoint
     from ..deploy import OPSET, drift_path
     from ..deploy.onnx import check_output, checkpoint_export_args, export_verified
+    from . import emit
 
     ckpt = Path(args.checkpoint)
     out = check_output(args.out, [ckpt / CONFIG_FILE, ckpt / WEIGHTS_FILE, *(args.images or [])])
@@ -83,15 +84,20 @@ def run(args) -> int:
     check_images, reference_images = _load_images(args.images, config, input_size, channels)
     result, monitor = export_verified(model, out, check_images[: args.n_verify], tolerance=args.tolerance,
                                       reference_images=None if args.no_drift else reference_images, **kwargs)
-    print(f"export {config['backbone']} ({len(config['classes'])} classes) to {out} (opset {OPSET}, dynamic batch, "
-          f"input uint8 {channels}x{input_size}x{input_size}, preprocessing inside)")
-    print(f"verify on {result.n_images} real images: max |probability difference| = {result.max_abs_diff:.2e} "
-          f"(tolerance {result.tolerance:.0e}), max |logit difference| = {result.max_abs_diff_logits:.2e}, "
-          f"predicted classes {'identical' if result.same_classes else 'DIFFER'}")
+    lines = [f"export {config['backbone']} ({len(config['classes'])} classes) to {out} (opset {OPSET}, dynamic batch, "
+             f"input uint8 {channels}x{input_size}x{input_size}, preprocessing inside)",
+             f"verify on {result.n_images} real images: max |probability difference| = {result.max_abs_diff:.2e} "
+             f"(tolerance {result.tolerance:.0e}), max |logit difference| = {result.max_abs_diff_logits:.2e}, "
+             f"predicted classes {'identical' if result.same_classes else 'DIFFER'}"]
+    summary = {"out": str(out), "ok": bool(result.ok), "opset": OPSET, "input_size": input_size, "channels": channels,
+               "n_verified": result.n_images, "max_abs_diff": result.max_abs_diff,
+               "max_abs_diff_logits": result.max_abs_diff_logits, "same_classes": bool(result.same_classes)}
     if not result.ok:
-        print(f"FAILED: {result}; nothing was written, {out} is unchanged")
+        lines.append(f"FAILED: {result}; nothing was written, {out} is unchanged")
+        emit(args, summary, "\n".join(lines))
         return 1
     if monitor is not None:
-        print(f"drift reference: {drift_path(out)} ({monitor})")
-    print("OK")
+        summary["drift_reference"] = str(drift_path(out))
+        lines.append(f"drift reference: {drift_path(out)} ({monitor})")
+    emit(args, summary, "\n".join(lines + ["OK"]))
     return 0

@@ -13,14 +13,17 @@ def add_arguments(parser):
 
 def run(args) -> int:
     from ..deploy import OnnxPredictor
+    from . import emit
 
     predictor = OnnxPredictor(args.model, threads=args.threads)
     rows = predictor.predict_files(args.images, resize=args.resize)
     width = max(len(r["file"]) for r in rows)
-    print(f"{'file':<{width}}  {'prediction':<12} probability")
-    for r in rows:
-        print(f"{r['file']:<{width}}  {r['prediction']:<12} {r['probability']:.3f}")
+    lines = [f"{'file':<{width}}  {'prediction':<12} probability"]
+    lines += [f"{r['file']:<{width}}  {r['prediction']:<12} {r['probability']:.3f}" for r in rows]
+    result = {"predictions": rows}
     if args.drift:
         embeddings = predictor.embed(predictor.load_files(args.images, args.resize))
-        print(f"drift: {predictor.monitor().test(embeddings)}")
+        result["drift"] = predictor.monitor().test(embeddings)
+        lines.append(f"drift: {result['drift']}")
+    emit(args, result, "\n".join(lines))
     return 0

@@ -119,7 +119,9 @@ def export_onnx(model: nn.Module, out, *, input_size: int, image_size: int, clas
         modalities: DICOM Modality codes the model is meant for; other DICOMs are refused by `OnnxPredictor`.
         provenance: anything else worth keeping with the model (checkpoint, training data, metrics).
     """
-    import onnx
+    from .._optional import require
+
+    onnx = require("onnx", "deploy", "ONNX export")
 
     spec = get_spec(model)
     mean, std = list(mean or spec.mean), list(std or spec.std)
@@ -348,8 +350,10 @@ class OnnxPredictor:
     """
 
     def __init__(self, path, threads: int | None = None):
-        import onnx
-        import onnxruntime as ort
+        from .._optional import require
+
+        onnx = require("onnx", "deploy", "ONNX prediction")
+        ort = require("onnxruntime", "deploy", "ONNX prediction")
 
         self.path = Path(path)
         if not self.path.is_file():

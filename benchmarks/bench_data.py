@@ -1,16 +1,26 @@
 """Images per second from each medkit.data source into training batches, against a bare torch DataLoader.
 
     python benchmarks/bench_data.py [--n 1024] [--repeats 3] [--size 64] [--threads 2]
+    python benchmarks/bench_data.py --decode-only [--xrays ../shared/data/chest_xray_224/train]
 
 For each source it times (a) reading the files into memory once (decode) and (b) one epoch of
 training batches from memory (BatchLoader: uint8 slice -> augment -> 3 channels, resize, normalise).
 The baseline is a bare `torch.utils.data.DataLoader` over the same uint8 tensors with the same
 preprocessing applied per batch. The last rows time one training step of efficientnet_lite0 at the
 same size; the data path should deliver at least 5x what training consumes. Medians over repeats.
+
+The decode-cache table loads the Kermany training folder (5,216 JPEGs at 224 px, from ../shared/data,
+a developer copy) three ways: decoding every JPEG (cache off), a cached load (the memory-mapped .npy,
+no JPEG opened) and a cached load that also reads every pixel once, with the peak RSS of each measured
+in a fresh subprocess. The decode is the baseline of the ratios.
 """
 
 import argparse
+import json
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -48,6 +58,53 @@ def write_sources(ds, root: Path, n_dicom: int):
             shutil.copy(data.sample_path(name), target)
 
 
+XRAYS = Path(__file__).resolve().parents[2] / "shared" / "data" / "chest_xray_224" / "train"
+_CHILD = """
+import json, resource, sys, time
+from medkit.data import from_folder
+t = time.perf_counter()
+if sys.argv[3] == "import":
+    print(json.dumps({"seconds": 0, "n": 0, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    sys.exit()
+ds = from_folder(sys.argv[1], image_size=224, cache=sys.argv[2] == "cache")
+if sys.argv[3] == "touch":
+    total = int(ds.images.sum(dtype="uint64"))  # read every pixel once, as an epoch would
+seconds = time.perf_counter() - t
+print(json.dumps({"seconds": seconds, "n": len(ds), "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def load_in_child(root, cache: bool, touch: str) -> dict:
+    """Run one folder load in a fresh Python (so peak RSS is its own) and return its seconds, count and RSS."""
+    out = subprocess.run([sys.executable, "-c", _CHILD, str(root), "cache" if cache else "decode",
+                          touch], check=True, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench_decode_cache(root: Path, repeats: int):
+    """Print decode vs cached-load images/s (medians) and peak RSS for a folder of JPEGs."""
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["MEDKIT_CACHE"] = cache
+        imported = load_in_child(root, False, "import")["rss_mb"]
+        load_in_child(root, True, "open")  # fills the cache (and the OS file cache, for a fair decode)
+        rows = {}
+        for name, cache_on, touch in (("decode every JPEG", False, "open"), ("cached: open (mmap)", True, "open"),
+                                      ("cached: open + read all", True, "touch")):
+            runs = [load_in_child(root, cache_on, touch) for _ in range(repeats)]
+            seconds = sorted(r["seconds"] for r in runs)[len(runs) // 2]
+            rows[name] = (runs[0]["n"] / seconds, seconds, max(r["rss_mb"] for r in runs))
+            count = runs[0]["n"]
+        size = sum(f.stat().st_size for f in Path(cache, "decoded").glob("*.npy")) / 1e6
+    base = rows["decode every JPEG"][0]
+    print(f"\nDecode cache: {root} ({count:,} images, "
+          f"224 px); median of {repeats} fresh processes; cache file {size:,.0f} MB; other helpers may share the cores")
+    print(f"{'load':<26}{'img/s':>10}{'seconds':>10}{'x decode':>10}{'peak RSS MB':>13}")
+    for name, (rate, seconds, rss) in rows.items():
+        print(f"{name:<26}{rate:>10,.0f}{seconds:>10.2f}{rate / base:>10.1f}{rss:>13,.0f}")
+    print(f"(a Python that only imports medkit.data peaks at {imported:,.0f} MB)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1024, help="images per source")
@@ -56,7 +113,15 @@ def main():
     parser.add_argument("--size", type=int, default=64, help="backbone input size")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--n-dicom", type=int, default=50, help="copies of each sample DICOM")
+    parser.add_argument("--xrays", type=Path, default=XRAYS, help="class folder of JPEGs for the decode-cache table")
+    parser.add_argument("--decode-only", action="store_true", help="print only the decode-cache table")
     args = parser.parse_args()
+    if args.xrays.is_dir():
+        bench_decode_cache(args.xrays, args.repeats)
+    elif args.decode_only:
+        sys.exit(f"{args.xrays} not found; pass --xrays FOLDER")
+    if args.decode_only:
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)

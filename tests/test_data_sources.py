@@ -153,9 +153,16 @@ def test_mixed_sizes_and_channels(tmp_path):
         from_folder(tmp_path)
     ds = from_folder(tmp_path, image_size=12)
     assert ds.images.shape == (2, 12, 12)
-    _write(tmp_path / "b" / "colour.png", np.full((8, 8, 3), 100, np.uint8))
-    with pytest.raises(DataError, match="mixed image channel counts.*colour.png"):
-        from_folder(tmp_path, image_size=8)
+    colour = np.zeros((8, 8, 3), np.uint8)
+    colour[..., 0] = 200  # real colour: red
+    _write(tmp_path / "b" / "colour.png", colour)
+    _write(tmp_path / "b" / "colour2.png", colour)
+    with pytest.warns(UserWarning) as said:
+        mixed = from_folder(tmp_path, image_size=8)
+    notes = [str(w.message) for w in said if "grey image(s) converted to 3 channels" in str(w.message)]
+    assert len(notes) == 1 and "2 grey image(s)" in notes[0] and "2 colour" in notes[0]  # said once, with counts
+    assert mixed.images.shape == (4, 8, 8, 3) and mixed.meta["notes"] == [notes[0].split(": ", 1)[1]]
+    (tmp_path / "b" / "colour2.png").unlink()
     grey = from_folder(tmp_path, image_size=8, channels=1)
     rgb = from_folder(tmp_path, image_size=8, channels=3)
     assert grey.images.shape == (3, 8, 8) and rgb.images.shape == (3, 8, 8, 3)

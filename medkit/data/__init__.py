@@ -3,10 +3,12 @@
 from .augment import Augment, PerSample
 from .convert import for_backbone, normalize, resize, to_float, to_three_channels
 from .dataset import ImageDataset
+from .decoded import decode_key, decoded_dir, load_images
 from .dicom import WINDOWS, dicom_info, read_dicom, window
 from .folder import from_folder, scan_folder
-from .images import load_image, stack_images, to_uint8
+from .images import ON_ERROR, check_on_error, float_to_uint8, load_image, stack_images, to_uint8
 from .intensity import foreground_mask, histogram_match, percentile_clip, zscore
+from .kermany import CHEST_XRAY_SAMPLE, chest_xray_dir, chest_xrays
 from .loaders import BatchLoader, to_tensor
 from .medmnist import (
     HELD_OUT_SEED,
@@ -19,6 +21,8 @@ from .medmnist import (
     sample_path,
     samples_dir,
 )
+from .patients import classes_per_patient, patient_key, patient_keys, pneumonia_type
+from .sources import GROUP_BY, SPLIT_FOLDERS, Source, load_source
 from .splits import check_no_leakage, group_split, split_dataset, stratified_split, subsample, train_val_test_split
 from .table import from_csv
 
@@ -27,6 +31,13 @@ __all__ = [
     "samples_dir", "PNEUMONIA_CLASSES", "HELD_OUT_SEED", "HELD_OUT_SIZE", "stratified_split", "subsample",
     # sources
     "from_medmnist", "from_folder", "scan_folder", "from_csv", "load_image", "stack_images", "to_uint8",
+    # patient keys in file names (the Kermany chest X-rays)
+    "patient_key", "patient_keys", "pneumonia_type", "classes_per_patient",
+    # one --data for every source, with a split report; decode once, then memory-map
+    "load_source", "Source", "GROUP_BY", "SPLIT_FOLDERS", "load_images", "decode_key", "decoded_dir",
+    "ON_ERROR", "check_on_error", "float_to_uint8",
+    # the bundled real-resolution chest X-rays, split by patient
+    "chest_xrays", "chest_xray_dir", "CHEST_XRAY_SAMPLE",
     # DICOM and CT windows
     "read_dicom", "dicom_info", "window", "WINDOWS",
     # MRI intensity normalisation

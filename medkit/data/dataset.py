@@ -71,9 +71,13 @@ class ImageDataset:
     def subset(self, index, name: str | None = None) -> "ImageDataset":
         """Return the images at `index` (indices or a boolean mask) as a new dataset."""
         index = np.asarray(index)
+        positions = np.flatnonzero(index) if index.dtype == bool else index
+        # per-image lists in meta (paths, patient, site) follow the images; other entries are copied
+        meta = {key: [value[i] for i in positions] if isinstance(value, list) and len(value) == len(self) else value
+                for key, value in self.meta.items()}
         return ImageDataset(self.images[index], self.labels[index], list(self.classes),
                             None if self.groups is None else self.groups[index],
-                            name if name is not None else self.name, dict(self.meta))
+                            name if name is not None else self.name, meta)
 
     def __repr__(self) -> str:
         return (f"ImageDataset({self.name!r}, n={len(self)}, size={self.image_size}, channels={self.channels}, "

@@ -2,19 +2,40 @@
 
     chest_xray/train/NORMAL/*.jpeg, chest_xray/train/PNEUMONIA/*.jpeg, chest_xray/test/...
 
-Files that are not images by their extension (README.txt, .DS_Store) are left out and counted in
-`meta["ignored"]`; files that look like images but cannot be read raise (or, with
-on_error="skip", are counted in `meta["skipped"]`). Nothing is dropped without a count.
+Hidden files and folders (`.DS_Store`, macOS `._x.png` AppleDouble files, `.ipynb_checkpoints/`) are
+never loaded. Other files that are not images by their extension (README.txt) are left out and counted
+in `meta["ignored"]`; files that look like images but cannot be read raise (or, with on_error="skip",
+are counted in `meta["skipped"]`). Nothing visible is dropped without a count.
+
+When every file name carries a patient key (`patients.patient_key`: the Kermany names), the dataset's
+`groups` are those keys and `meta["group_kind"]` is "patient", so group-aware splits keep patients whole.
 """
 
+import os
 import warnings
 from pathlib import Path
 
 from ..errors import DataError
 from .dataset import ImageDataset
-from .images import DICOM_EXTENSIONS, IMAGE_EXTENSIONS, stack_images
+from .decoded import load_images
+from .images import DICOM_EXTENSIONS, IMAGE_EXTENSIONS, check_on_error
+from .patients import patient_keys, warn_mixed_patients
 
-__all__ = ["from_folder", "scan_folder"]
+__all__ = ["from_folder", "scan_folder", "is_hidden", "visible_files"]
+
+
+def is_hidden(path, root) -> bool:
+    """Return True when `path` or a folder between it and `root` is hidden (its name starts with a dot)."""
+    return any(part.startswith(".") for part in Path(path).relative_to(root).parts)
+
+
+def visible_files(folder) -> list:
+    """Return the files under `folder`, sorted, leaving out hidden files and anything in hidden folders."""
+    found = []
+    for here, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]  # never descend into .ipynb_checkpoints/ and the like
+        found += [os.path.join(here, f) for f in files if not f.startswith(".")]
+    return [Path(p) for p in sorted(found)]
 
 
 def scan_folder(root, classes=None) -> tuple[list, list, list, list]:
@@ -26,13 +47,16 @@ def scan_folder(root, classes=None) -> tuple[list, list, list, list]:
     if not found:
         raise DataError(f"Image folder {root} has no class subfolders. Expected {root}/CLASS_NAME/image files, "
                         "e.g. train/NORMAL and train/PNEUMONIA.")
+    if not classes and len(found) == 1:
+        raise DataError(f"Image folder {root} has one class subfolder ({found[0]}); a classifier needs at least two, "
+                        f"e.g. {root}/NORMAL and {root}/PNEUMONIA. Add the other class, or point at the folder above.")
     classes = list(classes) if classes else found
     missing = [c for c in classes if c not in found]
     if missing:
         raise DataError(f"Image folder {root} has no subfolder for class(es) {missing}; it has {found}.")
     paths, labels, ignored = [], [], []
     for label, name in enumerate(classes):
-        files = sorted(p for p in (root / name).rglob("*") if p.is_file())
+        files = visible_files(root / name)
         is_image = [p.suffix.lower() in IMAGE_EXTENSIONS | DICOM_EXTENSIONS for p in files]
         images = [p for p, keep in zip(files, is_image) if keep]
         ignored += [p for p, keep in zip(files, is_image) if not keep]
@@ -45,7 +69,8 @@ def scan_folder(root, classes=None) -> tuple[list, list, list, list]:
 
 
 def from_folder(root, split: str | None = None, *, classes=None, image_size: int | None = None,
-                channels: int | None = None, on_error: str = "raise", name: str | None = None) -> ImageDataset:
+                channels: int | None = None, on_error: str = "raise", name: str | None = None,
+                cache: bool = False) -> ImageDataset:
     """Load an image folder (one subfolder per class) as an ImageDataset.
 
     Args:
@@ -55,14 +80,22 @@ def from_folder(root, split: str | None = None, *, classes=None, image_size: int
         image_size, channels: convert every image (see `stack_images`); by default mixed sizes or
             channel counts are an error naming the files.
         on_error: "raise" or "skip" for unreadable image files.
+        cache: reuse (or store) the decoded array in medkit's cache (`decoded.load_images`).
     """
+    check_on_error(on_error)
     root = Path(root) / split if split else Path(root)
     paths, labels, classes, ignored = scan_folder(root, classes)
     if ignored:
         warnings.warn(f"{root}: ignored {len(ignored)} non-image file(s), e.g. {ignored[0]}", stacklevel=2)
-    images, kept, skipped = stack_images(paths, image_size=image_size, channels=channels, on_error=on_error,
-                                         source=str(root))
+    notes = []
+    images, kept, skipped = load_images(paths, image_size=image_size, channels=channels, on_error=on_error,
+                                        source=str(root), notes=notes, cache=cache)
     labels = [labels[i] for i in kept]
-    return ImageDataset(images, labels, classes, name=name or root.name,
-                        meta={"source": str(root), "paths": [str(paths[i]) for i in kept],
-                              "ignored": [str(p) for p in ignored], "skipped": skipped})
+    kept_paths = [paths[i] for i in kept]
+    groups = patient_keys(kept_paths)
+    if groups is not None:
+        warn_mixed_patients(groups, labels, classes, str(root))
+    return ImageDataset(images, labels, classes, groups, name=name or root.name,
+                        meta={"source": str(root), "paths": [str(p) for p in kept_paths],
+                              "ignored": [str(p) for p in ignored], "skipped": skipped, "notes": notes,
+                              "group_kind": None if groups is None else "patient"})

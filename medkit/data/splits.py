@@ -18,13 +18,38 @@ def stratified_split(labels, test_size, seed: int = 0):
         raise DataError(f"Cannot split {len(labels)} images stratified by label with test_size={test_size}: {exc}") from exc
 
 
-def subsample(labels, n: int | None, seed: int = 0) -> np.ndarray:
-    """Return the indices of a stratified random subset of `n` items (all of them when n is None or too big)."""
+def subsample(labels, n: int | None, seed: int = 0, groups=None) -> np.ndarray:
+    """Return the indices of a stratified random subset of `n` items (all of them when n is None or too big).
+
+    With `groups`, whole groups (patients) are drawn, class by class in proportion, until each class
+    reaches its share; the subset then holds about `n` images and never part of a patient.
+    """
     labels = np.asarray(labels)
     if n is None or n >= len(labels):
         return np.arange(len(labels))
-    keep, _ = stratified_split(labels, test_size=len(labels) - int(n), seed=seed)
-    return np.sort(keep)
+    if groups is None:
+        keep, _ = stratified_split(labels, test_size=len(labels) - int(n), seed=seed)
+        return np.sort(keep)
+    return _subsample_groups(labels, np.asarray(groups), int(n), seed)
+
+
+def _subsample_groups(labels, groups, n, seed):
+    if len(groups) != len(labels):
+        raise DataError(f"{len(groups)} group ids for {len(labels)} labels; they must match one to one.")
+    names, group_index = np.unique(groups, return_inverse=True)
+    # a group counts towards its most common label (patients are almost always single-class)
+    majority = np.asarray([np.bincount(labels[group_index == g]).argmax() for g in range(len(names))])
+    sizes = np.bincount(group_index, minlength=len(names))
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for label, count in zip(*np.unique(labels, return_counts=True)):
+        share, taken = max(1, round(n * count / len(labels))), 0
+        for g in rng.permutation(np.flatnonzero(majority == label)):
+            if taken >= share:
+                break
+            chosen.append(g)
+            taken += sizes[g]
+    return np.flatnonzero(np.isin(group_index, chosen))
 
 
 def _fraction(test_size, n: int) -> float:

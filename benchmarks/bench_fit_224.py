@@ -24,10 +24,10 @@ import time
 from pathlib import Path
 
 import torch
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _kermany import DEFAULT_DATA, decode  # noqa: E402
+from bench_train_loop import bare_loop  # noqa: E402
 
 from medkit.features import TensorLoader, cache_activations, split_at_group  # noqa: E402
 from medkit.freeze import Stage, fit_stages  # noqa: E402
@@ -52,18 +52,6 @@ def compare(name, n_images, bare, medkit, repeats, extra=()):
             speeds[label].append(n_images / timed(fn))
     base = statistics.median(speeds["bare"])
     return [(name, label, statistics.median(v), statistics.median(v) / base) for label, v in speeds.items()]
-
-
-def bare_train(model, batches, lr=1e-3):
-    """The plain loop everyone writes: AdamW, cross-entropy, no schedule."""
-    model.train()
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=1e-4)
-    loss_fn = nn.CrossEntropyLoss()
-    for x, y in batches:
-        loss = loss_fn(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
 
 
 def load_rows(args):
@@ -125,7 +113,7 @@ def main():
 
     def cached_bare():
         model = copy.deepcopy(base)
-        bare_train(split_at_group(model, args.cut)[1], cached_batches)
+        bare_loop(split_at_group(model, args.cut)[1], cached_batches, 1e-3)
 
     def cached_medkit():
         model = copy.deepcopy(cl)
@@ -141,7 +129,7 @@ def main():
     def full_medkit():
         fit(copy.deepcopy(cl), full, None, epochs=1, lr=1e-3, progress=False)
 
-    rows += compare("full fine-tuning on images", n_full, lambda: bare_train(copy.deepcopy(base), full), full_medkit,
+    rows += compare("full fine-tuning on images", n_full, lambda: bare_loop(copy.deepcopy(base), full, 1e-3), full_medkit,
                     args.repeats)
     print(f"efficientnet_lite0 at {args.image_size} px, torch threads {args.threads}, {args.repeats} repeats, "
           f"{len(x)} images per pass ({n_full} for full fine-tuning), cut after group {args.cut - 1}; "

@@ -24,7 +24,7 @@ from medkit.train import fit, seed_everything
 def bare_loop(model, loader, lr):
     """The plain PyTorch loop everyone writes: AdamW, cross-entropy, no schedule."""
     model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=1e-4)
     loss_fn = nn.CrossEntropyLoss()
     for x, y in loader:
         loss = loss_fn(model(x), y)

@@ -177,7 +177,7 @@ def predict_outcome(model: Path, path: Path) -> tuple[str, str]:
         return "crashed", f"{type(exc).__name__}: {exc}"[:200]
     if rc == 0 and str(path) in out.getvalue():
         return "predicted", out.getvalue().splitlines()[-1][-40:]
-    if rc == 2 and str(path) in err.getvalue():
+    if rc == 1 and str(path) in err.getvalue():  # a MedkitError exits 1 and names the file
         return "refused", err.getvalue().strip()[:200]
     return "crashed", f"exit {rc} without naming the file: {err.getvalue()[:150]}"
 

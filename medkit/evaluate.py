@@ -210,12 +210,12 @@ def _auc_fast(pos: np.ndarray, neg: np.ndarray) -> float:
     return float((below + not_above).sum() / (2.0 * len(pos) * len(neg)))
 
 
-_METRICS = ("auc", "sensitivity", "specificity")
+_METRICS = ("auc", "sensitivity", "specificity", "acc")
 
 
 def metrics_with_ci(labels, probs, threshold: float = 0.5, *, n_boot: int = 1000, level: float = 0.95,
                     seed: int = 0) -> dict[str, Interval]:
-    """Return AUC, sensitivity and specificity at `threshold`, each with a stratified bootstrap interval.
+    """Return AUC, sensitivity, specificity and accuracy at `threshold`, each with a stratified bootstrap interval.
 
     The bootstrap resamples positives and negatives separately (as pROC does by default), so every
     replicate keeps the case mix and both classes; the interval is the percentile interval.
@@ -229,18 +229,21 @@ def metrics_with_ci(labels, probs, threshold: float = 0.5, *, n_boot: int = 1000
     if int(n_boot) < 10:
         raise DataError(f"n_boot={n_boot} is too few replicates for an interval; use 1000 (200 for a quick look).")
     rng = np.random.default_rng(seed)
-    reps = np.empty((int(n_boot), 3))
+    reps = np.empty((int(n_boot), len(_METRICS)))
+    n_all = len(pos) + len(neg)
     for b in range(int(n_boot)):
         p, n = rng.choice(pos, len(pos)), rng.choice(neg, len(neg))
-        reps[b] = (_auc_fast(p, n), (p >= threshold).mean(), (n < threshold).mean())
-    point = (_auc_fast(pos, neg), (pos >= threshold).mean(), (neg < threshold).mean())
+        hits, rejections = (p >= threshold).sum(), (n < threshold).sum()
+        reps[b] = (_auc_fast(p, n), hits / len(p), rejections / len(n), (hits + rejections) / n_all)
+    hits, rejections = (pos >= threshold).sum(), (neg < threshold).sum()
+    point = (_auc_fast(pos, neg), hits / len(pos), rejections / len(neg), (hits + rejections) / n_all)
     lo, hi = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2], axis=0)
     return {m: Interval(float(point[i]), float(lo[i]), float(hi[i]), level) for i, m in enumerate(_METRICS)}
 
 
 def bootstrap_ci(labels, probs, metric: str = "auc", threshold: float = 0.5, *, n_boot: int = 1000,
                  level: float = 0.95, seed: int = 0) -> Interval:
-    """Return one metric ("auc", "sensitivity" or "specificity") with its stratified bootstrap interval."""
+    """Return one metric ("auc", "sensitivity", "specificity" or "acc") with its stratified bootstrap interval."""
     if metric not in _METRICS:
         raise DataError(f"Unknown metric {metric!r}; choose one of {', '.join(_METRICS)}.")
     return metrics_with_ci(labels, probs, threshold, n_boot=n_boot, level=level, seed=seed)[metric]

@@ -11,7 +11,8 @@ from .errors import DataError
 from .models import get_backbone, get_spec
 
 __all__ = ["feature_extractor", "extract_features", "linear_probe", "probe_metrics", "FeatureMaps", "depth_layers",
-           "first_layer_filters", "embed_2d", "budget_curve"]
+           "first_layer_filters", "embed_2d", "budget_curve", "layer_chain", "split_at_group", "cache_activations",
+           "TensorLoader"]
 
 
 def feature_extractor(model, weights="DEFAULT") -> nn.Module:
@@ -25,7 +26,7 @@ def feature_extractor(model, weights="DEFAULT") -> nn.Module:
     return body.eval()
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def extract_features(model, dataset: ImageDataset, *, image_size: int = 64, batch_size: int = 128,
                      weights="DEFAULT", progress: bool = True, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """Return (features (N, D) float32, labels (N,)) of a dataset through a backbone's frozen body.
@@ -37,14 +38,14 @@ def extract_features(model, dataset: ImageDataset, *, image_size: int = 64, batc
     """
     if not isinstance(dataset, ImageDataset):
         raise DataError(f"extract_features expects a medkit ImageDataset, got {type(dataset).__name__}.")
-    body = feature_extractor(model, weights).to(device)
+    body = feature_extractor(model, weights).to(device, memory_format=torch.channels_last)
     loader = BatchLoader(dataset, batch_size, preprocess=get_spec(body).preprocess(image_size))
     batches = loader
     if progress:
         from tqdm.auto import tqdm
 
         batches = tqdm(loader, desc="features", leave=False)
-    feats = [body(x.to(device)).flatten(1).float().cpu() for x, _ in batches]
+    feats = [body(x.to(device, memory_format=torch.channels_last)).flatten(1).float().cpu() for x, _ in batches]
     return torch.cat(feats).numpy(), dataset.labels.copy()
 
 
@@ -177,3 +178,88 @@ def budget_curve(splits: dict, budgets, *, seeds=(0,), backbone: str = "efficien
             result.pop("history")
             rows.append({"method": method, "budget": n, "seed": seed, **result})
     return pd.DataFrame(rows)
+
+
+# --- cached activations: run the frozen lower groups once, train the rest on what they output ----------------
+
+
+def layer_chain(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Return the backbone as an ordered list of (name, module) whose composition is `model(x)`.
+
+    Only architectures whose forward is a plain chain of top-level modules can be cut this way:
+    timm EfficientNets (efficientnet_lite0) and torchvision ResNets.
+    """
+    import timm.models.efficientnet as timm_effnet
+    import torchvision.models as tvm
+
+    if isinstance(model, timm_effnet.EfficientNet):
+        return [("conv_stem", model.conv_stem), ("bn1", model.bn1),
+                *((f"blocks.{i}", block) for i, block in enumerate(model.blocks)),
+                ("conv_head", model.conv_head), ("bn2", model.bn2), ("global_pool", model.global_pool),
+                ("classifier", model.classifier)]
+    if isinstance(model, tvm.ResNet):
+        return [*((name, getattr(model, name)) for name in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2",
+                                                               "layer3", "layer4", "avgpool")),
+                ("flatten", nn.Flatten(1)), ("fc", model.fc)]
+    raise DataError(f"Cannot cut {type(model).__name__} into a frozen lower part and a trainable upper part "
+                    "(only EfficientNet and ResNet backbones are chains of layers); train without cached features.")
+
+
+def split_at_group(model: nn.Module, k: int) -> tuple[nn.Sequential, nn.Sequential]:
+    """Return (lower, upper) sequentials sharing `model`'s modules: lower = layer groups 0..k-1, upper = the rest.
+
+    `upper(lower(x))` equals `model(x)`; training `upper` trains `model`'s own parameters.
+    """
+    spec = get_spec(model)
+    if not 1 <= k < len(spec.groups):
+        raise DataError(f"split_at_group(k={k}): {spec.name} has {len(spec.groups)} layer groups; "
+                        f"k must be in [1, {len(spec.groups) - 1}].")
+    chain = layer_chain(model)
+    first = spec.groups[k][0]  # the group's first layer is where the upper part starts
+    names = [name for name, _ in chain]
+    if first not in names:
+        raise DataError(f"{spec.name}: layer group {k} starts at {first!r}, which is not a top-level layer.")
+    cut = names.index(first)
+    return nn.Sequential(*(m for _, m in chain[:cut])), nn.Sequential(*(m for _, m in chain[cut:]))
+
+
+def cache_activations(lower: nn.Module, loader, *, dtype=torch.float16, progress: bool = False) -> torch.Tensor:
+    """Return the outputs of a frozen `lower` part for every batch of `loader`, stored as `dtype` (N, C, H, W).
+
+    Runs in eval mode (BatchNorm uses its ImageNet statistics, so the cache is deterministic), under
+    `torch.inference_mode` and channels_last (see benchmarks/bench_fit_224.py for what each buys).
+    float16 halves the memory; the AUC it costs is measured in benchmarks/RECIPE.md.
+    """
+    lower.eval()
+    batches = loader
+    if progress:
+        from tqdm.auto import tqdm
+
+        batches = tqdm(loader, desc="caching features", leave=False)
+    with torch.inference_mode():
+        out = [lower(x.contiguous(memory_format=torch.channels_last)).to(dtype) for x, _ in batches]
+    return torch.cat(out).contiguous()  # cat outside inference mode: a normal tensor that may feed autograd
+
+
+class TensorLoader:
+    """Iterate over (x, y) batches of cached activations (N, ...) and labels (N,), seeded; x comes back as float32."""
+
+    def __init__(self, X: torch.Tensor, y, batch_size: int = 64, *, shuffle: bool = False, seed: int = 0,
+                 drop_last: bool = False):
+        self.X, self.labels = X, torch.as_tensor(np.asarray(y), dtype=torch.long)
+        if len(self.X) != len(self.labels):
+            raise DataError(f"TensorLoader: {len(self.X)} cached activations for {len(self.labels)} labels.")
+        self.batch_size, self.shuffle, self.drop_last = int(batch_size), shuffle, drop_last
+        self.generator = torch.Generator().manual_seed(int(seed))
+
+    def __len__(self) -> int:
+        n = len(self.labels)
+        return max(1, n // self.batch_size) if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self):
+        n = len(self.labels)
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            idx = order[start:start + self.batch_size]
+            x = self.X[idx].float()
+            yield (x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x), self.labels[idx]

@@ -7,13 +7,14 @@ trainable in frozen groups by default (`train_bn=True`): re-estimating their sta
 is cheap and is most of what a frozen body needs to adapt to a new modality.
 """
 
+import math
 import time
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from .errors import DataError, UnknownNameError
+from .errors import ConfigError, DataError, UnknownNameError
 from .models import get_spec, parameter_groups
 
 __all__ = ["freeze_to", "freeze", "unfreeze", "freeze_report", "discriminative_lrs", "param_groups",
@@ -103,8 +104,9 @@ class Stage:
 
 
 # Named strategies for `medkit fit --freeze`: how many groups stay frozen, stage by stage.
-# Each maps (epochs, lr) to a list of stages; "gradual" is the recipe lesson 03 ends with.
+# Each maps (epochs, lr) to a list of stages; "top" is `medkit fit`'s default (benchmarks/RECIPE.md).
 STRATEGIES = {
+    "top": "head only for 1 epoch, then the top layer group and the head (the lower groups never train)",
     "gradual": "head only for 1 epoch, then the top half, then everything with discriminative lrs",
     "head": "train only the new head (and BatchNorm); the body keeps its ImageNet weights",
     "all": "unfreeze everything at once, one lr for all groups",
@@ -114,10 +116,17 @@ STRATEGIES = {
 
 
 def schedule(strategy: str, epochs: int, lr: float, head_lr: float | None = None, n_groups: int = 5) -> list[Stage]:
-    """Return the stages of a named freezing strategy (see `STRATEGIES`) for `epochs` epochs in total."""
-    if epochs < 1:
-        raise DataError(f"epochs must be >= 1, got {epochs}.")
-    head_lr = head_lr or lr
+    """Return the stages of a named freezing strategy (see `STRATEGIES`) for `epochs` epochs in total.
+
+    `lr` is the head group's peak lr in every stage, head-only ones included; `head_lr` (default: `lr`)
+    overrides it only for head-only stages (the warm-up of "gradual" and "top", and "head").
+    """
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+        raise ConfigError(f"epochs must be an integer >= 1, got {epochs!r}.")
+    for name, value in (("lr", lr), ("head_lr", head_lr)):
+        if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise ConfigError(f"{name} must be a positive number, got {value!r} (1e-3 is a common start).")
+    head_lr = lr if head_lr is None else head_lr
     if strategy == "gradual":
         if epochs == 1:
             return [Stage(1, -1, head_lr)]
@@ -126,6 +135,9 @@ def schedule(strategy: str, epochs: int, lr: float, head_lr: float | None = None
         return [Stage(1, -1, head_lr), Stage(1, n_groups // 2, lr, 3.0), Stage(epochs - 2, 0, lr, 10.0)]
     if strategy == "head":
         return [Stage(epochs, -1, head_lr)]
+    if strategy == "top":
+        top = [Stage(epochs - 1, n_groups - 2, lr)] if epochs > 1 else []
+        return [Stage(1, -1, head_lr), *top]
     if strategy == "all":
         return [Stage(epochs, 0, lr)]
     if strategy == "discriminative":
@@ -139,11 +151,13 @@ def schedule(strategy: str, epochs: int, lr: float, head_lr: float | None = None
 
 
 def fit_stages(model: nn.Module, train_dl, val_dl, stages, *, weight_decay: float = 1e-4, loss_fn=None,
-               device: str = "cpu", progress: bool = True, train_bn: bool = True):
+               device: str = "cpu", progress: bool = True, train_bn: bool = True, net: nn.Module | None = None):
     """Train through `stages` (gradual unfreezing); return the concatenated `medkit.train.History`.
 
     Each stage freezes its groups, builds AdamW over what is trainable with its discriminative lrs,
     and runs one one-cycle of `medkit.train.fit`. Rows carry the stage index and `freeze_to`.
+    `net` is what the loaders' batches go through (default `model`); with cached activations it is
+    the upper part of `model` (`medkit.features.split_at_group`), whose parameters are `model`'s own.
     """
     from .train import History, fit
 
@@ -151,7 +165,7 @@ def fit_stages(model: nn.Module, train_dl, val_dl, stages, *, weight_decay: floa
     for i, stage in enumerate(stages):
         freeze_to(model, stage.freeze_to, train_bn=train_bn)
         optimizer = make_optimizer(model, stage.lr, stage.lr_ratio, weight_decay)
-        part = fit(model, train_dl, val_dl, epochs=stage.epochs, lr=stage.lr, weight_decay=weight_decay,
+        part = fit(model if net is None else net, train_dl, val_dl, epochs=stage.epochs, lr=stage.lr, weight_decay=weight_decay,
                    loss_fn=loss_fn, optimizer=optimizer, device=device, progress=progress)
         for row in part.rows:
             history.rows.append({**row, "epoch": epoch0 + row["epoch"], "stage": i, "freeze_to": stage.freeze_to,

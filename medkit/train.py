@@ -48,7 +48,7 @@ def _progress(iterable, enabled: bool, desc: str):
     return tqdm(iterable, desc=desc, leave=False)
 
 
-@torch.no_grad()
+@torch.inference_mode()  # no autograd bookkeeping at all; measured in benchmarks/bench_fit_224.py
 def predict(model: nn.Module, loader, device: str = "cpu", progress: bool = False):
     """Return (probabilities (N, K), labels (N,)) as numpy arrays for every batch of `loader`."""
     model.eval().to(device)

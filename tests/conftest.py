@@ -1,4 +1,5 @@
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -6,6 +7,8 @@ import pytest
 # Tests never touch the network: any weights not bundled must raise OfflineError, as in CI.
 os.environ.setdefault("MEDKIT_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Decoded-image caches and converted weights go to a scratch folder shared by test runs, never the user's cache.
+os.environ.setdefault("MEDKIT_CACHE", str(Path(tempfile.gettempdir()) / "medkit-test-cache"))
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"

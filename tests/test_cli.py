@@ -123,3 +123,11 @@ def test_console_script_help():
     out = subprocess.run([sys.executable, "-m", "medkit.cli", "--help"], capture_output=True, text=True, check=True).stdout
     for command in ("doctor", "fetch", "course", "--json"):
         assert command in out
+
+
+@pytest.mark.parametrize("command", sorted(__import__("medkit.cli", fromlist=["_commands"])._commands()))
+def test_every_command_help_renders(command, capsys):
+    # argparse %-formats help strings: a stray "%" in any option's help breaks --help for everyone
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0 and command in capsys.readouterr().out

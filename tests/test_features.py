@@ -74,3 +74,51 @@ def test_bad_input_raises_medkit_errors(small, call, error):
     with pytest.raises(error) as info:
         call(small)
     assert isinstance(info.value, MedkitError) and str(info.value)
+
+
+# --- cached activations: the lower groups run once, the upper groups train on their outputs ---------------
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "resnet18"])
+def test_split_at_group_composes_to_the_model(name):
+    model = get_backbone(name, weights=None, num_classes=2).eval()
+    x = torch.randn(2, 3, 48, 48)
+    for k in range(1, 5):
+        lower, upper = features.split_at_group(model, k)
+        assert torch.allclose(upper(lower(x)), model(x), atol=1e-5)
+    lower, upper = features.split_at_group(model, 3)
+    assert all(any(p is q for q in model.parameters()) for p in upper.parameters())  # shared, not copied
+
+
+def test_cache_activations_feed_training(small):
+    from medkit.data import BatchLoader
+    from medkit.models import get_spec
+
+    model = get_backbone("efficientnet_lite0", weights=None, num_classes=2)
+    lower, upper = features.split_at_group(model, 3)
+    loader = BatchLoader(small[1], 32, preprocess=get_spec(model).preprocess(48))
+    acts = features.cache_activations(lower, loader)
+    assert acts.dtype == torch.float16 and len(acts) == len(small[1]) and not acts.is_inference()
+    with torch.no_grad():
+        direct = lower.eval()(next(iter(loader))[0])
+    assert torch.allclose(acts[:32].float(), direct, atol=1e-2, rtol=1e-2)
+    batches = features.TensorLoader(acts, small[1].labels, 16, shuffle=True, seed=0, drop_last=True)
+    assert len(batches) == len(small[1]) // 16
+    x, y = next(iter(batches))
+    assert x.dtype == torch.float32 and x.shape[0] == 16 and y.dtype == torch.long
+    upper.train()
+    torch.nn.functional.cross_entropy(upper(x), y).backward()  # autograd works on cached activations
+    assert model.classifier.weight.grad is not None and model.conv_stem.weight.grad is None
+    again = [b[1] for b in features.TensorLoader(acts, small[1].labels, 16, shuffle=True, seed=0)]
+    assert torch.equal(torch.cat(again).sort().values, torch.as_tensor(small[1].labels).sort().values)
+
+
+def test_cached_features_bad_input():
+    with pytest.raises(DataError, match="chains of layers"):
+        features.layer_chain(torch.nn.Linear(2, 2))
+    model = get_backbone("resnet18", weights=None, num_classes=2)
+    for k in (0, 5):
+        with pytest.raises(DataError, match="layer groups"):
+            features.split_at_group(model, k)
+    with pytest.raises(DataError, match="3 labels"):
+        features.TensorLoader(torch.zeros(4, 2), [0, 1, 1])

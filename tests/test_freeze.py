@@ -3,7 +3,7 @@ import torch
 
 from medkit import freeze as fz
 from medkit.data import BatchLoader
-from medkit.errors import DataError, MedkitError, UnknownNameError
+from medkit.errors import ConfigError, DataError, MedkitError, UnknownNameError
 from medkit.models import get_backbone, parameter_groups
 
 
@@ -66,6 +66,15 @@ def test_schedules():
     assert stages[0].lr == 1e-4
     assert fz.schedule("freeze_to:3", 2, 1e-3) == [fz.Stage(2, 3, 1e-3)]
     assert fz.schedule("head", 3, 1e-3)[0].freeze_to == -1
+    assert fz.schedule("top", 4, 1e-3) == [fz.Stage(1, -1, 1e-3), fz.Stage(3, 3, 1e-3)]
+    assert fz.schedule("top", 1, 1e-3) == [fz.Stage(1, -1, 1e-3)]
+
+
+@pytest.mark.parametrize("strategy", ["head", "gradual", "top", "all"])
+def test_the_users_lr_is_never_ignored(strategy):
+    # issue 18: --lr was ignored under --freeze head and in gradual's first epoch (a separate head_lr won)
+    assert all(stage.lr == 5e-4 for stage in fz.schedule(strategy, 3, 5e-4))
+    assert fz.schedule(strategy, 3, 5e-4, head_lr=1e-2)[0].lr == (1e-2 if strategy != "all" else 5e-4)
 
 
 def test_fit_stages_moves_only_unfrozen_groups(pneumonia):
@@ -87,7 +96,11 @@ def test_fit_stages_moves_only_unfrozen_groups(pneumonia):
     (lambda m: fz.freeze_to(m, "2"), DataError),
     (lambda m: fz.schedule("sometimes", 3, 1e-3), UnknownNameError),
     (lambda m: fz.schedule("freeze_to:x", 3, 1e-3), UnknownNameError),
-    (lambda m: fz.schedule("gradual", 0, 1e-3), DataError),
+    (lambda m: fz.schedule("gradual", 0, 1e-3), ConfigError),
+    (lambda m: fz.schedule("gradual", -2, 1e-3), ConfigError),
+    (lambda m: fz.schedule("head", 2, -1e-3), ConfigError),
+    (lambda m: fz.schedule("head", 2, 1e-3, head_lr=0.0), ConfigError),
+    (lambda m: fz.schedule("head", 2, float("nan")), ConfigError),
     (lambda m: fz.discriminative_lrs(1e-3, 5, ratio=0.5), DataError),
 ])
 def test_bad_input_raises_medkit_errors(model, call, error):

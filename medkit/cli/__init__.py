@@ -92,7 +92,7 @@ def build_parser(only: str | None = None, json_errors: bool = False) -> argparse
                         help="print only JSON on stdout (logs go to stderr); a failure prints {error, type}, exit 1")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=parser_class)
     for name, module in sorted(_commands().items()):
-        p = sub.add_parser(name, help=module.HELP, description=module.HELP, parents=[common])
+        p = sub.add_parser(name, help=module.HELP.replace("%", "%%"), description=module.HELP, parents=[common])
         if only is None or only == name:
             module.add_arguments(p)
         p.set_defaults(_run=module.run)

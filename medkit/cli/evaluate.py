@@ -1,12 +1,16 @@
-"""`medkit evaluate`: score a `medkit fit` checkpoint on one split of a MedMNIST-format file."""
+"""`medkit evaluate`: score a `medkit fit` checkpoint on held-out images, with 95% bootstrap intervals."""
 
-HELP = "Evaluate a checkpoint on a split of a MedMNIST .npz; print one JSON line (auc, acc, sensitivity, specificity, n)."
+HELP = ("Evaluate a checkpoint on a folder, CSV or .npz; print one JSON line (auc, acc, sensitivity, specificity "
+        "with 95% CIs, n, patients).")
 
 EPILOG = """\
-The splits are those `medkit fit` uses: on a file with only train and val, `--split test` is the fixed
-held-out part of train (seed 20240) that fit never trains or tunes on. The threshold is the one fit chose
-on val, read from the checkpoint. For more than two classes, auc is the one-vs-rest macro AUC and
-sensitivity / specificity are one-vs-rest macro averages.
+What is scored (--split auto): given the data the checkpoint was trained on, the test part fit carved
+and never saw (same carve, same seed); a source with its own test part (a test/ subfolder, an npz
+test split) scores that; a folder, CSV or file with no split parts is scored whole (a checkpoint trained
+on one folder, scored on another). Class names must match the checkpoint's. The threshold is the one
+fit chose on val. Intervals: stratified bootstrap, 1000 replicates (medkit.evaluate.metrics_with_ci).
+For more than two classes, auc is the one-vs-rest macro AUC and there are no intervals.
+A summary table goes to stderr; stdout is one JSON line.
 """
 
 
@@ -16,16 +20,30 @@ def add_arguments(parser):
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
     parser.add_argument("--checkpoint", required=True, help="folder written by `medkit fit --out`")
-    parser.add_argument("--data", required=True, help="MedMNIST-format .npz")
-    parser.add_argument("--split", default="test", choices=("train", "val", "test"), help="default test")
+    parser.add_argument("--data", required=True, help="class-folder tree, folder of split folders, CSV or .npz")
+    parser.add_argument("--split", default="auto", choices=("auto", "train", "val", "test", "all"),
+                        help="part to score (default auto: see below)")
     parser.add_argument("--backbone", default=None, help="refuse a checkpoint of another backbone")
+
+
+def _summary(result) -> str:
+    lines = [f"{result['split']} part ({result['source']}): {result['n']} images"
+             + (f", {result['patients']} patients" if result.get("patients") else "")]
+    for key in ("auc", "acc", "sensitivity", "specificity"):
+        if key in result:
+            low, high = result.get("ci95", {}).get(key, (None, None))
+            lines.append(f"  {key:<12} {result[key]:.3f}" + (f"  [{low:.3f}, {high:.3f}]" if low is not None else ""))
+    return "\n".join(lines)
 
 
 def run(args) -> int:
     import json
 
     from ..recipe import evaluate_checkpoint
+    from . import emit, log
 
-    result = evaluate_checkpoint(args.checkpoint, args.data, args.split, backbone=args.backbone)
-    print(json.dumps({k: (round(v, 6) if isinstance(v, float) else v) for k, v in result.items()}))
+    result = evaluate_checkpoint(args.checkpoint, args.data, args.split, backbone=args.backbone, log=log)
+    log(_summary(result))
+    rounded = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in result.items()}
+    emit(args, rounded, json.dumps(rounded))  # one JSON line either way; the summary went to stderr
     return 0

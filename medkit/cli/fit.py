@@ -1,17 +1,24 @@
-"""`medkit fit`: train the lesson 03 recipe on a MedMNIST-format file and write a checkpoint."""
+"""`medkit fit`: train the lesson 03 recipe on an image source and write a checkpoint."""
 
-HELP = "Fine-tune a pretrained backbone on a MedMNIST .npz (the lesson 03 recipe); write checkpoint + metrics.json."
+HELP = ("Fine-tune a pretrained backbone on a folder, CSV or MedMNIST .npz (the lesson 03 recipe); "
+        "write checkpoint + metrics.json.")
 
 EPILOG = """\
-splits: a file with train/val/test uses them as they are. A file with only train and val (like the
-bundled PneumoniaMNIST) holds out a fixed, stratified part of train as its test split (624 images, at
-most a fifth of train, seed 20240: the same images medkit.data.pneumonia() tests on); fit trains on the
-rest of train, validates on val, and never sees the held-out part. A file without val also carves a
-validation part from train. The decision threshold is chosen on val only and stored in the checkpoint,
-so `medkit evaluate --checkpoint DIR --data FILE --split test` measures images never trained or tuned on.
+data: a class-folder tree (DATA/NORMAL/*.jpeg, DATA/PNEUMONIA/...), a folder with train/ val/ test/
+subfolders, a CSV (path,label[,patient][,site]) or a MedMNIST .npz. Parts the source lacks are carved
+out of train with a fixed seed (val 10%, test 20%): patient-disjoint when every image has a patient key
+(--group-by auto; Kermany file names and a `patient` column give one), else stratified by image. fit
+trains on train, chooses the decision threshold on val, and never sees test; the split report (images
+and patients per part) goes to stderr, metrics.json and the checkpoint config, so
+`medkit evaluate --checkpoint DIR --data SAME_DATA` scores exactly the held-out part.
 
-freeze strategies: gradual (default: head only for 1 epoch, then the top half of the body, then all
-with discriminative lrs), head, all, discriminative, freeze_to:K (keep the first K groups frozen).
+freeze strategies: top (default: the head alone for 1 epoch, then the top layer group and the head),
+head, gradual (head 1 epoch, then the top half, then everything with discriminative lrs), all,
+discriminative, freeze_to:K (keep the first K groups frozen). --lr is the head group's peak lr in
+every stage; --head-lr overrides it for head-only stages. When every stage keeps the lower groups
+frozen, they run once per image and the rest trains on their cached outputs (no augmentation there).
+
+stdout is one JSON line; progress and the split report go to stderr.
 """
 
 
@@ -23,18 +30,23 @@ def add_arguments(parser):
     d = RecipeConfig()
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
-    parser.add_argument("--data", required=True, help="MedMNIST-format .npz ({split}_images, {split}_labels)")
+    parser.add_argument("--data", required=True, help="class-folder tree, folder of split folders, CSV or .npz")
     parser.add_argument("--out", required=True, help="output folder: config.json, model.pt, metrics.json")
+    parser.add_argument("--overwrite", action="store_true", help="replace the checkpoint in a non-empty --out")
+    parser.add_argument("--group-by", default=d.group_by, metavar="{auto,patient,none,COLUMN}",
+                        help=f"how carved splits keep images together (default {d.group_by})")
     parser.add_argument("--backbone", default=d.backbone, help=f"registry name (default {d.backbone}; see medkit doctor)")
     parser.add_argument("--image-size", type=int, default=d.image_size, help=f"input side in px (default {d.image_size})")
     parser.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs over all stages (default {d.epochs})")
     parser.add_argument("--freeze", default=d.freeze, help=f"freezing strategy (default {d.freeze}; see below)")
     parser.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
-    parser.add_argument("--lr", type=float, default=d.lr, help=f"peak lr of the head group (default {d.lr})")
+    parser.add_argument("--lr", type=float, default=d.lr, help=f"peak lr of the head group, every stage (default {d.lr})")
+    parser.add_argument("--head-lr", type=float, default=d.head_lr, help="lr of head-only stages (default: --lr)")
     parser.add_argument("--batch-size", type=int, default=d.batch_size, help=f"default {d.batch_size}")
     parser.add_argument("--loss", default=d.loss, help="ce, weighted_ce, focal or weighted_focal (default ce)")
     parser.add_argument("--no-pretrained", action="store_true", help="random initialisation instead of ImageNet")
     parser.add_argument("--no-augment", action="store_true", help="switch off the affine + intensity augmentation")
+    parser.add_argument("--no-cache", action="store_true", help="run frozen groups on every batch (allows augmentation)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -43,13 +55,16 @@ def run(args) -> int:
     import json
 
     from ..recipe import RecipeConfig, fit_recipe
+    from . import emit, log
 
     cfg = RecipeConfig(backbone=args.backbone, image_size=args.image_size, epochs=args.epochs, freeze=args.freeze,
-                       seed=args.seed, lr=args.lr, batch_size=args.batch_size, loss=args.loss,
+                       seed=args.seed, lr=args.lr, head_lr=args.head_lr, batch_size=args.batch_size, loss=args.loss,
                        weights=None if args.no_pretrained else "DEFAULT", augment=not args.no_augment,
-                       threads=args.threads)
-    metrics = fit_recipe(args.data, args.out, cfg, progress=not args.quiet)
+                       cache_features=not args.no_cache, group_by=args.group_by, threads=args.threads)
+    metrics = fit_recipe(args.data, args.out, cfg, progress=not args.quiet, log=log, overwrite=args.overwrite)
     summary = {k: metrics["val"][k] for k in ("auc", "acc", "sensitivity", "specificity", "n") if k in metrics["val"]}
-    print(json.dumps({"out": str(args.out), "threshold": round(metrics["threshold"], 4),
-                      "train_seconds": round(metrics["train_seconds"], 1), "val": summary}))
+    result = {"out": str(args.out), "threshold": round(metrics["threshold"], 4),
+              "train_seconds": round(metrics["train_seconds"], 1), "val": summary, "n": metrics["n"],
+              "patients": {r["part"]: r["groups"] for r in metrics["splits"]["report"]}}
+    emit(args, result, json.dumps(result))  # one JSON line either way; the human report went to stderr
     return 0

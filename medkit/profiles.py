@@ -48,7 +48,9 @@ _COMMON = {
 
 # Lesson-specific knobs, by lesson number then profile. Each lesson owns its own entry.
 LESSON_SETTINGS: dict[str, dict[str, dict]] = {
-    "00": {},
+    "00": {  # the bundled X-rays at their stored 128 px in every profile: no resizing, a few seconds to load
+        "smoke": {"image_size": 128}, "workshop": {"image_size": 128}, "full": {"image_size": 128},
+    },
     "01": {  # n_folder: images written to a folder/CSV and read back; n_steps x train_batch: timed training
         "smoke": {"n_folder": 48, "n_steps": 1, "train_batch": 16, "n_show": 8},
         "workshop": {"n_folder": 600, "n_steps": 5, "train_batch": 32, "n_show": 16},

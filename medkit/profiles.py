@@ -51,10 +51,15 @@ LESSON_SETTINGS: dict[str, dict[str, dict]] = {
     "00": {  # the bundled X-rays at their stored 128 px in every profile: no resizing, a few seconds to load
         "smoke": {"image_size": 128}, "workshop": {"image_size": 128}, "full": {"image_size": 128},
     },
-    "01": {  # n_folder: images written to a folder/CSV and read back; n_steps x train_batch: timed training
-        "smoke": {"n_folder": 48, "n_steps": 1, "train_batch": 16, "n_show": 8},
-        "workshop": {"n_folder": 600, "n_steps": 5, "train_batch": 32, "n_show": 16},
-        "full": {"n_folder": 2000, "n_steps": 10, "train_batch": 128, "n_show": 16},
+    "01": {  # n_folder: images written to a folder/CSV and read back; n_steps x train_batch: timed training;
+        # the real X-rays are read at xray_size; the leakage measurement probes leak_images of them (whole patients,
+        # None: all) over leak_repeats split seeds
+        "smoke": {"n_folder": 48, "n_steps": 1, "train_batch": 16, "n_show": 8, "xray_size": 64, "leak_images": 400,
+                  "leak_repeats": 3},
+        "workshop": {"n_folder": 600, "n_steps": 5, "train_batch": 32, "n_show": 16, "xray_size": 96,
+                     "leak_images": None, "leak_repeats": 10},
+        "full": {"n_folder": 2000, "n_steps": 10, "train_batch": 128, "n_show": 16, "xray_size": 128,
+                 "leak_images": None, "leak_repeats": 20},
     },
     "02": {"smoke": dict(image_size=64, n_train=256, n_test=160, budgets=[40, 80], seeds=[0], tsne=False),
            "workshop": dict(image_size=64, n_train=2000, n_test=None, budgets=[50, 100, 250, 500], seeds=[0, 1],

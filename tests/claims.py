@@ -182,14 +182,32 @@ def check_02(m):
     # ImageNet's first-layer filters are smooth detectors; a random init's are noise.
     _finite(m, "filter_smoothness_pretrained", "filter_smoothness_random", "probe_auc_pretrained", "probe_auc_random")
     assert m["filter_smoothness_pretrained"] > m["filter_smoothness_random"] + 0.2, m
-    # A linear probe on frozen ImageNet features separates pneumonia from normal, better than on random features.
+    # A linear probe on frozen ImageNet features separates pneumonia from normal on held-out children, better than
+    # the same probe on the features of one random-init network (workshop, 96 px, all 913 training images: 0.979
+    # against 0.952, 0.933, 0.935 for the random inits of seeds 0-2; smoke seed 0 is in the lesson's rerun test).
     assert m["probe_auc_pretrained"] > 0.75, m["probe_auc_pretrained"]
     assert m["probe_auc_pretrained"] > m["probe_auc_random"], (m["probe_auc_pretrained"], m["probe_auc_random"])
-    # With the smallest label budget, pretrained (probe or fine-tuned) beats the same network from scratch.
+    # The scratch network's lr is the one that did best on the validation part, among the candidates.
+    val_auc = m["scratch_val_auc"]
+    assert str(m["scratch_lr"]) == max(val_auc, key=val_auc.get), (m["scratch_lr"], val_auc)
+    # The curve: every method at every budget and seed, valid AUCs.
+    curve = m["curve"]
+    assert {row["method"] for row in curve} == {"probe", "finetune", "scratch"}
+    assert all(0 <= row["auc"] <= 1 for row in curve), curve
+    per_method = {method: sum(row["method"] == method for row in curve) for method in ("probe", "finetune", "scratch")}
+    assert len(set(per_method.values())) == 1, per_method
     _finite(m, "small_budget_auc_probe", "small_budget_auc_finetune", "small_budget_auc_scratch")
-    assert m["small_budget_auc_finetune"] > m["small_budget_auc_scratch"], m
-    assert m["small_budget_auc_probe"] > m["small_budget_auc_scratch"], m
-    assert {row["method"] for row in m["curve"]} == {"probe", "finetune", "scratch"}
+    if m["profile"] != "smoke":  # smoke (64 px, 20 labels, one seed) is too small to rank them: -0.015 for seed 0
+        # With the smallest label budget, fine-tuning from ImageNet beats the same network from scratch with its own
+        # val-chosen lr (mean over the curve's seeds). Workshop, 96 px, 24 labels, scratch lr 1e-2 chosen on val,
+        # fine-tune lr 3e-3, per curve seed 0-4: +0.13, +0.01, +0.07, +0.07, +0.19; the lesson's mean over seeds
+        # 0-1: 0.923 against 0.855 (+0.068). The probe is reported, not asserted: at 24 labels it scores 0.74-0.89
+        # over seeds 0-4, around the scratch network.
+        assert m["small_budget_auc_finetune"] > m["small_budget_auc_scratch"], m
+    # "The pretrained advantage shrinks as the budget grows" does not hold at this compute (the lesson asks why
+    # instead): workshop seed 0 (curve seeds 0-1) gave +0.07 at 24 labels, +0.29 at 72 and +0.42 at 216, because the
+    # scratch network gets as few optimiser steps as the fine-tuned one and does not learn in them.
+    assert len(m["pretrained_advantage"]) >= 2
 
 
 def check_03(m):

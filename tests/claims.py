@@ -23,12 +23,14 @@ def check_00(m):
     # The bundled ImageNet backbone recognises natural images: the cat and the espresso.
     assert 281 <= m["chelsea_class"] <= 285, m["chelsea_class"]
     assert m["coffee_class"] == 967, m["coffee_class"]
-    # ...and an X-ray lands in some ImageNet class with low confidence: the reason to transfer.
-    _finite(m, "xray_top_prob", "n_train", "n_val", "n_test")
-    assert m["xray_top_prob"] < m["coffee_prob"]
-    assert m["n_test"] > 0 and m["n_train"] > 0
-
-
+    # ...and a real X-ray lands in some ImageNet class with less confidence than the espresso: the reason to transfer.
+    _finite(m, "xray_top_prob", "pneumonia_share_train")
+    assert m["xray_top_prob"] < m["coffee_prob"], (m["xray_top_prob"], m["coffee_prob"])
+    # The real X-rays are split by patient (the notebook checks no child is in two parts): every part holds
+    # whole patients of both classes, and pneumonia outnumbers normal in train (the imbalance the lesson names).
+    for part in ("train", "val", "test"):
+        assert 0 < m[f"n_patients_{part}"] <= m[f"n_{part}"], (part, m[f"n_patients_{part}"], m[f"n_{part}"])
+    assert 0.5 < m["pneumonia_share_train"] < 1, m["pneumonia_share_train"]
 
 
 def check_01(m):
@@ -55,8 +57,25 @@ def check_01(m):
     assert d["histogram match"] == min(d.values()), d
     # Augmentation: per-image parameters, reproducible under a seed.
     assert m["augment_deterministic"] is True and m["augment_views_distinct"] >= 8
-    # Group-aware splits keep every (simulated) patient on one side; an image-level split does not.
+    # The real X-rays name the patient in the file name: some children have several images.
+    assert m["xray_patients"] < m["xray_images"] and m["xray_patients_with_several"] > 0, m["xray_patients"]
+    assert m["xray_most_images_per_patient"] > 1
+    # Group-aware splits keep every patient on one side; an image-level split does not.
     assert m["leaked_patients_grouped"] == 0 and m["leaked_patients_stratified"] > 0
+    # The leakage measurement (same probe, image-level vs patient-grouped split, repeated over split seeds):
+    # every image-level split leaked test patients into train (92-120 per split, about half of the test images:
+    # 0.51-0.53 in workshop for lesson seeds 0-4; smoke 0.53), no grouped split did.
+    assert all(n > 0 for n in m["leaked_patients_image_level"]), m["leaked_patients_image_level"]
+    assert all(n == 0 for n in m["leaked_patients_patient_level"]), m["leaked_patients_patient_level"]
+    assert m["leaked_test_image_share"] > 0.25, m["leaked_test_image_share"]
+    # The image-level split does not score lower beyond noise. Workshop (10 split seeds per lesson seed, seeds 0-4):
+    # mean gap +0.0001..+0.0038, standard error 0.0017-0.0028, so gap + 2 SE >= +0.004; smoke seed 0: 0.000 +- 0.013.
+    _finite(m, "auc_image_level", "auc_patient_level", "auc_gap_mean", "auc_gap_se")
+    assert m["auc_gap_mean"] > -2 * m["auc_gap_se"], (m["auc_gap_mean"], m["auc_gap_se"])
+    if m["profile"] != "smoke":
+        # ...and, with a frozen body and a linear head, the inflation is small on this sample (the lesson says so):
+        # |gap| <= 0.004 for lesson seeds 0-4, against a bound of 0.02.
+        assert abs(m["auc_gap_mean"]) < 0.02, m["auc_gap_mean"]
     assert m["steps_match_preprocess"] is True
     _finite(m, "data_images_per_s", "train_images_per_s")
     assert m["data_images_per_s"] > 0 and m["train_images_per_s"] > 0
@@ -163,14 +182,32 @@ def check_02(m):
     # ImageNet's first-layer filters are smooth detectors; a random init's are noise.
     _finite(m, "filter_smoothness_pretrained", "filter_smoothness_random", "probe_auc_pretrained", "probe_auc_random")
     assert m["filter_smoothness_pretrained"] > m["filter_smoothness_random"] + 0.2, m
-    # A linear probe on frozen ImageNet features separates pneumonia from normal, better than on random features.
+    # A linear probe on frozen ImageNet features separates pneumonia from normal on held-out children, better than
+    # the same probe on the features of one random-init network (workshop, 96 px, all 913 training images: 0.979
+    # against 0.952, 0.933, 0.935 for the random inits of seeds 0-2; smoke seed 0 is in the lesson's rerun test).
     assert m["probe_auc_pretrained"] > 0.75, m["probe_auc_pretrained"]
     assert m["probe_auc_pretrained"] > m["probe_auc_random"], (m["probe_auc_pretrained"], m["probe_auc_random"])
-    # With the smallest label budget, pretrained (probe or fine-tuned) beats the same network from scratch.
+    # The scratch network's lr is the one that did best on the validation part, among the candidates.
+    val_auc = m["scratch_val_auc"]
+    assert str(m["scratch_lr"]) == max(val_auc, key=val_auc.get), (m["scratch_lr"], val_auc)
+    # The curve: every method at every budget and seed, valid AUCs.
+    curve = m["curve"]
+    assert {row["method"] for row in curve} == {"probe", "finetune", "scratch"}
+    assert all(0 <= row["auc"] <= 1 for row in curve), curve
+    per_method = {method: sum(row["method"] == method for row in curve) for method in ("probe", "finetune", "scratch")}
+    assert len(set(per_method.values())) == 1, per_method
     _finite(m, "small_budget_auc_probe", "small_budget_auc_finetune", "small_budget_auc_scratch")
-    assert m["small_budget_auc_finetune"] > m["small_budget_auc_scratch"], m
-    assert m["small_budget_auc_probe"] > m["small_budget_auc_scratch"], m
-    assert {row["method"] for row in m["curve"]} == {"probe", "finetune", "scratch"}
+    if m["profile"] != "smoke":  # smoke (64 px, 20 labels, one seed) is too small to rank them: -0.015 for seed 0
+        # With the smallest label budget, fine-tuning from ImageNet beats the same network from scratch with its own
+        # val-chosen lr (mean over the curve's seeds). Workshop, 96 px, 24 labels, scratch lr 1e-2 chosen on val,
+        # fine-tune lr 3e-3, per curve seed 0-4: +0.13, +0.01, +0.07, +0.07, +0.19; the lesson's mean over seeds
+        # 0-1: 0.923 against 0.855 (+0.068). The probe is reported, not asserted: at 24 labels it scores 0.74-0.89
+        # over seeds 0-4, around the scratch network.
+        assert m["small_budget_auc_finetune"] > m["small_budget_auc_scratch"], m
+    # "The pretrained advantage shrinks as the budget grows" does not hold steadily at this compute, so the lesson
+    # asks it as a question: workshop seed 0 (curve seeds 0-1) gave +0.07 at 24 labels, +0.35 at 72 and +0.06 at 216;
+    # it follows the optimiser steps each budget gets (27, 12, 26), not the labels (with batches of 32: +0.29, +0.42).
+    assert len(m["pretrained_advantage"]) >= 2
 
 
 def check_03(m):

@@ -122,3 +122,14 @@ def test_cached_features_bad_input():
             features.split_at_group(model, k)
     with pytest.raises(DataError, match="3 labels"):
         features.TensorLoader(torch.zeros(4, 2), [0, 1, 1])
+
+
+def test_budget_curve_gives_scratch_its_own_lr_and_reuses_features(small):
+    train, test = small
+    X = (np.zeros((len(train), 4), np.float32), np.zeros((len(test), 4), np.float32))
+    X[0][:, 0], X[1][:, 0] = train.labels, test.labels  # a feature that is the label: the probe must use these
+    curve = features.budget_curve({"train": train, "test": test}, [16], image_size=48, lr=1e-3, scratch_lr=1e-2,
+                                  methods=["probe", "scratch"], features=X, epochs_for=lambda n: 1, progress=False)
+    assert list(curve["method"]) == ["probe", "scratch"]
+    assert curve.set_index("method").loc["probe", "auc"] == 1.0
+    assert curve.set_index("method").loc["scratch", "lr"] == 1e-2

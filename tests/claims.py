@@ -145,18 +145,25 @@ def check_04(m):
     assert m["medkit_scratch_vs_library_corr"] >= 0.99, m["medkit_scratch_vs_library_corr"]
     assert m["hooks_left"] == 0
     _finite(m, "test_auc", "road_gradcam", "road_random", "road_win_rate_gradcam")
-    # ROAD mechanics: scores lie in [-0.5, 0.5], and random maps score near zero (MoRF and LeRF cancel).
-    assert -0.5 <= m["road_gradcam"] <= 0.5 and 0 <= m["road_win_rate_gradcam"] <= 1
-    assert abs(m["road_random"]) < 0.05, m["road_random"]
-    # Faithfulness: the trained model's Grad-CAM beats random maps of the same smoothness. Only a model trained past
-    # smoke can show it: smoke's (192 images, top groups only, AUC ~0.83) scores within +-0.03 of random for seeds
-    # 0-7 and either sign. Workshop (2048 images, AUC ~0.98) won for seeds 0-4 by +0.067, +0.077, +0.062, +0.037,
-    # +0.011; test_notebooks runs it in that profile.
+    assert 0 <= m["road_win_rate_gradcam"] <= 1
+    # ROAD mechanics (log-odds): random maps remove pixels as often from the evidence as from elsewhere, so their
+    # MoRF and LeRF nearly cancel. Measured: smoke seed 0 -0.11; workshop seeds 0 and 3: -0.07, +0.06.
+    assert abs(m["road_random"]) < 0.25, m["road_random"]
+    # Sanity check: with the top 1, 2 or 3 layer groups re-initialised the maps lose the trained model's ranking.
+    # The MEAN over those depths must stay low (a method that ignores the model scores about 1: EigenCAM with the
+    # head re-initialised scores exactly 1). Measured: smoke seed 0 +0.09; workshop seed 0 +0.01.
+    sanity = m["sanity_rank_corr"]
+    assert len(sanity) == 3 and sum(sanity.values()) / len(sanity) < 0.5, sanity
     if m["profile"] != "smoke":
-        assert m["road_gradcam"] > m["road_random"], (m["road_gradcam"], m["road_random"])
+        # Real X-rays at 128 px: the blocks.4 map has 8 x 8 cells, fine enough to point at a lung zone.
+        assert min(m["cam_grid"]) >= 7, m["cam_grid"]
+        assert m["test_auc"] > 0.9, m["test_auc"]  # seeds 0 and 3: 0.99
+        # Faithfulness: the trained model's Grad-CAM beats random maps of the same smoothness, in log-odds (the
+        # probability saturates on a model this confident: seed 0 gained only +0.014 there, winning on 47 % of images).
+        # Only a model trained past smoke shows it (smoke seed 0: -0.03 vs -0.11 on 12 images, not asserted).
+        # Workshop, 32 test images, seeds 0 and 3: gain +0.35, +0.61; win rate 0.59, 0.78.
+        assert m["road_gradcam"] > m["road_random"] + 0.1, (m["road_gradcam"], m["road_random"])
         assert m["road_win_rate_gradcam"] > 0.5, m["road_win_rate_gradcam"]
-    # Sanity check: with the top layer groups re-initialised the maps change (rank correlation well below 1).
-    assert min(m["sanity_rank_corr"].values()) < 0.8, m["sanity_rank_corr"]
 
 
 def check_02(m):

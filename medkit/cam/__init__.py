@@ -8,7 +8,9 @@
 
 from .explain import METHODS, Explainer, cams
 from .faithfulness import (
+    SCORES,
     Faithfulness,
+    LogOddsTarget,
     faithfulness,
     random_maps,
     randomize_top,
@@ -23,6 +25,6 @@ from .scratch import BaseCAM, LayerHooks, ScratchGradCAM
 __all__ = [
     "METHODS", "Explainer", "cams", "BaseCAM", "LayerHooks", "ScratchGradCAM",
     "resolve_layer", "layer_candidates", "tokens_to_grid", "feature_size", "count_hooks",
-    "random_maps", "road_curves", "Faithfulness", "faithfulness", "randomize_top", "rank_correlation", "sanity_check",
+    "random_maps", "road_curves", "SCORES", "LogOddsTarget", "Faithfulness", "faithfulness", "randomize_top", "rank_correlation", "sanity_check",
     "window", "overlay", "show_cams", "browser",
 ]

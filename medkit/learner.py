@@ -23,7 +23,7 @@ from .data import ImageDataset, to_tensor
 from .errors import DataError
 from .models import get_backbone, get_spec, parameter_groups
 
-__all__ = ["medical_learner", "medical_metrics", "layer_group_splitter", "PreprocessCallback"]
+__all__ = ["medical_learner", "medical_metrics", "layer_group_splitter", "PreprocessCallback", "epoch_metrics"]
 
 
 def layer_group_splitter(model) -> list:
@@ -112,3 +112,12 @@ def medical_learner(splits, backbone: str = "efficientnet_lite0", *, image_size:
     if weights is not None and freeze:
         learn.freeze()
     return learn
+
+
+def epoch_metrics(learn) -> list[dict]:
+    """Return one {name: value} dict per epoch fastai's recorder logged, so lessons read metrics by name, not position."""
+    names = [name for name in learn.recorder.metric_names if name not in ("epoch", "time")]
+    rows = [dict(zip(names, map(float, values))) for values in learn.recorder.values]
+    if rows and len(rows[-1]) != len(learn.recorder.values[-1]):
+        raise DataError(f"fastai logged {len(learn.recorder.values[-1])} values per epoch for the names {names}.")
+    return rows

@@ -164,18 +164,29 @@ def check_04(m):
     assert m["medkit_scratch_vs_library_corr"] >= 0.99, m["medkit_scratch_vs_library_corr"]
     assert m["hooks_left"] == 0
     _finite(m, "test_auc", "road_gradcam", "road_random", "road_win_rate_gradcam")
-    # ROAD mechanics: scores lie in [-0.5, 0.5], and random maps score near zero (MoRF and LeRF cancel).
-    assert -0.5 <= m["road_gradcam"] <= 0.5 and 0 <= m["road_win_rate_gradcam"] <= 1
-    assert abs(m["road_random"]) < 0.05, m["road_random"]
-    # Faithfulness: the trained model's Grad-CAM beats random maps of the same smoothness. Only a model trained past
-    # smoke can show it: smoke's (192 images, top groups only, AUC ~0.83) scores within +-0.03 of random for seeds
-    # 0-7 and either sign. Workshop (2048 images, AUC ~0.98) won for seeds 0-4 by +0.067, +0.077, +0.062, +0.037,
-    # +0.011; test_notebooks runs it in that profile.
+    assert 0 <= m["road_win_rate_gradcam"] <= 1
+    # ROAD mechanics (log-odds): random maps remove pixels as often from the evidence as from elsewhere, so their
+    # MoRF and LeRF nearly cancel. Measured: smoke seeds 0-2 -0.11, +0.03, -0.02; workshop seeds 0-4 -0.07, -0.05,
+    # +0.14, +0.06, -0.05.
+    assert abs(m["road_random"]) < 0.25, m["road_random"]
+    # Sanity check: with the top 1, 2 or 3 layer groups re-initialised the maps lose the trained model's ranking.
+    # The MEAN over those depths must stay low (a method that ignores the model scores about 1: EigenCAM with the
+    # head re-initialised scores exactly 1). Measured: smoke seeds 0-2 +0.09, -0.07, +0.01; workshop seeds 0, 1, 2, 4
+    # +0.01, -0.04, +0.04, +0.03.
+    sanity = m["sanity_rank_corr"]
+    assert len(sanity) == 3 and sum(sanity.values()) / len(sanity) < 0.5, sanity
     if m["profile"] != "smoke":
-        assert m["road_gradcam"] > m["road_random"], (m["road_gradcam"], m["road_random"])
+        # Real X-rays at 128 px: the blocks.4 map has 8 x 8 cells, fine enough to point at a lung zone.
+        assert min(m["cam_grid"]) >= 7, m["cam_grid"]
+        assert m["test_auc"] > 0.9, m["test_auc"]  # seeds 0, 1, 2, 4: 0.993, 0.995, 0.995, 0.992
+        # Faithfulness: the trained model's Grad-CAM beats random maps of the same smoothness, in log-odds (the
+        # probability saturates on a model this confident: seed 0 gained only +0.014 there, winning on 47 % of images).
+        # Only a model trained past smoke shows it (smoke, 12 images, seeds 0-2: -0.03, -0.18, -0.24 against random
+        # -0.11, +0.03, -0.02: not asserted there).
+        # Workshop, 32 test images, seeds 0-4: gain +0.35, +0.35, +0.58, +0.61, +0.37; win rate 0.59, 0.63, 0.66,
+        # 0.78, 0.66 (the win rate is the thinner margin: 19 of 32 images for seed 0).
+        assert m["road_gradcam"] > m["road_random"] + 0.1, (m["road_gradcam"], m["road_random"])
         assert m["road_win_rate_gradcam"] > 0.5, m["road_win_rate_gradcam"]
-    # Sanity check: with the top layer groups re-initialised the maps change (rank correlation well below 1).
-    assert min(m["sanity_rank_corr"].values()) < 0.8, m["sanity_rank_corr"]
 
 
 def check_02(m):
@@ -211,23 +222,27 @@ def check_02(m):
 
 
 def check_03(m):
-    # Every experiment produced a valid AUC.
+    # Every experiment produced a valid AUC, scored on the validation part (choices are never made on test).
     sweep = {row["frozen_groups"]: row["auc"] for row in m["sweep"]}
     assert len(sweep) >= 3 and all(0 <= row["auc"] <= 1 and row["seconds"] > 0 for row in m["sweep"])
-    _finite(m, "gradual_auc", "all_at_once_auc", "fastai_auc")
+    _finite(m, "gradual_auc", "all_at_once_auc", "fastai_val_auc", "gradual_seconds", "all_at_once_seconds")
     assert set(m["losses"]) == {"ce", "weighted_ce", "focal", "weighted_focal"}
-    # The lesson's claims, measured on seeds 0-4 in smoke (smallest margin first) and seed 0 in workshop:
-    # fine-tuning learns on real X-rays (k=0 AUC 0.73-0.86; workshop 0.96) and beats training the head alone
-    # at the same lr (+0.29..+0.48; workshop +0.26); a head alone needs the larger lr (+0.15..+0.37; workshop +0.12).
+    # The lesson's claims on the bundled real X-rays, every run from the same seeded head. Measured in smoke
+    # (48 px, 256 images) on seeds 0-2 and in workshop (64 px, 400 images) on seed 0: fine-tuning everything
+    # learns (k=0 val AUC 0.80, 0.68, 0.69; workshop 0.95) and beats the head alone at the same lr (+0.33, +0.13,
+    # +0.13; workshop +0.17); a head alone needs the larger lr (+0.30, +0.14, +0.12; workshop +0.14).
     head, top = m["head_only_auc"], max(sweep)
-    assert sweep[0] > 0.7 and sweep[0] > sweep[top] + 0.1, sweep
+    assert sweep[0] > 0.6 and sweep[0] > sweep[top] + 0.05, sweep
     assert head["0.01"] > head["0.001"] + 0.05, head
-    # Class weights win back the specificity cross-entropy gives up on a 30:1 set (0.15-0.79 vs 0.00-0.06).
+    # Class weights win back the specificity cross-entropy gives up on a skewed set (about 13:1 in smoke, 16:1 in
+    # workshop): +0.40, +0.29, +0.40; workshop +0.77 (0.02 -> 0.79).
     losses = m["losses"]
     assert losses["weighted_ce"]["specificity"] > losses["ce"]["specificity"], losses
-    # Full fine-tuning moves the fresh head far more than the ImageNet stem.
+    # Full fine-tuning moves the ImageNet stem least and the fresh head most: smoke seeds 0-2 stem 0.0028-0.0029,
+    # next smallest 0.0074-0.0077, head 0.17-0.18; workshop 0.0035, 0.0086 and 0.22. The middle groups need not
+    # be in order (group 3 moved less than group 2 in every run).
     change = m["relative_change"]
-    assert len(change) == 5 and change[-1] > 10 * change[0], change
+    assert len(change) == 5 and change[0] == min(change) and change[-1] == max(change), change
 
 
 def check_08(m):

@@ -322,3 +322,31 @@ def test_grid_and_browser(lite0, xrays, pneumonia):
     assert [c.description for c in widget.children[:4]] == ["image", "class", "method", "layer"]
     plt.close("all")
     assert cam.count_hooks(lite0) == 0
+
+
+def test_log_odds_target_is_the_logit_of_the_softmax_probability():
+    logits = torch.tensor([[2.0, -1.0, 0.5], [0.0, 3.0, -2.0]])
+    p = torch.softmax(logits, 1)
+    for k in range(3):
+        expected = torch.log(p[:, k] / (1 - p[:, k]))
+        torch.testing.assert_close(cam.LogOddsTarget(k)(logits), expected)
+        torch.testing.assert_close(cam.LogOddsTarget(k)(logits[0]), expected[0])  # one image, as ROAD calls it
+
+
+def test_road_on_log_odds_ranks_evidence_and_refuses_unknown_scores():
+    torch.manual_seed(0)
+    model, x = LeftHalf(), torch.rand(6, 3, 16, 16)
+    left = np.zeros((6, 16, 16), np.float32)
+    left[:, :, :8] = np.linspace(1, 0.5, 8)
+    good = cam.faithfulness(model, x, left, 1, percentiles=(25, 50, 75), n_random=2, score="log_odds")
+    assert good.gain > 0 and good.win_rate == 1
+    with pytest.raises(DataError, match="score"):  # a probability baseline cannot be reused for log-odds
+        cam.faithfulness(model, x, left, 1, percentiles=(25, 50, 75), baseline=good)
+    with pytest.raises(DataError, match="Unknown ROAD score"):
+        cam.faithfulness(model, x, left, 1, percentiles=(25, 50, 75), score="logit")
+
+
+def test_layer_group_finds_the_registry_group(lite0):
+    assert cam.layer_group(lite0, "blocks.4") == 2 and cam.layer_group(lite0) == 3  # bn2, the default, is in group 3
+    with pytest.raises(DataError, match="spans several layer groups"):
+        cam.layer_group(lite0, "blocks")

@@ -39,6 +39,11 @@ def test_fit_one_cycle_records_medical_metrics(learn):
         assert name in names
     values = learn.recorder.values[-1]
     assert all(math.isfinite(v) for v in values) and 0 <= values[2] <= 1
+    from medkit.learner import epoch_metrics
+
+    by_name = epoch_metrics(learn)[-1]  # the same numbers, by name
+    assert by_name["auroc"] == pytest.approx(values[2]) and by_name["valid_loss"] == pytest.approx(values[1])
+    assert set(by_name) >= {"train_loss", "valid_loss", "auroc", "sensitivity", "specificity"}
     probs, labels = learn.get_preds()
     assert probs.shape == (64, 2) and len(labels) == 64
 

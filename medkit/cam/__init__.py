@@ -8,7 +8,9 @@
 
 from .explain import METHODS, Explainer, cams
 from .faithfulness import (
+    SCORES,
     Faithfulness,
+    LogOddsTarget,
     faithfulness,
     random_maps,
     randomize_top,
@@ -16,13 +18,13 @@ from .faithfulness import (
     road_curves,
     sanity_check,
 )
-from .layers import count_hooks, feature_size, layer_candidates, resolve_layer, tokens_to_grid
+from .layers import count_hooks, feature_size, layer_candidates, layer_group, resolve_layer, tokens_to_grid
 from .overlay import browser, overlay, show_cams, window
 from .scratch import BaseCAM, LayerHooks, ScratchGradCAM
 
 __all__ = [
     "METHODS", "Explainer", "cams", "BaseCAM", "LayerHooks", "ScratchGradCAM",
-    "resolve_layer", "layer_candidates", "tokens_to_grid", "feature_size", "count_hooks",
-    "random_maps", "road_curves", "Faithfulness", "faithfulness", "randomize_top", "rank_correlation", "sanity_check",
+    "resolve_layer", "layer_group", "layer_candidates", "tokens_to_grid", "feature_size", "count_hooks",
+    "random_maps", "road_curves", "SCORES", "LogOddsTarget", "Faithfulness", "faithfulness", "randomize_top", "rank_correlation", "sanity_check",
     "window", "overlay", "show_cams", "browser",
 ]

@@ -56,8 +56,9 @@ class Explainer:
     def _library_cam(self):
         cam = _methods()[self.method](model=self.model, target_layers=[self.layer],
                                       reshape_transform=reshape_transform_for(self.model))
-        # A frozen body gives the target layer no gradient; asking for the input's gradient restores one.
-        cam.compute_input_gradient = cam.uses_gradients and not all(p.requires_grad for p in self.model.parameters())
+        # A frozen target layer (and body) gives the layer's output no gradient; asking for the input's gradient
+        # restores one, at the cost of recording the graph of the whole network. A trainable layer needs neither.
+        cam.compute_input_gradient = cam.uses_gradients and not any(p.requires_grad for p in self.layer.parameters())
         cam.batch_size = 64  # ScoreCAM: masked copies per forward pass
         return cam
 

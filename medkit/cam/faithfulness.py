@@ -20,7 +20,35 @@ from ..errors import DataError
 from .layers import check_batch
 
 __all__ = ["random_maps", "road_curves", "Faithfulness", "faithfulness", "randomize_top", "rank_correlation",
-           "sanity_check"]
+           "sanity_check", "LogOddsTarget", "SCORES"]
+
+SCORES = ("probability", "log_odds")  # what ROAD watches: the softmax probability, or its log-odds
+
+
+class LogOddsTarget:
+    """A pytorch-grad-cam target: the log-odds of one class, log p / (1 - p), from the logits.
+
+    A confident model's probability sits near 1 and hardly moves when pixels are removed (it saturates);
+    its log-odds keep moving, so ROAD can still tell a faithful map from a random one.
+    """
+
+    def __init__(self, category: int):
+        self.category = int(category)
+
+    def __call__(self, model_output: torch.Tensor) -> torch.Tensor:
+        z = model_output if model_output.ndim == 2 else model_output[None]
+        others = torch.cat([z[:, :self.category], z[:, self.category + 1:]], 1)
+        out = z[:, self.category] - torch.logsumexp(others, 1)
+        return out if model_output.ndim == 2 else out[0]
+
+
+def _targets(targets, n: int, score: str) -> list:
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
+
+    if score not in SCORES:
+        raise DataError(f"Unknown ROAD score {score!r}; choose one of {', '.join(SCORES)}.")
+    kind = LogOddsTarget if score == "log_odds" else ClassifierOutputSoftmaxTarget
+    return [kind(int(t)) for t in np.broadcast_to(targets, (n,))]
 
 
 def random_maps(n: int, size, grid: int = 2, seed: int = 0) -> np.ndarray:
@@ -39,20 +67,21 @@ def _check_maps(x, maps) -> np.ndarray:
     return maps
 
 
-def road_curves(model: nn.Module, x: torch.Tensor, maps, targets, percentiles=(20, 40, 60, 80), seed: int = 0) -> dict:
+def road_curves(model: nn.Module, x: torch.Tensor, maps, targets, percentiles=(20, 40, 60, 80), seed: int = 0,
+                score: str = "probability") -> dict:
     """Return ROAD's confidence changes per percentile and image: {"percentiles", "morf" (P, N), "lerf" (P, N)}.
 
-    The score is the softmax probability of each image's target class; a percentile p keeps p % of the
+    `score` is what counts as confidence in each image's target class: its softmax "probability" (as
+    pytorch-grad-cam does) or its "log_odds" (which does not saturate); a percentile p keeps p % of the
     pixels (MoRF removes the top 100 - p %, LeRF the bottom 100 - p %).
     """
     from .._optional import require
 
     require("pytorch_grad_cam", "cam", "ROAD faithfulness")
     from pytorch_grad_cam.metrics.road import ROADLeastRelevantFirst, ROADMostRelevantFirst
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
 
     x, maps = check_batch(model, x), _check_maps(x, maps)
-    wanted = [ClassifierOutputSoftmaxTarget(int(t)) for t in np.broadcast_to(targets, (len(x),))]
+    wanted = _targets(targets, len(x), score)
     was_training = model.training
     model.eval()
     morf, lerf = [], []
@@ -96,7 +125,8 @@ def _road(curves) -> np.ndarray:
 
 
 def faithfulness(model: nn.Module, x: torch.Tensor, maps, targets, percentiles=(20, 40, 60, 80), grid: int = 2,
-                 n_random: int = 1, seed: int = 0, baseline: Faithfulness | None = None) -> Faithfulness:
+                 n_random: int = 1, seed: int = 0, baseline: Faithfulness | None = None,
+                 score: str = "probability") -> Faithfulness:
     """Score `maps` with ROAD and compare them with `n_random` draws of random maps, image by image.
 
     Args:
@@ -104,15 +134,19 @@ def faithfulness(model: nn.Module, x: torch.Tensor, maps, targets, percentiles=(
         maps: (N, H, W) maps; targets: the class each map explains (one int, or one per image).
         grid: side of the random maps' grid; match the CAM layer's feature map (2 for efficientnet at 64 px).
         baseline: a previous result on the same images and targets whose random maps are reused (saves their cost).
+        score: "probability" (pytorch-grad-cam's ROAD) or "log_odds" (for confident models; see `LogOddsTarget`).
     """
     maps = _check_maps(check_batch(model, x), maps)
-    curves = road_curves(model, x, maps, targets, percentiles, seed)
+    curves = road_curves(model, x, maps, targets, percentiles, seed, score)
+    curves["score"] = score
     if baseline is not None:
-        if len(baseline.random) != len(x) or baseline.curves["percentiles"] != list(percentiles):
-            raise DataError("The baseline was scored on other images or percentiles; compute it afresh (baseline=None).")
+        if (len(baseline.random) != len(x) or baseline.curves["percentiles"] != list(percentiles)
+                or baseline.curves.get("score") != score):
+            raise DataError("The baseline was scored on other images, percentiles or score; compute it afresh "
+                            "(baseline=None).")
         return Faithfulness(_road(curves), baseline.random, curves, baseline.random_curves)
     random_curves = [road_curves(model, x, random_maps(len(x), x.shape[-2:], grid, seed + 1 + k), targets,
-                                 percentiles, seed) for k in range(n_random)]
+                                 percentiles, seed, score) for k in range(n_random)]
     return Faithfulness(_road(curves), np.mean([_road(c) for c in random_curves], axis=0), curves, random_curves)
 
 

@@ -8,7 +8,7 @@ from torch import nn
 
 from ..errors import DataError, UnknownNameError
 
-__all__ = ["resolve_layer", "layer_candidates", "tokens_to_grid", "reshape_transform_for", "num_classes_of",
+__all__ = ["resolve_layer", "layer_group", "layer_candidates", "tokens_to_grid", "reshape_transform_for", "num_classes_of",
            "check_batch", "resolve_targets", "feature_size", "count_hooks"]
 
 
@@ -45,6 +45,18 @@ def resolve_layer(model: nn.Module, layer=None) -> tuple[str, nn.Module]:
                                f"usual CAM layers of this model: {layer_candidates(model)}. "
                                "List them all with [name for name, _ in model.named_modules()].")
     return layer, modules[layer]
+
+
+def layer_group(model: nn.Module, layer=None) -> int:
+    """Return the index of the registry layer group (stem first) that holds the CAM layer (None: the default one)."""
+    name, _ = resolve_layer(model, layer)
+    spec = _spec(model)
+    if spec is None:
+        raise UnknownNameError(f"{type(model).__name__} is not a registry backbone, so it has no layer groups.")
+    for i, prefixes in enumerate(spec.groups):
+        if any(name == p or name.startswith(p + ".") for p in prefixes):
+            return i
+    raise DataError(f"Layer {name!r} spans several layer groups of {spec.name} ({spec.groups}); pick one inside a group.")
 
 
 def tokens_to_grid(tensor: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,79 @@
+"""The table of what was tried for `medkit fit`'s recipe, as data a lesson renders (lesson 03).
+
+The recipe sweep (`benchmarks/sweep_recipe.py`) writes its results as a markdown table into
+`benchmarks/RECIPE.md`. `update_from_markdown` copies that table into `recipe_table.json` next to
+this module, so lessons show measured numbers without anyone typing them into a notebook:
+
+    python -m medkit.recipe_table benchmarks/RECIPE.md
+"""
+
+import json
+import sys
+from pathlib import Path
+
+from .errors import DataError
+
+__all__ = ["TABLE_FILE", "load_table", "recipe_table", "table_from_markdown", "update_from_markdown"]
+
+TABLE_FILE = Path(__file__).with_name("recipe_table.json")
+
+
+def load_table(path=TABLE_FILE) -> dict:
+    """Return the stored table: {"source", "note", "columns", "rows"} (rows are lists of cells)."""
+    path = Path(path)
+    try:
+        table = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"No recipe table at {path}; write one with `python -m medkit.recipe_table RECIPE.md`.") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path} is not valid JSON ({exc}); regenerate it from benchmarks/RECIPE.md.") from None
+    missing = {"source", "note", "columns", "rows"} - set(table)
+    if missing:
+        raise DataError(f"{path} lacks {sorted(missing)}; regenerate it from benchmarks/RECIPE.md.")
+    if any(len(row) != len(table["columns"]) for row in table["rows"]):
+        raise DataError(f"{path}: every row needs one cell per column {table['columns']}.")
+    return table
+
+
+def recipe_table(path=TABLE_FILE):
+    """Return the recipe table as a pandas DataFrame (empty, with its columns, until the sweep has run)."""
+    import pandas as pd
+
+    table = load_table(path)
+    return pd.DataFrame(table["rows"], columns=table["columns"])
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def table_from_markdown(text: str) -> dict:
+    """Return {"columns", "rows"} of the first pipe table in a markdown text (cells kept as text)."""
+    lines = [line for line in text.splitlines()]
+    for i in range(len(lines) - 1):
+        head, rule = lines[i].strip(), lines[i + 1].strip()
+        if head.startswith("|") and rule.startswith("|") and set(rule) <= set("|-: "):
+            columns = _cells(head)
+            rows = []
+            for line in lines[i + 2:]:
+                if not line.strip().startswith("|"):
+                    break
+                rows.append(_cells(line))
+            if any(len(row) != len(columns) for row in rows):
+                raise DataError(f"A row of the table under {head!r} does not have {len(columns)} cells.")
+            return {"columns": columns, "rows": rows}
+    raise DataError("No markdown pipe table (a header line, then a |---| line) found in the text.")
+
+
+def update_from_markdown(markdown_path, path=TABLE_FILE, note: str = "") -> dict:
+    """Copy the first table of `markdown_path` (e.g. benchmarks/RECIPE.md) into the stored table; return it."""
+    markdown_path = Path(markdown_path)
+    if not markdown_path.is_file():
+        raise DataError(f"{markdown_path} does not exist; run benchmarks/sweep_recipe.py to write it first.")
+    table = {"source": str(markdown_path), "note": note, **table_from_markdown(markdown_path.read_text())}
+    Path(path).write_text(json.dumps(table, indent=1) + "\n")
+    return table
+
+
+if __name__ == "__main__":
+    print(update_from_markdown(sys.argv[1], note=" ".join(sys.argv[2:])))

@@ -100,11 +100,11 @@ LESSON_SETTINGS: dict[str, dict[str, dict]] = {
     "07": {  # lesson 07: budgets = training masks on the learning curve; steps = optimiser steps per run (fixed);
         # threads=1: a tiny U-Net step gains little from 2 threads and collapses when the CPU is shared (oversubscribed)
         "smoke": dict(image_size=32, batch_size=16, steps=30, budgets=[8], n_test=64, loss_budget=8,
-                      radius=(2.0, 5.0), small_radius=(1.2, 2.5), lr=3e-3, encoder_depth=4, n_boot=200, threads=1),
+                      radius=(2.0, 5.0), small_radius=(1.2, 2.5), lr=3e-3, lr_random=3e-3, encoder_depth=4, n_boot=200, threads=1),
         "workshop": dict(image_size=64, batch_size=16, steps=60, budgets=[8, 32, 128], n_test=200, loss_budget=32,
-                         radius=(2.0, 6.0), small_radius=(1.5, 3.0), lr=3e-3, encoder_depth=4, n_boot=1000, threads=1),
+                         radius=(2.0, 6.0), small_radius=(1.5, 3.0), lr=3e-3, lr_random=3e-3, encoder_depth=4, n_boot=1000, threads=1),
         "full": dict(image_size=128, batch_size=32, steps=400, budgets=[8, 32, 128, 512, 2048], n_test=624,
-                     loss_budget=128, radius=(4.0, 12.0), small_radius=(3.0, 6.0), lr=3e-3, encoder_depth=5, n_boot=2000, threads=None),
+                     loss_budget=128, radius=(4.0, 12.0), small_radius=(3.0, 6.0), lr=3e-3, lr_random=3e-3, encoder_depth=5, n_boot=2000, threads=None),
     },
     "08": {  # SimCLR on unlabelled X-rays (ssl_*), probes per label budget, few-label fine-tuning, ViT vs CNN
         "smoke": dict(n_unlabelled=1024, ssl_width=16, ssl_epochs=6, ssl_batch=128, probe_budgets=(20, 100),

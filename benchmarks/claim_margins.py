@@ -57,6 +57,41 @@ def lesson_07(cfg, seed: int, tune: bool = False) -> dict:
     return out
 
 
+def lesson_08(cfg, seed: int, tune: bool = False) -> dict:
+    """SimCLR's loss and probes (self-supervised, random, ImageNet), and CNN vs ViT from scratch at the smallest budget."""
+    from medkit import features, ssl
+    from medkit.train import seed_everything
+    from medkit.vit import small_vit
+
+    splits = data.pneumonia()
+    train = splits["train"]
+    test = splits["test"].subset(data.subsample(splits["test"].labels, cfg.n_test, seed=seed))
+    val = splits["val"].subset(data.subsample(splits["val"].labels, cfg.n_val, seed=seed))
+    unlabelled = train.subset(data.subsample(train.labels, cfg.n_unlabelled, seed=seed))
+    probe_train = train.subset(data.subsample(train.labels, cfg.n_probe_train, seed=seed))
+    seed_everything(seed)
+    random_encoder = ssl.SmallCNN(width=cfg.ssl_width).eval()
+    seed_everything(seed)
+    encoder = ssl.SmallCNN(width=cfg.ssl_width)
+    losses = ssl.pretrain(encoder, unlabelled, epochs=cfg.ssl_epochs, batch_size=cfg.ssl_batch, seed=seed)
+    imagenet = features.feature_extractor("efficientnet_lite0")
+    feats = {"ssl": (ssl.encode(encoder, probe_train), ssl.encode(encoder, test)),
+             "random": (ssl.encode(random_encoder, probe_train), ssl.encode(random_encoder, test)),
+             "imagenet": tuple(features.extract_features(imagenet, ds, image_size=64, progress=False)[0]
+                               for ds in (probe_train, test))}
+    probes = ssl.probe_budgets(feats, probe_train.labels, test.labels, cfg.probe_budgets, cfg.probe_seeds)
+    out = {"loss_drop": losses[0] - losses[-1],
+           **{f"probe_{k}": float(probes[probes.features == k].auc.mean()) for k in feats}}
+    grey = ssl.grey_preprocess(28)
+    smallest = train.subset(data.subsample(train.labels, min(cfg.vit_budgets), seed=seed))
+    for name, build in (("cnn", lambda: ssl.SmallCNN(width=32, num_classes=2)),
+                        ("vit", lambda: small_vit(image_size=28, patch_size=4))):
+        run = dict(preprocess=grey, epochs=cfg.vit_epochs, batch_size=64, seed=seed)
+        lr = ssl.choose_lr(build, smallest, val, lrs=cfg.lrs, **run)[0]
+        out[f"scratch_{name}"] = ssl.fit_and_score(build, smallest, test, lr=lr, **run)[1]
+    return out
+
+
 def lesson_09(cfg, seed: int, tune: bool = False) -> dict:
     """Federated vs each site alone vs centralised, FedAvg with DP, and the case-mix leak, as lesson 09 runs them."""
     from flwr.server.strategy import DifferentialPrivacyServerSideFixedClipping
@@ -95,7 +130,7 @@ def lesson_09(cfg, seed: int, tune: bool = False) -> dict:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lesson", required=True, choices=["07", "09"])
+    parser.add_argument("--lesson", required=True, choices=["07", "08", "09"])
     parser.add_argument("--profile", default="smoke")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--tune", action="store_true", help="validation score per learning rate instead of claims")

@@ -117,7 +117,8 @@ def lesson_09(cfg, seed: int, tune: bool = False) -> dict:
              for ds in sites.values()]
     centralised = fed.evaluate(fed.train_alone(site_data, model_fn=model_fn, epochs=epochs, lr=cfg.lr, seed=seed), test)
     probe = model_fn()
-    predicted = [fed.positive_rate(fed.set_weights(probe, w), test) for w in federated.strategy.received[1].values()]
+    received = federated.strategy.received[1]  # by site name, in the order the sites answered
+    predicted = [fed.positive_rate(fed.set_weights(probe, received[name]), test) for name in sites]
     share = [float(ds.labels.mean()) for ds in sites.values()]
     seed_everything(seed)
     private = fed.run_federated(sites, test, **run, wrap_strategy=lambda s: DifferentialPrivacyServerSideFixedClipping(

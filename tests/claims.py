@@ -222,15 +222,14 @@ def check_08(m):
 
 def check_09(m):
     # Federated averaging beats the average hospital training alone, stays below the centralised model that privacy
-    # rules forbid, improves with rounds, and pays for differential privacy with AUC. Smoke, seeds 0-2
-    # (benchmarks/claim_margins.py --lesson 09; seeds 3-4 still running at hand-off; the earlier 6-seed run of the
-    # first claim gave +0.03 to +0.12): federated - mean alone +0.114, +0.094, +0.107; federated - centralised -0.028,
-    # -0.026, -0.078; DP - federated -0.069, -0.052, -0.058; last round - round 1 +0.27, +0.47, +0.42. The round-1
-    # leak's rank correlation (1.0 in the smoke notebook, seed 0) is not measured over seeds: the lesson asks about it.
+    # rules forbid, and improves with rounds. Smoke, seeds 0-3 (benchmarks/claim_margins.py --lesson 09; the earlier
+    # 6-seed run of the first claim gave +0.03 to +0.12): federated - mean alone +0.114, +0.094, +0.107, +0.064;
+    # federated - centralised -0.028, -0.026, -0.078, -0.049; last round - round 1 +0.27, +0.47, +0.42, +0.53.
+    # Not claimed: DP's cost (DP - federated -0.069, -0.052, -0.058, then +0.029 on seed 3: with noise multiplier 0.05
+    # the noise is as likely to help as to hurt) and an exact case-mix ranking from round-1 updates; the lesson asks.
     _finite(m, "federated_auc", "alone_auc_mean", "centralised_auc", "dp_auc")
     assert m["federated_auc"] > m["alone_auc_mean"], (m["federated_auc"], m["alone_auc_mean"])
     assert m["federated_auc"] < m["centralised_auc"], (m["federated_auc"], m["centralised_auc"])
-    assert m["dp_auc"] < m["federated_auc"], (m["dp_auc"], m["federated_auc"])
     curve = m["federated_auc_per_round"]  # [initial model, after round 1, ...]
     assert len(curve) >= 3 and curve[-1] > curve[1], curve
     # (The gradient inversion and the masked sum are identities, tested in tests/test_federated.py, not claims.)

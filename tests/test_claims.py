@@ -36,6 +36,7 @@ GOOD = {
     "07": {
         "profile": "smoke", "encoder_weights_match": True, "dice_pretrained_smallest": 0.6, "dice_random_smallest": 0.5,
         "dice_frozen": 0.5, "dice_trainable": 0.6, "dice_dice_small": 0.5, "dice_bce_small": 0.3,
+        "missed_dice_small": 2, "missed_bce_small": 8,
         "fg_pred_dice_small": 0.004, "fg_pred_bce_small": 0.002, "fg_true_small": 0.004,
         "learning_curve": [{"dice": 0.6, "dice_low": 0.55, "dice_high": 0.65, "iou": 0.43, "iou_low": 0.4,
                             "iou_high": 0.47, "hd95": 2.0, "hd95_undefined": 3, "n": 64}],
@@ -75,6 +76,8 @@ BROKEN = {  # (lesson, what the broken run shows): the changes that violate one 
     ("06", "pixels changed by de-identification"): {"deid_pixels_identical": False},
     ("07", "random encoder as good with few masks"): {"dice_random_smallest": 0.65},
     ("07", "BCE predicts as many lesion pixels"): {"fg_pred_bce_small": 0.005},
+    ("07", "BCE as good as the Dice loss"): {"dice_bce_small": 0.55},
+    ("07", "BCE misses no more lesions"): {"missed_bce_small": 1},
     ("07", "frozen encoder trains most of the net"): {"trainable_share_frozen": 0.9},
     ("07", "an estimate outside its interval"): {"metrics_best": {"dice": 0.7, "dice_low": 0.55, "dice_high": 0.65,
                                                                   "iou": 0.43, "iou_low": 0.4, "iou_high": 0.47,

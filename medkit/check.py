@@ -1,7 +1,8 @@
 """Instant feedback on exercises: `check("00.test_counts", answer)` says right, or gives a hint.
 
-Each exercise computes its expected answer from the kit itself (the data, the registry), never
-from a stored number, so the answers stay right when the data or the models change.
+Each exercise computes its expected answer from the kit itself (the data, the registry, or the arrays the
+lesson passes as context), never from a stored number, so the answers stay right when the data or the models
+change. Lessons record `results()` so the tests know every solution cell's answer was judged right.
 """
 
 from collections.abc import Callable
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 
 from .errors import UnknownNameError
 
-__all__ = ["Exercise", "exercise", "check", "list_exercises"]
+__all__ = ["Exercise", "exercise", "check", "list_exercises", "results"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class Exercise:
 
 
 _EXERCISES: dict[str, Exercise] = {}
+_RESULTS: dict[str, bool] = {}  # exercise key -> whether its latest answer in this session was right
 
 
 def exercise(key: str, question: str, hint: str):
@@ -40,18 +42,28 @@ def list_exercises(lesson: str = "") -> list[str]:
     return sorted(k for k in _EXERCISES if k.startswith(lesson))
 
 
-def check(key: str, answer, quiet: bool = False) -> bool:
-    """Judge `answer` to exercise `key`; print "Right" or a hint, and return whether it was right."""
+def check(key: str, answer, quiet: bool = False, **context) -> bool:
+    """Judge `answer` to exercise `key` (with the lesson's arrays in `context`); print "Right" or a hint, return it."""
     if key not in _EXERCISES:
         raise UnknownNameError(f"Unknown exercise {key!r}; known: {', '.join(list_exercises())}.")
     ex = _EXERCISES[key]
     try:
-        right = bool(ex.judge(answer))
-    except (TypeError, ValueError, KeyError, IndexError):
-        right = False  # an answer of the wrong shape is simply not right yet
+        right = bool(ex.judge(answer, **context))
+    except (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError, AttributeError):
+        right = False  # an answer of the wrong shape (or a function that fails on a test value) is not right yet
+    _RESULTS[key] = right
     if not quiet:
         print(f"Right! ({ex.question})" if right else f"Not yet. Hint: {ex.hint}")
     return right
+
+
+def results(lesson: str = "") -> dict[str, bool]:
+    """Return {exercise key: right?} for the answers checked in this session, optionally of one lesson ("05")."""
+    return {k: v for k, v in sorted(_RESULTS.items()) if k.startswith(lesson)}
+
+
+def _close(a, b, tol: float = 1e-6) -> bool:
+    return abs(float(a) - float(b)) <= tol
 
 
 @exercise("00.test_counts", "How many normal and pneumonia images are in the held-out test set?",
@@ -94,3 +106,76 @@ def _resnet_cam_layer(answer):
 def _sens_spec(answer):
     sens, spec = (float(a) for a in answer)
     return abs(sens - 45 / 50) < 1e-3 and abs(spec - 80 / 100) < 1e-3
+
+
+@exercise("05.test_threshold", "Choose the screening threshold (sensitivity >= 95 %) on the test set instead.",
+          "Make the same evaluate.choose_threshold call as on validation, with the test labels and probabilities.")
+def _test_threshold(answer, y, p):
+    from .evaluate import choose_threshold
+
+    return _close(answer, choose_threshold(y, p, "sensitivity", target=0.95))
+
+
+@exercise("05.prevalence_metrics", "Which of sensitivity, specificity, AUC, PPV and accuracy move with prevalence?",
+          "Sensitivity is computed on the positives only, specificity on the negatives only, AUC compares the two; "
+          "PPV and accuracy mix both classes in one ratio. Answer as a set of lower-case names.")
+def _prevalence_metrics(answer):
+    names = {str(a).lower() for a in answer}
+    return {"ppv", "accuracy"} <= names and not names & {"sensitivity", "specificity", "auc"}
+
+
+@exercise("06.expected_false_alarms", "How many false alarms do you expect on n clean batches at level alpha?",
+          "On a clean batch the test's p-value is uniform, so each batch raises an alarm with probability alpha.")
+def _expected_false_alarms(answer, n, alpha):
+    return _close(answer, n * alpha, 1e-3)
+
+
+@exercise("07.iou_from_dice", "Write iou(dice): the IoU of a prediction whose Dice is `dice`.",
+          "Dice = 2|A&B| / (|A| + |B|) and IoU = |A&B| / |A|B|, with |A|B| = |A| + |B| - |A&B|.")
+def _iou_from_dice(answer):
+    return all(_close(answer(d), d / (2 - d)) for d in (0.0, 0.25, 0.5, 0.9, 1.0))
+
+
+@exercise("07.lesions_found", "What share of the test images with a lesion does a model find (any pixel predicted)?",
+          "Per image: does the mask hold a lesion, does the thresholded prediction hold any pixel? Count both.")
+def _lesions_found(answer, probs, masks, threshold=0.5):
+    import numpy as np
+
+    has = np.asarray(masks).reshape(len(masks), -1).any(1)
+    found = (np.asarray(probs) >= threshold).reshape(len(masks), -1).any(1)
+    return _close(answer, (has & found).sum() / has.sum(), 1e-3)
+
+
+@exercise("08.chance_loss", "Write chance(n): the NT-Xent loss, for a batch of n images, of an encoder that learnt nothing.",
+          "2n views; each picks its partner among the 2n - 1 others, all equally similar: a uniform softmax.")
+def _chance_loss(answer):
+    import math
+
+    return all(_close(answer(n), math.log(2 * n - 1)) for n in (2, 8, 256))
+
+
+@exercise("08.vit_tokens", "Write tokens(image_size, patch_size): how many patches a ViT cuts a square image into.",
+          "A patch is patch_size x patch_size pixels and patches do not overlap; count them along each side.")
+def _vit_tokens(answer):
+    return all(int(answer(s, p)) == (s // p) ** 2 for s, p in ((28, 4), (28, 7), (224, 16)))
+
+
+@exercise("09.dp_noise_std", "Write noise_std(multiplier, clip, n_sites): the std of the noise Flower's server-side "
+          "DP adds to the averaged update.",
+          "Each clipped update has norm <= clip; the average divides by n_sites, and the noise scales with that bound.")
+def _dp_noise_std(answer):
+    from flwr.supercore.differential_privacy import compute_stdv
+
+    return all(_close(answer(m, c, n), compute_stdv(m, c, n)) for m, c, n in ((0.05, 2.0, 3), (0.5, 1.0, 10), (1, 3, 1)))
+
+
+@exercise("09.fedavg", "Write fedavg(weights, sizes): FedAvg's average of the sites' weight arrays.",
+          "Weight each site's arrays by its number of images, divide by the total; do it layer by layer.")
+def _fedavg(answer):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    weights = [[rng.normal(size=(3, 2)), rng.normal(size=4)] for _ in range(3)]
+    sizes = [10, 30, 60]
+    expected = [sum(w[i] * n for w, n in zip(weights, sizes)) / sum(sizes) for i in range(2)]
+    return all(np.allclose(a, b) for a, b in zip(answer(weights, sizes), expected))

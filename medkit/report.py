@@ -7,12 +7,13 @@ numbers recorded before a failure are never lost.
 
 import json
 import math
+import string
 from pathlib import Path
 
 from .atomic import write_json
 from .errors import DataError
 
-__all__ = ["METRICS_FILE", "init", "record", "load", "current"]
+__all__ = ["METRICS_FILE", "init", "record", "load", "current", "render", "summary", "table"]
 
 METRICS_FILE = "metrics.json"
 _state = {"path": None, "data": {}}
@@ -62,6 +63,53 @@ def load(output_dir) -> dict:
     if not path.exists():
         raise DataError(f"No {METRICS_FILE} in {output_dir}: the lesson did not run, or did not call report.init().")
     return json.loads(path.read_text())
+
+
+def render(template: str, metrics: dict | None = None, **values) -> str:
+    """Fill `template` ("AUC {cv_auc_mean:.3f}") from recorded metrics (default: this run's) and extra `values`."""
+    known = {**(current() if metrics is None else metrics), **values}
+    for _, field, _, _ in string.Formatter().parse(template):
+        name = (field or "").split(".")[0].split("[")[0]
+        if field is not None and name not in known:
+            raise DataError(f"The summary names {name!r}, which this run did not record; record it with "
+                            f"report.record({name!r}, value) first, or fix the name (recorded: {', '.join(sorted(known))}).")
+    return template.format_map(known)
+
+
+def summary(lines, metrics: dict | None = None, title: str = "", **values):
+    """Return a markdown list of `lines`, each a template filled from the recorded numbers, for a notebook to display.
+
+    A lesson's "What we saw" is written this way so that no measured number is typed by hand: the prose holds the
+    names (`{auc_gap_one_site:.2f}`), the run fills in its own values.
+    """
+    text = "\n".join(f"- {render(line, metrics, **values)}" for line in lines)
+    return _markdown(f"**{title}**\n\n{text}" if title else text)
+
+
+def table(rows: dict, columns: list[str], metrics: dict | None = None, fmt: str = "{:.3f}", **values):
+    """Return a markdown table: one row per `rows` label, each a list of templates (or recorded names) per column."""
+    def cell(spec):
+        known = {**(current() if metrics is None else metrics), **values}
+        if isinstance(spec, str) and "{" not in spec and spec in known:  # a bare recorded name
+            value = known[spec]
+            return fmt.format(value) if isinstance(value, float) else str(value)
+        return render(spec, metrics, **values) if isinstance(spec, str) else str(spec)
+
+    lines = ["| " + " | ".join(["", *columns]) + " |", "|" + "---|" * (len(columns) + 1)]
+    for label, specs in rows.items():
+        if len(specs) != len(columns):
+            raise DataError(f"Row {label!r} has {len(specs)} cells for {len(columns)} columns ({columns}).")
+        lines.append("| " + " | ".join([label, *map(cell, specs)]) + " |")
+    return _markdown("\n".join(lines))
+
+
+def _markdown(text: str):
+    """Wrap markdown for display in Jupyter; outside IPython the plain string is returned."""
+    try:
+        from IPython.display import Markdown
+    except ImportError:  # pragma: no cover - IPython comes with Jupyter
+        return text
+    return Markdown(text)
 
 
 def _write():

@@ -26,7 +26,7 @@ from .metrics import auc as auc_score
 from .models.preprocess import Preprocess
 
 __all__ = ["SmallCNN", "grey_preprocess", "ContrastiveViews", "nt_xent", "SimCLR", "pretrain", "classifier",
-           "encode", "probe_auc", "probe_budgets"]
+           "encode", "probe_auc", "probe_budgets", "fit_and_score", "choose_lr"]
 
 GREY_MEAN, GREY_STD = (0.5,), (0.25,)  # X-rays in [0, 1]: centre and scale, no ImageNet statistics involved
 
@@ -242,3 +242,27 @@ def probe_budgets(features: dict, train_labels, test_labels, budgets, seeds=(0,)
                 rows.append({"features": name, "labels": len(index), "seed": seed,
                              "auc": probe_auc(train_x[index], np.asarray(train_labels)[index], test_x, test_labels)})
     return pd.DataFrame(rows)
+
+
+def fit_and_score(build, train: ImageDataset, score_on: ImageDataset, *, preprocess, epochs: int, lr: float,
+                  batch_size: int = 32, seed: int = 0):
+    """Seed, build a classifier with `build()`, train it on `train` and return (model, AUC on `score_on`)."""
+    from .train import fit, predict, seed_everything
+
+    seed_everything(seed)
+    model = build()
+    fit(model, BatchLoader(train, batch_size, shuffle=True, seed=seed, preprocess=preprocess), epochs=epochs, lr=lr,
+        progress=False)
+    probs, labels = predict(model, BatchLoader(score_on, 256, preprocess=preprocess))
+    return model, auc_score(labels, probs)
+
+
+def choose_lr(build, train: ImageDataset, val: ImageDataset, *, lrs, **kwargs):
+    """Return (the lr of `lrs` with the best validation AUC, {lr: validation AUC}); the test set is never used.
+
+    Each baseline of lesson 08 gets its own learning rate this way, with the same epochs (optimiser steps).
+    """
+    if not lrs:
+        raise DataError("choose_lr needs at least one learning rate to try, e.g. lrs=(1e-3, 3e-3).")
+    scores = {float(lr): fit_and_score(build, train, val, lr=lr, **kwargs)[1] for lr in lrs}
+    return max(scores, key=scores.get), scores

@@ -86,13 +86,11 @@ def check_05(m):
     assert m["cv_reproducible"] is True
     _finite(m, "single_split_auc_min", "single_split_auc_max", "cv_auc_mean", "cv_auc_std", "loso_auc_mean",
             "loso_auc_min", "auc_gap_one_site", "auc_gap_diverse", "eod_one_site", "eod_diverse", "temperature",
-            "ece_before", "ece_after", "val_nll_before", "val_nll_after")
-    assert 0 <= m["single_split_auc_min"] <= m["single_split_auc_max"] <= 1
-    assert m["cv_auc_std"] > 0 and m["loso_auc_min"] <= m["loso_auc_mean"]
+            "ece_before", "ece_after", "val_nll_before", "val_nll_after", "auc_home_diverse")
     for key in ("auc_gap_one_site", "auc_gap_diverse", "eod_one_site", "eod_diverse", "ece_before", "ece_after"):
         assert 0 <= m[key] <= 1, (key, m[key])
-    # Temperature scaling never raises the validation NLL it minimises, and keeps the ranking: the AUC moves
-    # only where probabilities that rounded to exactly 1.0 were tied before scaling.
+    # Temperature scaling minimises the validation NLL (a fit that raised it would be broken) and keeps the ranking:
+    # the AUC moves only where probabilities that rounded to exactly 1.0 were tied before scaling.
     assert m["temperature"] > 0 and m["val_nll_after"] <= m["val_nll_before"] + 1e-9
     assert abs(m["auc_after_scaling"] - m["auc_before_scaling"]) < 0.01
     # Bootstrap intervals are valid: ordered, inside [0, 1], and bracketing their estimate.
@@ -105,6 +103,7 @@ def check_05(m):
     # fitted on validation data, lowers the calibration error on the held-out test set (every seed, both profiles).
     assert m["cv_auc_mean"] > 0.8, m["cv_auc_mean"]
     assert m["ece_after"] < m["ece_before"], (m["ece_before"], m["ece_after"])
+    _solutions_right(m, "05", 3)
     if m["profile"] != "smoke":  # smoke's sites hold 20-30 images each: too few to rank them (seeds 0-4 disagree)
         # Workshop, seeds 0-4: a model trained at one site loses 0.17-0.26 AUC at its worst site, one trained at
         # all four only 0.03-0.12; its equalized-odds gap shrinks too, and leaving whole sites out of
@@ -116,46 +115,56 @@ def check_05(m):
 
 
 def check_07(m):
-    # Transfer works for segmentation: at the smallest mask budget the ImageNet encoder gives the better U-Net
-    # (robust in smoke under seed 0: margins of 0.05-0.1 Dice on seeds 0-2; the workshop curve is in the lesson).
+    # Transfer works for segmentation: at the smallest mask budget the ImageNet encoder gives the better U-Net, each
+    # encoder with its own learning rate chosen on validation lesions (profiles: lr, lr_random).
+    # Smoke, seeds 0-4 (benchmarks/claim_margins.py --lesson 07): pretrained - random Dice at 8 masks +0.057, +0.067,
+    # +0.209, +0.230, +0.100.
     _finite(m, "dice_pretrained_smallest", "dice_random_smallest", "dice_frozen", "dice_trainable",
             "dice_dice_small", "dice_bce_small", "fg_pred_dice_small", "fg_pred_bce_small", "fg_true_small")
     assert m["encoder_weights_match"] is True
     assert m["dice_pretrained_smallest"] > m["dice_random_smallest"], (m["dice_pretrained_smallest"],
                                                                        m["dice_random_smallest"])
-    # Valid metrics: Dice and IoU in [0, 1], IoU <= Dice, each estimate inside its bootstrap interval, HD95 >= 0.
-    rows = m["learning_curve"] + [m["metrics_best"]]
-    for row in rows:
+    # Valid metrics: Dice and IoU in [0, 1], each estimate inside its bootstrap interval, HD95 >= 0 or undefined.
+    for row in m["learning_curve"] + [m["metrics_best"]]:
         for key in ("dice", "iou"):
             assert 0 <= row[f"{key}_low"] <= row[key] <= row[f"{key}_high"] <= 1, row
-        assert row["iou"] <= row["dice"] + 1e-9, row
         assert row["hd95"] is None or row["hd95"] >= 0, row
         assert 0 <= row["hd95_undefined"] <= row["n"], row
     assert m["dice_empty_empty"] == 1.0  # an empty prediction on an empty mask is a correct answer
-    # Why Dice helps on small lesions, mechanically: cross-entropy predicts fewer lesion pixels than Dice does.
+    # On small lesions the Dice loss beats cross-entropy (Dice +0.177, +0.542, +0.498, +0.488, +0.560, seeds 0-4),
+    # and why, mechanically: cross-entropy predicts fewer lesion pixels (0.0047, 0.0002, 0.0, 0.0007, 0.0 of the image
+    # against 0.012, 0.0085, 0.0058, 0.0093, 0.0078) and misses whole lesions (8/47/58/45/53 images against 2/6/7/3/5).
+    assert m["dice_dice_small"] > m["dice_bce_small"], (m["dice_dice_small"], m["dice_bce_small"])
     assert m["fg_pred_bce_small"] < m["fg_pred_dice_small"], (m["fg_pred_bce_small"], m["fg_pred_dice_small"])
-    assert m["trainable_params_frozen"] < m["trainable_params_full"]
+    assert m["missed_bce_small"] > m["missed_dice_small"], (m["missed_bce_small"], m["missed_dice_small"])
+    # A frozen encoder trains a small share of the U-Net (architecture: the decoder only).
+    assert m["trainable_share_frozen"] < 0.2, m["trainable_share_frozen"]
     assert m["liver_pixels"] > 0
+    _solutions_right(m, "07", 2)
 
 
 def check_06(m):
     # The exported ONNX file (preprocessing inside) agrees with PyTorch on real held-out images.
     _finite(m, "onnx_max_abs_diff", "torch_ms_batch1", "onnx_ms_batch1", "torch_ms_batch32", "onnx_ms_batch32",
-            "false_alarm_rate", "detection_rate", "auc_test", "auc_test_shifted", "deid_n_changed")
+            "false_alarm_rate", "detection_rate", "auc_test", "auc_test_shifted", "deid_n_changed", "drift_alpha")
     assert m["onnx_max_abs_diff"] <= 1e-4, m["onnx_max_abs_diff"]
     assert m["onnx_same_classes"] is True
     assert m["onnx_opset"] >= 17
-    assert min(m["torch_ms_batch1"], m["onnx_ms_batch1"], m["torch_ms_batch32"], m["onnx_ms_batch32"]) > 0
-    # The predictor refuses a CT slice, a colour photo and a wrong-size image.
+    # The predictor refuses a CT slice, a colour photo and a wrong-size image. (Latencies are timings: reported by
+    # the lesson and benchmarks/bench_latency.py, never asserted.)
     assert m["n_refused"] == 3
-    # The drift monitor flags the simulated scanner change and stays quiet on the clean stream (seeded).
-    assert m["false_alarm_rate"] <= 0.25, m["false_alarm_rate"]
+    # The drift monitor's false alarms are what its alpha promises: on n clean batches the count is Binomial(n, alpha)
+    # for a valid test, so a count that a valid test exceeds less than once in 1000 runs fails it (n=8: at most 3;
+    # n=40: at most 7). The old bound, 25 %, was five times alpha and could hide a broken p-value.
+    n, alarms = m["n_clean_batches"], round(m["false_alarm_rate"] * m["n_clean_batches"])
+    assert binomial_tail(alarms, n, m["drift_alpha"]) >= 1e-3, (alarms, n, m["drift_alpha"])
+    # It flags the simulated scanner change (seed 0: every batch; the bound leaves room for other seeds).
     assert m["detection_rate"] >= 0.75, m["detection_rate"]
-    assert m["detection_rate"] > m["false_alarm_rate"]
     low, high = m["auc_test_ci"]
     assert 0 <= low <= m["auc_test"] <= high <= 1, (low, m["auc_test"], high)
     # De-identification changes attributes and keeps the pixels byte for byte.
     assert m["deid_n_changed"] > 10 and m["deid_pixels_identical"] is True
+    _solutions_right(m, "06", 1)
 
 
 def check_04(m):
@@ -246,28 +255,51 @@ def check_03(m):
 
 
 def check_08(m):
-    # SimCLR learns without labels: its loss goes down, and its frozen features beat the same CNN at
-    # random init on a linear probe (mean over label budgets and draws). ImageNet and ViT numbers are
-    # reported; their workshop-size claims (in-domain > ImageNet, CNN > ViT from scratch) are in the lesson.
+    # SimCLR learns without labels: its loss goes down, and its frozen features beat the same CNN at random init on a
+    # linear probe (mean over label budgets and draws). Smoke, seeds 0-4 (seed 0 the notebook, 1-4
+    # benchmarks/claim_margins.py --lesson 08): loss drop 0.55, 0.51, 0.56, 0.60, 0.51; self-supervised - random probe
+    # +0.015, +0.014, +0.019, +0.019, +0.038; self-supervised - ImageNet +0.109, +0.083, +0.112, +0.081, +0.049;
+    # CNN - ViT from scratch +0.198, +0.149, +0.172, +0.525, +0.131.
     _finite(m, "ssl_loss_first", "ssl_loss_last", "probe_auc_ssl_mean", "probe_auc_random_mean",
-            "probe_auc_imagenet_mean")
+            "probe_auc_imagenet_mean", "params_ratio")
     assert m["ssl_loss_last"] < m["ssl_loss_first"], (m["ssl_loss_first"], m["ssl_loss_last"])
     assert m["probe_auc_ssl_mean"] > m["probe_auc_random_mean"], (m["probe_auc_ssl_mean"], m["probe_auc_random_mean"])
+    # On 28 px thumbnails the in-domain encoder's features beat ImageNet's, and a CNN from scratch beats a ViT from
+    # scratch with the fewest labels (each with its own validation-chosen lr).
+    assert m["probe_auc_ssl_mean"] > m["probe_auc_imagenet_mean"], (m["probe_auc_ssl_mean"], m["probe_auc_imagenet_mean"])
+    assert m["scratch_auc_cnn"][0] > m["scratch_auc_vit"][0], (m["scratch_auc_cnn"], m["scratch_auc_vit"])
+    # The ImageNet body is far larger than the small CNN: the lesson renders the measured ratio (about 36x in workshop,
+    # width 32; 144x in smoke, width 16), so the prose cannot overstate it.
+    assert m["params_ratio"] > 10 and m["params_imagenet"] > m["params_ssl_cnn"], m["params_ratio"]
     assert len(m["probe_auc_ssl"]) == len(m["probe_budgets"]) == len(m["probe_auc_imagenet"])
-    for value in [*m["finetune_auc"].values(), *m["scratch_auc_cnn"], *m["scratch_auc_vit"]]:
-        assert 0.5 <= value <= 1.0, m
-    assert m["pretrained_vit_available"] in (True, False)
+    assert set(m["finetune_lr"]) == set(m["finetune_auc"]) and set(m["scratch_lr"]) == {"CNN", "ViT"}
+    _solutions_right(m, "08", 2)
 
 
 def check_09(m):
-    # Federated averaging beats the average hospital training alone (workshop: also approaches centralised).
-    # Measured over seeds 0-5: smoke leads by +0.03 to +0.12, workshop by +0.02 to +0.09.
-    _finite(m, "federated_auc", "alone_auc_mean", "centralised_auc", "dp_auc", "inversion_max_error",
-            "secagg_sum_error", "secagg_masked_correlation")
+    # Federated averaging beats the average hospital training alone, stays below the centralised model that privacy
+    # rules forbid, and improves with rounds. Smoke, seeds 0-4 (benchmarks/claim_margins.py --lesson 09; the earlier
+    # 6-seed run of the first claim gave +0.03 to +0.12): federated - mean alone +0.114, +0.094, +0.107, +0.064, +0.033;
+    # federated - centralised -0.028, -0.026, -0.078, -0.049, -0.011; last round - round 1 +0.27, +0.47, +0.42, +0.53,
+    # +0.32. Not claimed: DP's cost (DP - federated -0.069, -0.052, -0.058, +0.029, -0.020: with noise multiplier 0.05
+    # the noise can help as well as hurt) and an exact case-mix ranking from round-1 updates; the lesson asks.
+    _finite(m, "federated_auc", "alone_auc_mean", "centralised_auc", "dp_auc")
     assert m["federated_auc"] > m["alone_auc_mean"], (m["federated_auc"], m["alone_auc_mean"])
-    curve = m["federated_auc_per_round"]
-    assert len(curve) >= 3 and curve[-1] > curve[0], curve  # AUC grows with communication rounds
-    # One image's gradient through a dense layer gives the image back; masks hide updates but keep their sum.
-    assert m["inversion_max_error"] < 1e-4, m["inversion_max_error"]
-    assert m["secagg_sum_error"] < 1e-3, m["secagg_sum_error"]
-    assert abs(m["secagg_masked_correlation"]) < 0.1, m["secagg_masked_correlation"]
+    assert m["federated_auc"] < m["centralised_auc"], (m["federated_auc"], m["centralised_auc"])
+    curve = m["federated_auc_per_round"]  # [initial model, after round 1, ...]
+    assert len(curve) >= 3 and curve[-1] > curve[1], curve
+    # (The gradient inversion and the masked sum are identities, tested in tests/test_federated.py, not claims.)
+    _solutions_right(m, "09", 2)
+
+
+def binomial_tail(k: int, n: int, p: float) -> float:
+    """Return P(X >= k) for X ~ Binomial(n, p): how surprising k events are if each happens with probability p."""
+    from scipy.stats import binom
+
+    return float(binom.sf(k - 1, n, p))
+
+
+def _solutions_right(m, lesson: str, n_checks: int):
+    """The lesson's solution cells ran and every checked answer was judged right (medkit.check.results)."""
+    checks = m["exercise_checks"]
+    assert len(checks) == n_checks and all(checks.values()), (lesson, checks)

@@ -46,3 +46,17 @@ def test_every_lesson_has_every_profile_or_none():
 def test_unknown_profile():
     with pytest.raises(ProfileError, match="smoke, workshop, full"):
         profiles.resolve("tiny", "02")
+
+
+def test_summary_and_table_render_recorded_values_only(tmp_path):
+    report.init(tmp_path, "99_test")
+    report.record("auc", 0.93412)
+    report.record("per_site", {"reference": 0.5})
+    text = report.summary(["AUC {auc:.3f} at {per_site[reference]:.1f}", "{n} images"], n=12).data
+    assert text == "- AUC 0.934 at 0.5\n- 12 images"
+    assert report.table({"probe": ["auc", "{per_site[reference]:.2f}"]}, ["AUC", "home"]).data.splitlines()[-1] == \
+        "| probe | 0.934 | 0.50 |"
+    with pytest.raises(DataError, match="'auc_typo', which this run did not record"):
+        report.summary(["{auc_typo:.3f}"])
+    with pytest.raises(DataError, match="2 columns"):
+        report.table({"probe": ["auc"]}, ["AUC", "home"])

@@ -1,0 +1,154 @@
+"""Measure the margins of lessons 07-09's claims over several seeds, and pick the baselines' learning rates on validation.
+
+Runs each lesson's core computation (not the whole notebook) with the lesson's profile settings and prints one
+row per seed: the numbers `tests/claims.py` asserts on, so the margins written beside each assert can be re-made.
+Learning rates are chosen on a validation split (never the held-out test set) by `--tune`.
+
+    python benchmarks/claim_margins.py --lesson 09 --profile smoke --seeds 0 1 2 3 4
+    python benchmarks/claim_margins.py --lesson 07 --profile workshop --tune     # random encoder's lr on validation
+
+One thread per run (the lessons' workshop target is one CPU); other jobs on the machine slow it, not its numbers.
+"""
+
+import argparse
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+from medkit import data, profiles
+
+LRS = (1e-3, 3e-3, 1e-2)  # the grid every learning rate below is chosen from, on validation data
+
+
+def lesson_07(cfg, seed: int, tune: bool = False) -> dict:
+    """Pretrained vs random encoder (curve), Dice vs BCE on small lesions; or, with `tune`, validation Dice per lr."""
+    from medkit import segmentation as seg
+
+    xrays = data.pneumonia()
+    spec, small_spec = seg.LesionSpec(radius=cfg.radius), seg.LesionSpec(radius=cfg.small_radius)
+    order = np.random.default_rng(seed).permutation(len(xrays["train"]))[:max(cfg.budgets + [cfg.loss_budget])]
+    pool = seg.insert_lesions(xrays["train"].images[order], spec, image_size=cfg.image_size, seed=seed + 1)
+    common = dict(steps=cfg.steps, batch_size=cfg.batch_size, encoder_depth=cfg.encoder_depth, seed=seed, n_boot=10)
+    if tune:  # validation lesions in the official validation X-rays: the held-out test set is never looked at
+        val = seg.insert_lesions(xrays["val"].images[:cfg.n_test], spec, image_size=cfg.image_size, seed=seed + 5)
+        smallest = pool.subset(np.arange(min(cfg.budgets)))
+        return {f"{name}_lr{lr:g}": seg.train_and_evaluate(smallest, val, weights=weights, lr=lr, **common)["dice"].estimate
+                for name, weights in (("pretrained", "DEFAULT"), ("random", None)) for lr in LRS}
+    test = seg.insert_lesions(xrays["test"].images[:cfg.n_test], spec, image_size=cfg.image_size, seed=seed + 2)
+    out = {}
+    for budget in cfg.budgets:
+        for name, weights, lr in (("pretrained", "DEFAULT", cfg.lr), ("random", None, cfg.lr_random)):
+            run = seg.train_and_evaluate(pool.subset(np.arange(budget)), test, weights=weights, lr=lr, **common)
+            out[f"dice_{name}_{budget}"] = run["dice"].estimate
+    small_train = seg.insert_lesions(xrays["train"].images[order[:cfg.loss_budget]], small_spec,
+                                     image_size=cfg.image_size, seed=seed + 3)
+    small_test = seg.insert_lesions(xrays["test"].images[:cfg.n_test], small_spec, image_size=cfg.image_size,
+                                    seed=seed + 4)
+    has_lesion = small_test.masks.reshape(len(small_test), -1).any(1)
+    for loss in ("dice", "bce"):
+        run = seg.train_and_evaluate(small_train, small_test, loss=loss, lr=cfg.lr, **common)
+        predicted = (run["probs"] >= 0.5).reshape(len(small_test), -1)
+        out[f"dice_{loss}_small"] = run["dice"].estimate
+        out[f"fg_pred_{loss}_small"] = float(predicted.mean())
+        out[f"missed_{loss}_small"] = int((has_lesion & ~predicted.any(1)).sum())
+    out["fg_true_small"] = small_test.foreground_fraction()
+    return out
+
+
+def lesson_08(cfg, seed: int, tune: bool = False) -> dict:
+    """SimCLR's loss and probes (self-supervised, random, ImageNet), and CNN vs ViT from scratch at the smallest budget."""
+    from medkit import features, ssl
+    from medkit.train import seed_everything
+    from medkit.vit import small_vit
+
+    splits = data.pneumonia()
+    train = splits["train"]
+    test = splits["test"].subset(data.subsample(splits["test"].labels, cfg.n_test, seed=seed))
+    val = splits["val"].subset(data.subsample(splits["val"].labels, cfg.n_val, seed=seed))
+    unlabelled = train.subset(data.subsample(train.labels, cfg.n_unlabelled, seed=seed))
+    probe_train = train.subset(data.subsample(train.labels, cfg.n_probe_train, seed=seed))
+    seed_everything(seed)
+    random_encoder = ssl.SmallCNN(width=cfg.ssl_width).eval()
+    seed_everything(seed)
+    encoder = ssl.SmallCNN(width=cfg.ssl_width)
+    losses = ssl.pretrain(encoder, unlabelled, epochs=cfg.ssl_epochs, batch_size=cfg.ssl_batch, seed=seed)
+    imagenet = features.feature_extractor("efficientnet_lite0")
+    feats = {"ssl": (ssl.encode(encoder, probe_train), ssl.encode(encoder, test)),
+             "random": (ssl.encode(random_encoder, probe_train), ssl.encode(random_encoder, test)),
+             "imagenet": tuple(features.extract_features(imagenet, ds, image_size=64, progress=False)[0]
+                               for ds in (probe_train, test))}
+    probes = ssl.probe_budgets(feats, probe_train.labels, test.labels, cfg.probe_budgets, cfg.probe_seeds)
+    out = {"loss_drop": losses[0] - losses[-1],
+           **{f"probe_{k}": float(probes[probes.features == k].auc.mean()) for k in feats}}
+    grey = ssl.grey_preprocess(28)
+    smallest = train.subset(data.subsample(train.labels, min(cfg.vit_budgets), seed=seed))
+    for name, build in (("cnn", lambda: ssl.SmallCNN(width=32, num_classes=2)),
+                        ("vit", lambda: small_vit(image_size=28, patch_size=4))):
+        run = dict(preprocess=grey, epochs=cfg.vit_epochs, batch_size=64, seed=seed)
+        lr = ssl.choose_lr(build, smallest, val, lrs=cfg.lrs, **run)[0]
+        out[f"scratch_{name}"] = ssl.fit_and_score(build, smallest, test, lr=lr, **run)[1]
+    return out
+
+
+def lesson_09(cfg, seed: int, tune: bool = False) -> dict:
+    """Federated vs each site alone vs centralised, FedAvg with DP, and the case-mix leak, as lesson 09 runs them."""
+    from flwr.server.strategy import DifferentialPrivacyServerSideFixedClipping
+    from scipy.stats import spearmanr
+
+    from medkit import federated as fed
+    from medkit import shift
+    from medkit.train import seed_everything
+
+    scanners, label_mix = ("reference", "high_contrast", "soft_low_dose"), (0.5, 0.75, 0.9)
+    splits = data.pneumonia()
+    pool = splits["train"].subset(data.subsample(splits["train"].labels, cfg.n_pool, seed=seed))
+    site_data = shift.make_sites(pool, scanners, label_mix=label_mix, seed=seed)
+    held_out = splits["test"].subset(data.subsample(splits["test"].labels, cfg.n_test, seed=seed))
+    test = shift.make_sites(held_out, scanners, seed=seed + 1)
+    sites = fed.split_sites(site_data)
+    model_fn = lambda: fed.site_model(cfg.width)  # noqa: E731
+    run = dict(model_fn=model_fn, rounds=cfg.rounds, local_epochs=cfg.local_epochs, lr=cfg.lr, seed=seed)
+    seed_everything(seed)
+    federated = fed.run_federated(sites, test, **run)
+    epochs = cfg.rounds * cfg.local_epochs
+    alone = [fed.evaluate(fed.train_alone(ds, model_fn=model_fn, epochs=epochs, lr=cfg.lr, seed=seed), test)
+             for ds in sites.values()]
+    centralised = fed.evaluate(fed.train_alone(site_data, model_fn=model_fn, epochs=epochs, lr=cfg.lr, seed=seed), test)
+    probe = model_fn()
+    received = federated.strategy.received[1]  # by site name, in the order the sites answered
+    predicted = [fed.positive_rate(fed.set_weights(probe, received[name]), test) for name in sites]
+    share = [float(ds.labels.mean()) for ds in sites.values()]
+    seed_everything(seed)
+    private = fed.run_federated(sites, test, **run, wrap_strategy=lambda s: DifferentialPrivacyServerSideFixedClipping(
+        s, noise_multiplier=cfg.dp_noise, clipping_norm=cfg.dp_clip, num_sampled_clients=len(sites)))
+    curve = federated.auc_per_round
+    return {"federated": curve[-1], "alone_mean": float(np.mean(alone)), "alone_best": max(alone),
+            "centralised": centralised, "dp": private.auc_per_round[-1], "after_round_1": curve[1],
+            "leak_rho": float(spearmanr(share, predicted).statistic)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lesson", required=True, choices=["07", "08", "09"])
+    parser.add_argument("--profile", default="smoke")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--tune", action="store_true", help="validation score per learning rate instead of claims")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    rows = []
+    for seed in args.seeds:
+        start = time.perf_counter()
+        cfg = profiles.resolve(args.profile, args.lesson, seed=seed)
+        row = globals()[f"lesson_{args.lesson}"](cfg, seed, tune=args.tune)
+        rows.append({"seed": seed, **row, "seconds": round(time.perf_counter() - start, 1)})
+        print(pd.DataFrame(rows[-1:]).round(4).to_string(index=False), flush=True)
+    table = pd.DataFrame(rows).set_index("seed")
+    print(f"\nlesson {args.lesson}, profile {args.profile}{', tuning on validation' if args.tune else ''}:")
+    print(table.round(4).to_string())
+    print("\nmin over seeds:\n" + table.min().round(4).to_string())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""Each lesson's claim checker (tests/claims.py) passes on numbers that support its claims and fails on each broken one.
+
+A claim that no metrics dict could violate is not a claim: every case below breaks one claim of a lesson and
+expects its checker to raise.
+"""
+
+import copy
+
+import pytest
+from claims import binomial_tail, claims_for
+
+
+def _ci(est):
+    return [est, est - 0.05, est + 0.05]
+
+
+GOOD = {
+    "05": {
+        "profile": "workshop", "cv_reproducible": True, "single_split_auc_min": 0.92, "single_split_auc_max": 0.95,
+        "cv_auc_mean": 0.93, "cv_auc_std": 0.01, "loso_auc_mean": 0.86, "loso_auc_min": 0.73,
+        "auc_home_one_site": 0.96, "auc_home_diverse": 0.87, "auc_worst_one_site": 0.79, "auc_worst_diverse": 0.85,
+        "auc_gap_one_site": 0.17, "auc_gap_diverse": 0.085, "eod_one_site": 0.74, "eod_diverse": 0.32,
+        "temperature": 8.0, "ece_before": 0.12, "ece_after": 0.06, "val_nll_before": 0.5, "val_nll_after": 0.3,
+        "auc_before_scaling": 0.889, "auc_after_scaling": 0.889,
+        **{f"{p}_{k}_ci": _ci(0.8) for p in ("screening", "confirmation") for k in ("sensitivity", "specificity", "auc")},
+        "screening_fn": 21, "screening_fp": 68, "confirmation_fn": 85, "confirmation_fp": 28,
+        "exercise_checks": {"05.prevalence_metrics": True, "05.sensitivity": True, "05.test_threshold": True},
+    },
+    "06": {
+        "profile": "smoke", "onnx_max_abs_diff": 2e-6, "onnx_same_classes": True, "onnx_opset": 17,
+        "torch_ms_batch1": 5.0, "onnx_ms_batch1": 2.0, "torch_ms_batch32": 60.0, "onnx_ms_batch32": 30.0,
+        "n_refused": 3, "false_alarm_rate": 0.125, "n_clean_batches": 8, "drift_alpha": 0.05, "detection_rate": 1.0,
+        "auc_test": 0.95, "auc_test_shifted": 0.9, "auc_test_ci": [0.93, 0.97], "deid_n_changed": 40,
+        "deid_pixels_identical": True, "exercise_checks": {"06.expected_false_alarms": True},
+    },
+    "07": {
+        "profile": "smoke", "encoder_weights_match": True, "dice_pretrained_smallest": 0.6, "dice_random_smallest": 0.5,
+        "dice_frozen": 0.5, "dice_trainable": 0.6, "dice_dice_small": 0.5, "dice_bce_small": 0.3,
+        "missed_dice_small": 2, "missed_bce_small": 8,
+        "fg_pred_dice_small": 0.004, "fg_pred_bce_small": 0.002, "fg_true_small": 0.004,
+        "learning_curve": [{"dice": 0.6, "dice_low": 0.55, "dice_high": 0.65, "iou": 0.43, "iou_low": 0.4,
+                            "iou_high": 0.47, "hd95": 2.0, "hd95_undefined": 3, "n": 64}],
+        "metrics_best": {"dice": 0.6, "dice_low": 0.55, "dice_high": 0.65, "iou": 0.43, "iou_low": 0.4,
+                         "iou_high": 0.47, "hd95": None, "hd95_undefined": 3, "n": 64},
+        "dice_empty_empty": 1.0, "trainable_share_frozen": 0.06, "liver_pixels": 1000,
+        "exercise_checks": {"07.iou_from_dice": True, "07.lesions_found": True},
+    },
+    "08": {
+        "profile": "smoke", "ssl_loss_first": 5.4, "ssl_loss_last": 4.9, "probe_auc_ssl_mean": 0.94,
+        "probe_auc_random_mean": 0.93, "probe_auc_imagenet_mean": 0.83, "probe_auc_ssl": [0.93, 0.95],
+        "probe_auc_imagenet": [0.8, 0.87], "probe_budgets": [20, 100], "params_ratio": 144.0,
+        "params_imagenet": 3371008, "params_ssl_cnn": 23408, "finetune_lr": {"a": 1e-3}, "finetune_auc": {"a": 0.9},
+        "scratch_lr": {"CNN": 3e-3, "ViT": 3e-3}, "scratch_auc_cnn": [0.92], "scratch_auc_vit": [0.72],
+        "exercise_checks": {"08.chance_loss": True, "08.vit_tokens": True},
+    },
+    "09": {
+        "profile": "smoke", "federated_auc": 0.95, "alone_auc_mean": 0.84, "centralised_auc": 0.98, "dp_auc": 0.89,
+        "federated_auc_per_round": [0.5, 0.69, 0.9, 0.95],
+        "exercise_checks": {"09.dp_noise_std": True, "09.fedavg": True},
+    },
+}
+
+BROKEN = {  # (lesson, what the broken run shows): the changes that violate one claim
+    ("05", "one-site model no worse across sites"): {"auc_gap_diverse": 0.2},
+    ("05", "diverse worst site no better"): {"auc_worst_diverse": 0.7},
+    ("05", "equalized odds no better"): {"eod_diverse": 0.8},
+    ("05", "site folds as optimistic as random"): {"loso_auc_mean": 0.95},
+    ("05", "temperature scaling raised ECE"): {"ece_after": 0.2},
+    ("05", "the probe did not learn"): {"cv_auc_mean": 0.6},
+    ("05", "a wrong solution"): {"exercise_checks": {"05.prevalence_metrics": False, "05.sensitivity": True,
+                                                      "05.test_threshold": True}},
+    ("06", "ONNX disagrees with PyTorch"): {"onnx_max_abs_diff": 1e-2},
+    ("06", "a wrong input predicted"): {"n_refused": 2},
+    ("06", "too many false alarms for alpha"): {"false_alarm_rate": 0.5},
+    ("06", "scanner change missed"): {"detection_rate": 0.5},
+    ("06", "pixels changed by de-identification"): {"deid_pixels_identical": False},
+    ("07", "random encoder as good with few masks"): {"dice_random_smallest": 0.65},
+    ("07", "BCE predicts as many lesion pixels"): {"fg_pred_bce_small": 0.005},
+    ("07", "BCE as good as the Dice loss"): {"dice_bce_small": 0.55},
+    ("07", "BCE misses no more lesions"): {"missed_bce_small": 1},
+    ("07", "frozen encoder trains most of the net"): {"trainable_share_frozen": 0.9},
+    ("07", "an estimate outside its interval"): {"metrics_best": {"dice": 0.7, "dice_low": 0.55, "dice_high": 0.65,
+                                                                  "iou": 0.43, "iou_low": 0.4, "iou_high": 0.47,
+                                                                  "hd95": 1.0, "hd95_undefined": 0, "n": 64}},
+    ("08", "SimCLR loss went up"): {"ssl_loss_last": 5.5},
+    ("08", "self-supervised no better than random"): {"probe_auc_random_mean": 0.95},
+    ("08", "ImageNet beats in-domain"): {"probe_auc_imagenet_mean": 0.96},
+    ("08", "ViT beats CNN from scratch"): {"scratch_auc_vit": [0.95]},
+    ("08", "size ratio overstated"): {"params_ratio": 2.0},
+    ("09", "federated no better than alone"): {"alone_auc_mean": 0.96},
+    ("09", "federated above centralised"): {"centralised_auc": 0.94},
+    ("09", "no gain with rounds"): {"federated_auc_per_round": [0.5, 0.95, 0.9, 0.95]},
+    ("09", "a solution not checked"): {"exercise_checks": {"09.fedavg": True}},
+}
+
+
+@pytest.mark.parametrize("lesson", sorted(GOOD))
+def test_claims_pass_on_supporting_numbers(lesson):
+    claims_for(lesson)(copy.deepcopy(GOOD[lesson]))
+
+
+@pytest.mark.parametrize("lesson,broken", sorted(BROKEN), ids=lambda x: str(x).replace(" ", "_"))
+def test_claims_fail_on_numbers_that_break_them(lesson, broken):
+    metrics = {**copy.deepcopy(GOOD[lesson]), **BROKEN[lesson, broken]}
+    with pytest.raises(AssertionError):
+        claims_for(lesson)(metrics)
+
+
+def test_missing_numbers_fail_too():
+    for lesson, good in GOOD.items():
+        with pytest.raises((AssertionError, KeyError)):
+            claims_for(lesson)({k: v for k, v in good.items() if k != "exercise_checks"})
+
+
+def test_smoke_runs_skip_the_workshop_claims_of_lesson_05():
+    smoke = {**GOOD["05"], "profile": "smoke", "auc_gap_diverse": 0.2}  # sites too small in smoke to rank
+    claims_for("05")(smoke)
+
+
+def test_binomial_tail():
+    assert binomial_tail(0, 8, 0.05) == pytest.approx(1.0)
+    assert binomial_tail(4, 8, 0.05) < 1e-3 < binomial_tail(3, 8, 0.05)

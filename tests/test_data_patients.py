@@ -16,6 +16,7 @@ from medkit.data import (
     pneumonia_type,
     subsample,
 )
+from medkit.errors import DataError
 
 SOURCE = SHARED_DATA / "chest_xray_224" / "train"
 
@@ -122,3 +123,19 @@ def test_sample_holds_whole_patients_of_the_source():
     assert sample <= source
     chosen = {patient_key(n) for n in sample}
     assert {n for n in source if patient_key(n) in chosen} == sample
+
+
+def test_chest_xrays_from_another_folder(tmp_path):
+    # the `full` profile's DATA_DIR: a downloaded Kermany folder replaces the bundled subset, split the same way
+    import shutil
+
+    for label in ("NORMAL", "PNEUMONIA"):
+        files = sorted((chest_xray_dir() / label).glob("*.jpeg"))[:60]
+        (tmp_path / "train" / label).mkdir(parents=True)
+        for f in files:
+            shutil.copy(f, tmp_path / "train" / label / f.name)
+    parts = chest_xrays(image_size=48, folder=tmp_path / "train")
+    assert sum(len(p) for p in parts.values()) == 120 and parts["test"].name == "train:test"
+    assert not set(parts["train"].groups) & set(parts["test"].groups)
+    with pytest.raises(DataError, match="DATA_DIR"):
+        chest_xrays(folder=tmp_path / "nope")

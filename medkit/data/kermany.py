@@ -6,6 +6,9 @@ data_samples/README.md for provenance and the CC BY 4.0 attribution). The lesson
 `chest_xrays()` splits it by patient, with a test part that never changes with the lesson's seed.
 """
 
+from pathlib import Path
+
+from ..errors import DataError
 from .medmnist import HELD_OUT_SEED, sample_path
 from .splits import check_no_leakage, subsample
 
@@ -20,7 +23,7 @@ def chest_xray_dir():
 
 
 def chest_xrays(image_size: int = 128, n_train: int | None = None, seed: int = 0, *, channels: int = 1,
-                val_size: float = 0.1, test_size: float = 0.2, cache: bool = True) -> dict:
+                val_size: float = 0.1, test_size: float = 0.2, cache: bool = True, folder=None) -> dict:
     """Return the bundled chest X-rays as patient-grouped, label-stratified {"train", "val", "test"} datasets.
 
     Args:
@@ -31,16 +34,22 @@ def chest_xrays(image_size: int = 128, n_train: int | None = None, seed: int = 0
         channels: 1 (grey, as stored) or 3.
         val_size, test_size: fractions of the images (approximate: patients are never cut).
         cache: reuse the decoded array from medkit's cache (see `sources.load_source`).
+        folder: another Kermany-style class-folder tree to use instead of the bundled subset (the `full`
+            profile's `DATA_DIR`: the whole `chest_xray/train` folder you downloaded, 5,216 images); None: bundled.
 
     Every part's `groups` are patient keys; `meta["origin"]` says how the part was made.
     """
     from .sources import load_source
 
-    source = load_source(chest_xray_dir(), image_size=image_size, channels=channels, group_by="patient",
+    folder = chest_xray_dir() if folder is None else Path(folder).expanduser()
+    if not folder.is_dir():
+        raise DataError(f"DATA_DIR {folder} is not a folder. Point it at the chest_xray/train folder of Kermany et al.'s "
+                        "download (NORMAL/ and PNEUMONIA/ inside), or set it to None for the bundled subset.")
+    source = load_source(folder, image_size=image_size, channels=channels, group_by="patient",
                          val_size=val_size, test_size=test_size, seed=HELD_OUT_SEED, on_error="raise", cache=cache)
     splits = source.splits
     for name, ds in splits.items():
-        ds.name = f"{CHEST_XRAY_SAMPLE}:{name}"
+        ds.name = f"{CHEST_XRAY_SAMPLE if folder == chest_xray_dir() else folder.name}:{name}"
     if n_train is not None:
         train = splits["train"]
         keep = subsample(train.labels, n_train, seed, groups=train.groups)

@@ -320,3 +320,17 @@ def test_csv_naming_missing_files(tmp_path, images):
     path = _csv(tmp_path / "m.csv", "path,label", [(p, "a") for p in images] + [("gone/x ray.png", "b")])
     with pytest.raises(DataError, match="m.csv names 1 missing file.*line 10.*x ray.png"):
         from_csv(path)
+
+
+@pytest.mark.parametrize("write", [
+    lambda p: p.write_bytes(b"not an archive at all"),
+    lambda p: np.save(open(p, "wb"), np.zeros((2, 4, 4), np.uint8)),  # a bare .npy under an .npz name
+], ids=["text", "single-array"])
+def test_a_file_that_is_not_an_npz_archive_is_refused_everywhere(tmp_path, write):
+    from medkit.data import available_splits
+
+    path = tmp_path / "data.npz"
+    write(path)
+    for read in (available_splits, load_npz):
+        with pytest.raises(DataError, match="data.npz"):
+            read(path)

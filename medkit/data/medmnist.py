@@ -35,7 +35,7 @@ def sample_path(name: str) -> Path:
 
 def available_splits(path) -> list[str]:
     """Return the splits an npz file holds (those with both images and labels)."""
-    with np.load(_existing(path)) as npz:
+    with _open_npz(path) as npz:
         return sorted(k[: -len("_images")] for k in npz.files if k.endswith("_images") and
                       k.replace("_images", "_labels") in npz.files)
 
@@ -47,14 +47,23 @@ def _existing(path) -> Path:
     return path
 
 
-def load_npz(path, split: str = "train", classes=None, name: str | None = None) -> ImageDataset:
-    """Load one split of a MedMNIST-format npz file as an ImageDataset."""
+def _open_npz(path):
+    """Open an npz archive without unpickling, or raise a DataError saying what the file is instead."""
     path = _existing(path)
     try:
         npz = np.load(path, allow_pickle=False)  # never unpickle: a pickle in a data file can run code
     except Exception as exc:
         raise DataError(f"{path} is not a readable .npz file ({type(exc).__name__}: {exc}).") from exc
-    with npz:
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise DataError(f"{path} holds a single array, not an .npz archive of named splits "
+                        "(train_images, train_labels, ...). Save it with numpy.savez.")
+    return npz
+
+
+def load_npz(path, split: str = "train", classes=None, name: str | None = None) -> ImageDataset:
+    """Load one split of a MedMNIST-format npz file as an ImageDataset."""
+    path = Path(path)
+    with _open_npz(path) as npz:
         keys = (f"{split}_images", f"{split}_labels")
         missing = [k for k in keys if k not in npz.files]
         if missing:

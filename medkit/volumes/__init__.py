@@ -1,0 +1,27 @@
+"""3-D images (lesson 11): read NIfTI and DICOM series, resample, standardise MRI, scroll, and transfer 2-D to 3-D."""
+
+from .checkpoints import (
+    Checkpoint,
+    checkpoint_path,
+    get_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    register_checkpoint,
+)
+from .data import ADRENAL_CLASSES, adrenal3d
+from .inflate import efficientnet_body, inflate, inflate_conv, inflation_gap, volume_net
+from .io import Volume, check_volume_size, load_dicom_series, load_nifti, save_nifti, write_dicom_series
+from .resample import isotropic, resample, resample_to
+from .standardise import NyulStandardiser, distribution_gap, percentile_clip, zscore
+from .transfer import compare_inits, train_and_test
+from .widgets import slice_scroller
+
+__all__ = [
+    "Volume", "load_nifti", "save_nifti", "load_dicom_series", "write_dicom_series", "check_volume_size",
+    "resample", "resample_to", "isotropic",
+    "zscore", "percentile_clip", "NyulStandardiser", "distribution_gap",
+    "slice_scroller",
+    "inflate", "inflate_conv", "efficientnet_body", "volume_net", "inflation_gap",
+    "adrenal3d", "ADRENAL_CLASSES", "compare_inits", "train_and_test",
+    "Checkpoint", "register_checkpoint", "list_checkpoints", "get_checkpoint", "checkpoint_path", "load_checkpoint",
+]

@@ -1,4 +1,11 @@
-"""3-D images (lesson 11): read NIfTI and DICOM series, resample, standardise MRI, scroll, and transfer 2-D to 3-D."""
+"""3-D images (lesson 11): read NIfTI and DICOM series, resample, standardise MRI, scroll, and transfer 2-D to 3-D.
+
+Libraries: nibabel reads NIfTI (8.6 MB unpacked, numpy-only). Resampling and Nyúl standardisation are written here
+on scipy (already a core dependency) rather than taken from TorchIO or MONAI, measured against the Binder budget
+(wheels of December 2026): TorchIO 1.2 is small itself but requires SimpleITK (273.8 MB unpacked) and seven more
+packages; MONAI 1.6 (6.5 MB) requires torch>=2.8, which would raise medkit's floor from 2.2. What the lesson uses of
+either (resample to a spacing in world coordinates, percentile landmarks) is a few dozen tested lines.
+"""
 
 from .checkpoints import (
     Checkpoint,

@@ -19,6 +19,7 @@ from ..errors import ConfigError, DataError
 __all__ = ["Volume", "load_nifti", "save_nifti", "load_dicom_series", "write_dicom_series", "check_volume_size"]
 
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+_STORAGE = {"MR": "1.2.840.10008.5.1.4.1.1.4", "CT": "1.2.840.10008.5.1.4.1.1.2"}  # MR / CT Image Storage
 _PLANES = {"S": "axial", "I": "axial", "A": "coronal", "P": "coronal", "R": "sagittal", "L": "sagittal"}
 
 
@@ -220,8 +221,8 @@ def load_dicom_series(folder_or_files, tolerance: float = 0.01) -> Volume:
         raise DataError(f"Duplicated slice position {position[i]:.3f} mm: {slices[i][0].name} and "
                         f"{slices[i + 1][0].name} ({len(duplicated)} duplicate(s)). Remove the copies (or split the "
                         "series: two acquisitions in one folder).")
-    gaps = np.flatnonzero(steps > (1 + tolerance) * step)
-    if len(gaps) and steps[gaps[0]] > 1.5 * step:
+    gaps = np.flatnonzero(steps > 1.5 * step)
+    if len(gaps):
         i = gaps[0]
         raise DataError(f"Missing slice(s): {slices[i][0].name} and {slices[i + 1][0].name} are {steps[i]:.3f} mm "
                         f"apart where the series steps {step:.3f} mm (about {round(steps[i] / step) - 1} slice(s) "
@@ -275,7 +276,7 @@ def write_dicom_series(volume: Volume, folder, modality: str = "MR", series_uid:
         ds = Dataset()
         ds.file_meta = FileMetaDataset()
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.4"  # MR Image Storage
+        ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = _STORAGE.get(modality, _STORAGE["MR"])
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid(entropy_srcs=[series_uid, str(k)])
         ds.SeriesInstanceUID, ds.StudyInstanceUID = series_uid, generate_uid(entropy_srcs=[series_uid, "study"])
         ds.Modality, ds.InstanceNumber = modality, k + 1

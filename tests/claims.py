@@ -342,7 +342,13 @@ def check_11(m):
 
 
 def check_11_workshop(m):
-    # 400 training volumes at 24^3, 3 epochs: both networks learn (test AUC well above chance). Workshop seeds 0-2
-    # (SEED=0, one run): see the margins below.
+    # 400 training volumes at 24^3, 3 epochs, seeds SEED..SEED+2. Measured test AUC, workshop, SEED=0 (seeds 0-2):
+    # scratch 0.768, 0.786, 0.830; inflated 0.818, 0.813, 0.812 (inflated - scratch +0.049, +0.026, -0.019).
+    # SEED=3 (seeds 3-5, another training subset): scratch 0.756, 0.747, 0.775; inflated 0.814, 0.816, 0.820
+    # (+0.058, +0.069, +0.045). Both networks learn (lowest AUC 0.747, margin 0.097 over 0.65).
     assert min(m["test_auc_scratch"]) > 0.65 and min(m["test_auc_inflated"]) > 0.65, (m["test_auc_scratch"],
                                                                                        m["test_auc_inflated"])
+    # Inflation does not hurt on average (mean gain +0.019 and +0.058 over the two runs; margin 0.049 over -0.03).
+    # Not claimed: that it wins on every seed (it lost on seed 2, by 0.019); the lesson renders that verdict per run.
+    gain = m["test_auc_inflated_mean"] - m["test_auc_scratch_mean"]
+    assert gain > -0.03, gain

@@ -66,7 +66,7 @@ GOOD = {
         "thick_spacing": [2.0, 2.0, 6.0], "resample_mae": {"nearest": 12.6, "linear": 10.3, "cubic": 10.5},
         "standardisation_gap": {"raw": 0.087, "z-score": 0.067, "percentile": 0.084, "Nyúl": 0.0097},
         "inflation_gap": 9e-7, "test_auc_scratch": [0.80, 0.78, 0.82], "test_auc_inflated": [0.82, 0.76, 0.80],
-        "n_seeds": 3, "inflated_wins": 1, "checkpoint_unverified_refused": True,
+        "test_auc_scratch_mean": 0.80, "test_auc_inflated_mean": 0.793, "n_seeds": 3, "inflated_wins": 1, "checkpoint_unverified_refused": True,
         "exercise_checks": {"11.inflate_kernel": True, "11.thick_spacing": True},
     },
 }
@@ -110,6 +110,7 @@ BROKEN = {  # (lesson, what the broken run shows): the changes that violate one 
                                                                       "percentile": 0.084, "Nyúl": 0.06}},
     ("11", "inflation changed the 2-D response"): {"inflation_gap": 0.1},
     ("11", "a network that did not learn"): {"test_auc_inflated": [0.82, 0.5, 0.80]},
+    ("11", "inflation hurt on average"): {"test_auc_inflated_mean": 0.76},
     ("11", "an unverified checkpoint was fetched"): {"checkpoint_unverified_refused": False},
     ("11", "wrong spacing after thinning"): {"thick_spacing": [2.0, 2.0, 4.0]},
 }

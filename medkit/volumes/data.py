@@ -17,12 +17,15 @@ ADRENAL_SAMPLE = "adrenalmnist3d_32.npz"
 ADRENAL_CLASSES = ("normal", "hyperplasia")
 
 
-def _resize(X: torch.Tensor, size: int) -> torch.Tensor:
-    if X.shape[-1] == size:
-        return X
-    parts = [torch.nn.functional.interpolate(X[i:i + 64], size=(size,) * 3, mode="trilinear", align_corners=False)
-             for i in range(0, len(X), 64)]  # in chunks: the float copy of a whole split at once is not needed
-    return torch.cat(parts)
+def _to_float(images: np.ndarray, size: int) -> torch.Tensor:
+    """Return uint8 volumes (N, D, H, W) as float32 (N, 1, size, size, size) in [0, 1], converted 64 at a time."""
+    out = torch.empty((len(images), 1, size, size, size), dtype=torch.float32)
+    for start in range(0, len(images), 64):  # a float copy of a whole split at 32^3 is 4x its bytes; not needed
+        chunk = torch.from_numpy(images[start:start + 64]).float().div_(255).unsqueeze(1)
+        if chunk.shape[-1] != size:
+            chunk = torch.nn.functional.interpolate(chunk, size=(size,) * 3, mode="trilinear", align_corners=False)
+        out[start:start + len(chunk)] = chunk
+    return out
 
 
 def adrenal3d(size: int = 32, n_train: int | None = None, seed: int = 0, path=None) -> dict:
@@ -45,6 +48,5 @@ def adrenal3d(size: int = 32, n_train: int | None = None, seed: int = 0, path=No
             if images.ndim != 4:
                 raise DataError(f"{path}: {split}_images has shape {images.shape}; a 3-D set stores (N, D, H, W).")
             keep = subsample(labels, n_train, seed) if split == "train" else np.arange(len(labels))
-            X = torch.from_numpy(images[keep]).float().div_(255).unsqueeze(1)
-            out[split] = (_resize(X, int(size)), torch.from_numpy(labels[keep]))
+            out[split] = (_to_float(images[keep], int(size)), torch.from_numpy(labels[keep]))
     return out

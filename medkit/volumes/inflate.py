@@ -40,7 +40,14 @@ def inflate_batchnorm(bn: nn.BatchNorm2d) -> nn.Module:
 
 
 def inflate(module: nn.Module) -> nn.Module:
-    """Return a 3-D copy of a 2-D network: every Conv2d and BatchNorm2d inflated, every other layer copied."""
+    """Return a 3-D copy of a 2-D network: every Conv2d and BatchNorm2d inflated, every other layer copied.
+
+    The copy shares nothing with `module` (parameters, buffers, hooks), so fine-tuning it leaves the 2-D one intact.
+    """
+    return _inflate_in_place(copy.deepcopy(module))
+
+
+def _inflate_in_place(module: nn.Module) -> nn.Module:
     if isinstance(module, nn.Conv2d):
         return inflate_conv(module)
     if isinstance(module, nn.BatchNorm2d):
@@ -49,10 +56,9 @@ def inflate(module: nn.Module) -> nn.Module:
             type(module).__name__.startswith(("SqueezeExcite", "SelectAdaptivePool2d")):
         raise ConfigError(f"inflate() does not know how to turn {type(module).__name__} into 3-D; inflate the "
                           "convolutional body only (efficientnet_body) and add a 3-D head.")
-    out = copy.copy(module)  # the same class, so its forward (residuals and all) works on 5-D tensors
-    out._modules = {name: inflate(child) for name, child in module._modules.items()}
-    out._parameters, out._buffers = dict(module._parameters), dict(module._buffers)
-    return out
+    for name, child in list(module.named_children()):  # the same classes remain, so their forward (residuals and
+        setattr(module, name, _inflate_in_place(child))  # all) works on 5-D tensors
+    return module
 
 
 def efficientnet_body(num_blocks: int = 3, pretrained: bool = True) -> nn.Sequential:

@@ -16,7 +16,7 @@ from .checkpoints import (
     register_checkpoint,
 )
 from .data import ADRENAL_CLASSES, adrenal3d
-from .inflate import efficientnet_body, inflate, inflate_conv, inflation_gap, volume_net
+from .inflate import efficientnet_body, inflate, inflate_conv, inflation_gap, min_volume_size, volume_net
 from .io import Volume, check_volume_size, load_dicom_series, load_nifti, save_nifti, write_dicom_series
 from .resample import isotropic, resample, resample_to
 from .standardise import NyulStandardiser, distribution_gap, percentile_clip, zscore
@@ -28,7 +28,7 @@ __all__ = [
     "resample", "resample_to", "isotropic",
     "zscore", "percentile_clip", "NyulStandardiser", "distribution_gap",
     "slice_scroller",
-    "inflate", "inflate_conv", "efficientnet_body", "volume_net", "inflation_gap",
+    "inflate", "inflate_conv", "efficientnet_body", "volume_net", "min_volume_size", "inflation_gap",
     "adrenal3d", "ADRENAL_CLASSES", "compare_inits", "train_and_test",
     "Checkpoint", "register_checkpoint", "list_checkpoints", "get_checkpoint", "checkpoint_path", "load_checkpoint",
 ]

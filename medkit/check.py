@@ -179,3 +179,23 @@ def _fedavg(answer):
     sizes = [10, 30, 60]
     expected = [sum(w[i] * n for w, n in zip(weights, sizes)) / sum(sizes) for i in range(2)]
     return all(np.allclose(a, b) for a, b in zip(answer(weights, sizes), expected))
+
+
+@exercise("11.thick_spacing", "Keep every `factor`-th slice of `volume` along k: what is the new voxel spacing in mm?",
+          "Only the k spacing changes: it is multiplied by the factor. Answer as a tuple (i, j, k) of mm.")
+def _thick_spacing(answer, volume, factor):
+    expected = (volume.spacing[0], volume.spacing[1], volume.spacing[2] * factor)
+    return len(answer) == 3 and all(abs(float(a) - e) < 1e-6 for a, e in zip(answer, expected))
+
+
+@exercise("11.inflate_kernel", "Write inflate_kernel(w): the I3D kernel (out, in, k, k, k) of a 2-D kernel w (out, in, k, k).",
+          "Repeat w k times along a new depth axis (dim 2) and divide by k, so a volume constant in depth gives the "
+          "2-D response.")
+def _inflate_kernel(answer):
+    import torch
+
+    from .volumes.inflate import inflate_conv
+
+    conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+    return torch.allclose(answer(conv.weight.detach()), inflate_conv(conv).weight.detach(), atol=1e-6)
+

@@ -146,6 +146,19 @@ LESSON_SETTINGS: dict[str, dict[str, dict]] = {
                          dp_clip=2.0),
         "full": dict(n_pool=2400, n_test=None, width=32, rounds=30, local_epochs=1, lr=0.05, dp_noise=0.05, dp_clip=2.0),
     },
+    "11": {  # volumes: AdrenalMNIST3D (bundled at 32^3) resampled to volume_side, a stratified n_train of its train split,
+        # num_seeds seeds from SEED; the 3-D net is efficientnet_lite0's stem + num_blocks stages (inflated or random).
+        # lr per init chosen on val (workshop, seed 0): scratch 1e-3 (val AUC 0.788; 3e-3: 0.751), inflated 3e-3
+        # (0.789; 1e-3: 0.766). 24^3 not 32^3: 3-D depthwise convolutions are slow on CPU (32^3: ~2.3 s per step of 32).
+        # thick_factor: slices kept when lesson 11 simulates a thick-slice acquisition. full uses every bundled training
+        # volume at 32^3 (not an online set): hours on one CPU, minutes on a GPU (cfg.device).
+        "smoke": dict(volume_side=16, n_train=96, epochs=1, batch_size=32, num_seeds=1, num_blocks=3,
+                      lr={"scratch": 1e-3, "inflated": 3e-3}, thick_factor=3),
+        "workshop": dict(volume_side=24, n_train=400, epochs=3, batch_size=32, num_seeds=3, num_blocks=3,
+                         lr={"scratch": 1e-3, "inflated": 3e-3}, thick_factor=3),
+        "full": dict(volume_side=32, n_train=None, epochs=8, batch_size=32, num_seeds=5, num_blocks=3,
+                     lr={"scratch": 1e-3, "inflated": 3e-3}, thick_factor=3),
+    },
 }
 
 

@@ -58,6 +58,17 @@ GOOD = {
         "federated_auc_per_round": [0.5, 0.69, 0.9, 0.95],
         "exercise_checks": {"09.dp_noise_std": True, "09.fedavg": True},
     },
+    "11": {
+        "profile": "workshop", "t1_shape": [62, 80, 70], "t1_spacing": [2.0, 2.0, 2.0], "t1_orientation": "RAS",
+        "dicom_max_abs_diff": 0.0, "dicom_affine_max_diff": 3e-7, "n_hostile": 9, "n_refused": 9,
+        "hostile_refused": {k: True for k in ("4-D", "header", "pixdim", "truncated", "missing", "duplicated", "spacing", "uneven",
+                                       "small")},
+        "thick_spacing": [2.0, 2.0, 6.0], "resample_mae": {"nearest": 12.6, "linear": 10.3, "cubic": 10.5},
+        "standardisation_gap": {"raw": 0.087, "z-score": 0.067, "percentile": 0.084, "Nyúl": 0.0097},
+        "inflation_gap": 9e-7, "test_auc_scratch": [0.80, 0.78, 0.82], "test_auc_inflated": [0.82, 0.76, 0.80],
+        "test_auc_scratch_mean": 0.80, "test_auc_inflated_mean": 0.793, "n_seeds": 3, "inflated_wins": 1, "checkpoint_unverified_refused": True,
+        "exercise_checks": {"11.inflate_kernel": True, "11.thick_spacing": True},
+    },
 }
 
 BROKEN = {  # (lesson, what the broken run shows): the changes that violate one claim
@@ -91,6 +102,17 @@ BROKEN = {  # (lesson, what the broken run shows): the changes that violate one 
     ("09", "federated above centralised"): {"centralised_auc": 0.94},
     ("09", "no gain with rounds"): {"federated_auc_per_round": [0.5, 0.95, 0.9, 0.95]},
     ("09", "a solution not checked"): {"exercise_checks": {"09.fedavg": True}},
+    ("11", "DICOM series read back wrong"): {"dicom_affine_max_diff": 2.0},
+    ("11", "a broken file was read"): {"n_refused": 8},
+    ("11", "repeating slices as good as interpolation"): {"resample_mae": {"nearest": 10.3, "linear": 10.3,
+                                                                          "cubic": 10.5}},
+    ("11", "Nyúl no better than a z-score"): {"standardisation_gap": {"raw": 0.087, "z-score": 0.067,
+                                                                      "percentile": 0.084, "Nyúl": 0.06}},
+    ("11", "inflation changed the 2-D response"): {"inflation_gap": 0.1},
+    ("11", "a network that did not learn"): {"test_auc_inflated": [0.82, 0.5, 0.80]},
+    ("11", "inflation hurt on average"): {"test_auc_inflated_mean": 0.76},
+    ("11", "an unverified checkpoint was fetched"): {"checkpoint_unverified_refused": False},
+    ("11", "wrong spacing after thinning"): {"thick_spacing": [2.0, 2.0, 4.0]},
 }
 
 

@@ -15,11 +15,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SKIP_COPY = shutil.ignore_patterns(".git", "outputs", "build", "dist", "*.egg-info", "__pycache__", ".*_cache",
                                    ".hypothesis", ".ipynb_checkpoints", "*.onnx", "*.pt")
 EXTRA_MODULES = ("fastai", "pytorch_grad_cam", "onnx", "onnxruntime", "flwr")
-# What the core lessons (00, 01, 02, 05, 07, 08) import from medkit.
+# What the core lessons (00, 01, 02, 05, 07, 08, 11) import from medkit.
 CORE_MODULES = ("medkit.data", "medkit.models", "medkit.features", "medkit.freeze", "medkit.losses", "medkit.train",
                 "medkit.metrics", "medkit.evaluate", "medkit.calibration", "medkit.fairness", "medkit.shift",
                 "medkit.segmentation", "medkit.ssl", "medkit.vit", "medkit.viz", "medkit.check", "medkit.profiles",
-                "medkit.report", "medkit.course", "medkit.cli.doctor")
+                "medkit.report", "medkit.course", "medkit.cli.doctor", "medkit.volumes")
 
 
 def _clean_env(**extra) -> dict:

@@ -1,0 +1,311 @@
+"""Volumes from files (lesson 11): NIfTI through nibabel, DICOM series through pydicom, into one `Volume`.
+
+A `Volume` is an array in voxel order plus the 4 x 4 affine that maps voxel indices (i, j, k) to world millimetres
+in NIfTI's RAS+ frame (x grows towards the patient's Right, y Anterior, z Superior). Spacing and orientation are
+read off the affine, never stored beside it, so they cannot disagree with it. `orientation` names where each voxel
+axis points, as nibabel's `aff2axcodes` does: "RAS" means i runs towards the Right, j Anterior, k Superior.
+DICOM stores LPS+ (x towards the Left, y Posterior), so the series reader and writer flip x and y.
+"""
+
+import gzip
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import write_bytes
+from ..errors import ConfigError, DataError
+
+__all__ = ["Volume", "load_nifti", "save_nifti", "load_dicom_series", "write_dicom_series", "check_volume_size"]
+
+_LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+_STORAGE = {"MR": "1.2.840.10008.5.1.4.1.1.4", "CT": "1.2.840.10008.5.1.4.1.1.2"}  # MR / CT Image Storage
+_PLANES = {"S": "axial", "I": "axial", "A": "coronal", "P": "coronal", "R": "sagittal", "L": "sagittal"}
+
+
+@dataclass
+class Volume:
+    """A 3-D image: `array` (I, J, K) float32 and the `affine` from voxel (i, j, k) to world mm (RAS+)."""
+
+    array: np.ndarray
+    affine: np.ndarray
+    source: str = ""  # where it came from, for messages
+
+    def __post_init__(self):
+        self.array = np.asarray(self.array, dtype=np.float32)
+        self.affine = np.asarray(self.affine, dtype=np.float64)
+        if self.array.ndim != 3:
+            raise DataError(f"A Volume is 3-D; {self.source or 'the array'} has shape {self.array.shape}.")
+        if self.affine.shape != (4, 4) or not np.isfinite(self.affine).all() or \
+                abs(np.linalg.det(self.affine[:3, :3])) < 1e-12:
+            raise DataError(f"{self.source or 'The volume'} has no usable affine (voxel-to-world matrix): it must be "
+                            f"a finite, invertible 4 x 4 matrix; got\n{self.affine}")
+
+    @property
+    def shape(self) -> tuple:
+        return self.array.shape
+
+    @property
+    def spacing(self) -> tuple:
+        """Voxel size in mm along i, j, k (the lengths of the affine's columns)."""
+        return tuple(float(v) for v in np.linalg.norm(self.affine[:3, :3], axis=0))
+
+    @property
+    def orientation(self) -> str:
+        """Where each voxel axis points, as nibabel writes it: "RAS" means i to the Right, j Anterior, k Superior."""
+        import nibabel as nib
+
+        return "".join(nib.aff2axcodes(self.affine))
+
+    def plane(self, axis: int) -> str:
+        """Return the anatomical plane of a slice taken across `axis` ("axial" when the axis points S or I)."""
+        return _PLANES[self.orientation[axis]]
+
+    def canonical(self) -> "Volume":
+        """Return the same volume with its axes flipped and permuted to RAS (the closest canonical orientation)."""
+        import nibabel as nib
+
+        image = nib.as_closest_canonical(nib.Nifti1Image(self.array, self.affine))
+        return Volume(np.asarray(image.dataobj), image.affine, self.source)
+
+    def __repr__(self) -> str:
+        spacing = " x ".join(f"{s:.3g}" for s in self.spacing)
+        return f"Volume({' x '.join(map(str, self.shape))} voxels, {spacing} mm, {self.orientation}, {self.source!r})"
+
+
+def _as_3d(array: np.ndarray, source: str) -> np.ndarray:
+    if array.ndim == 4 and array.shape[3] == 1:
+        return array[..., 0]  # a 3-D image stored with a singleton time axis
+    if array.ndim == 4:
+        raise DataError(f"{source} is 4-D {array.shape}: {array.shape[3]} volumes (a time series, diffusion "
+                        f"directions or channels) where one 3-D volume is expected. Pick one, e.g. "
+                        f"Volume(array[..., 0], affine), or split it with nibabel.four_to_three.")
+    if array.ndim != 3:
+        raise DataError(f"{source} has {array.ndim} dimension(s) {array.shape}; a volume needs 3.")
+    return array
+
+
+def load_nifti(path) -> Volume:
+    """Read a NIfTI-1/2 file (.nii or .nii.gz) into a Volume, with the header's scaling applied.
+
+    Refused with a DataError: a missing or unreadable file, a broken header (wrong size or magic, zero or
+    non-finite voxel sizes, a singular affine), truncated data, and a 4-D file with more than one volume.
+    """
+    import nibabel as nib
+    from nibabel.filebasedimages import ImageFileError
+    from nibabel.spatialimages import HeaderDataError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"No NIfTI file at {path}.")
+    problems = _header_problems(path)
+    if problems:
+        raise DataError(f"{path} has a broken NIfTI header: {problems}. nibabel would guess a fix; medkit refuses, "
+                        "because a guessed voxel size or orientation silently changes every measurement. "
+                        "Re-export the file, or repair the header with nibabel and check the result.")
+    try:
+        image = nib.load(path)
+        zooms = image.header.get_zooms()[:3]
+        array = np.asarray(image.get_fdata(dtype=np.float32))
+    except (ImageFileError, HeaderDataError) as exc:
+        raise DataError(f"{path} is not a readable NIfTI file: its header is broken ({exc}). Re-export it.") from exc
+    except (EOFError, OSError, ValueError) as exc:  # truncated .nii / .nii.gz, or dims that do not fit the data
+        raise DataError(f"{path}: the voxel data cannot be read ({type(exc).__name__}: {exc}). The file is truncated "
+                        "or its header's dimensions do not match its data; re-export it.") from exc
+    if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
+        raise DataError(f"{path} was read as {type(image).__name__}, not NIfTI; convert it to .nii.gz first.")
+    if len(zooms) < 3 or not all(np.isfinite(z) and z > 0 for z in zooms):
+        raise DataError(f"{path}: the header's voxel sizes (pixdim) are {tuple(map(float, zooms))}; each must be a "
+                        "positive number of mm. The header is broken; fix pixdim or re-export the file.")
+    if not np.isfinite(array).all():
+        raise DataError(f"{path} holds NaN or infinite voxels (scl_slope/scl_inter broken?).")
+    return Volume(_as_3d(array, str(path)), image.affine, source=path.name)
+
+
+def _header_problems(path: Path) -> str:
+    """Return nibabel's diagnosis of the header as stored (before nibabel's silent fixes), '' when sound."""
+    from nibabel.nifti1 import Nifti1Header
+    from nibabel.nifti2 import Nifti2Header
+    from nibabel.openers import ImageOpener
+
+    try:
+        with ImageOpener(path) as f:
+            block = f.read(540)
+    except (OSError, EOFError) as exc:
+        return f"the file cannot be read ({exc})"
+    if len(block) < 348:
+        return f"the file holds {len(block)} bytes, fewer than a NIfTI header's 348"
+    sizes = {int.from_bytes(block[:4], order) for order in ("little", "big")}
+    header = Nifti2Header if 540 in sizes else Nifti1Header
+    if header is Nifti1Header and 348 not in sizes:
+        return f"sizeof_hdr is {min(sizes)}, not 348 (NIfTI-1) or 540 (NIfTI-2): not a NIfTI file, or a damaged one"
+    return "; ".join(line for line in header.diagnose_binaryblock(block[:header.template_dtype.itemsize]).splitlines()
+                     if line.strip())
+
+
+def save_nifti(volume: Volume, path) -> Path:
+    """Write `volume` as NIfTI-1 (.nii or .nii.gz, by the name), atomically."""
+    import nibabel as nib
+
+    image = nib.Nifti1Image(volume.array, volume.affine)
+    image.header.set_xyzt_units("mm")
+    data = image.to_bytes()
+    return write_bytes(path, gzip.compress(data, mtime=0) if str(path).endswith(".gz") else data)
+
+
+def _files(folder_or_files) -> list[Path]:
+    if isinstance(folder_or_files, (str, Path)):
+        folder = Path(folder_or_files)
+        if not folder.is_dir():
+            raise DataError(f"No DICOM series folder at {folder}.")
+        files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    else:
+        files = [Path(p) for p in folder_or_files]
+    if len(files) < 2:
+        raise DataError(f"A DICOM series needs at least 2 slices to give a slice spacing; found {len(files)} file(s) "
+                        f"in {folder_or_files}.")
+    return files
+
+
+def _read_slice(path: Path):
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        ds = pydicom.dcmread(path)
+    except (InvalidDicomError, OSError, EOFError) as exc:
+        raise DataError(f"{path} is not a readable DICOM file ({exc}).") from exc
+    missing = [k for k in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "Rows", "Columns")
+               if k not in ds]
+    if missing:
+        raise DataError(f"{path} lacks {', '.join(missing)}: without them the slice cannot be placed in a volume.")
+    return ds
+
+
+def load_dicom_series(folder_or_files, tolerance: float = 0.01) -> Volume:
+    """Read one DICOM series (a folder, or a list of files) into a Volume, slices sorted by position.
+
+    Slices are ordered by their position along the slice normal (ImagePositionPatient projected on the cross
+    product of ImageOrientationPatient), never by file name or InstanceNumber. Refused with a DataError, naming the
+    files: several series mixed, differing orientations, sizes or pixel spacings, duplicated slice positions,
+    missing slices (a gap larger than the others) and uneven slice spacing beyond `tolerance` (relative).
+    """
+    files = _files(folder_or_files)
+    slices = [(path, _read_slice(path)) for path in files]
+    first_path, first = slices[0]
+    for key in ("SeriesInstanceUID", "Rows", "Columns"):
+        values = {str(ds.get(key)) for _, ds in slices}
+        if len(values) > 1:
+            raise DataError(f"The files mix {len(values)} different {key} values ({sorted(values)[:3]}...): "
+                            "one volume needs one series of same-sized slices. Put each series in its own folder.")
+    orientation = np.array(first.ImageOrientationPatient, dtype=float)
+    spacing = np.array(first.PixelSpacing, dtype=float)
+    for path, ds in slices:
+        if not np.allclose(np.array(ds.ImageOrientationPatient, dtype=float), orientation, atol=1e-4):
+            raise DataError(f"{path.name} is oriented {list(ds.ImageOrientationPatient)}, {first_path.name} "
+                            f"{list(orientation)}: a series with tilted or mixed slices cannot be stacked.")
+        if not np.allclose(np.array(ds.PixelSpacing, dtype=float), spacing, rtol=1e-4):
+            raise DataError(f"Mixed pixel spacing: {path.name} has {list(map(float, ds.PixelSpacing))} mm, "
+                            f"{first_path.name} {spacing.tolist()} mm. Resample the slices to one spacing, or load the "
+                            "parts as separate volumes.")
+    row_dir, col_dir = orientation[:3], orientation[3:]
+    normal = np.cross(row_dir, col_dir)
+    position = np.array([np.dot(np.array(ds.ImagePositionPatient, dtype=float), normal) for _, ds in slices])
+    order = np.argsort(position, kind="stable")
+    slices, position = [slices[i] for i in order], position[order]
+    steps = np.diff(position)
+    step = float(np.median(steps))
+    duplicated = np.flatnonzero(steps < max(1e-3, 1e-3 * abs(step)))
+    if len(duplicated):
+        i = duplicated[0]
+        raise DataError(f"Duplicated slice position {position[i]:.3f} mm: {slices[i][0].name} and "
+                        f"{slices[i + 1][0].name} ({len(duplicated)} duplicate(s)). Remove the copies (or split the "
+                        "series: two acquisitions in one folder).")
+    gaps = np.flatnonzero(steps > 1.5 * step)
+    if len(gaps):
+        i = gaps[0]
+        raise DataError(f"Missing slice(s): {slices[i][0].name} and {slices[i + 1][0].name} are {steps[i]:.3f} mm "
+                        f"apart where the series steps {step:.3f} mm (about {round(steps[i] / step) - 1} slice(s) "
+                        "missing). Find the missing files; a volume with a hole has wrong geometry.")
+    if np.abs(steps - step).max() > tolerance * step:
+        raise DataError(f"Uneven slice spacing: steps from {steps.min():.3f} to {steps.max():.3f} mm (median "
+                        f"{step:.3f}). Mixed slice spacing cannot be stacked into one grid; resample each part.")
+    # (columns, rows, slices): i runs along a row (ImageOrientationPatient[:3]), as ITK and dcm2niix order it
+    array = np.stack([_physical(ds, path).T for path, ds in slices], axis=-1)
+    affine = np.eye(4)
+    affine[:3, 0] = row_dir * spacing[1]  # PixelSpacing is (between rows, between columns)
+    affine[:3, 1] = col_dir * spacing[0]
+    affine[:3, 2] = normal * step
+    affine[:3, 3] = np.array(slices[0][1].ImagePositionPatient, dtype=float)
+    return Volume(array, _LPS_TO_RAS @ affine, source=f"{Path(files[0]).parent.name}/ ({len(files)} slices)")
+
+
+def _physical(ds, path) -> np.ndarray:
+    try:
+        stored = ds.pixel_array.astype(np.float32)
+    except Exception as exc:  # pydicom raises many types for missing or undecodable pixel data
+        raise DataError(f"{path}: the pixel data cannot be decoded ({type(exc).__name__}: {exc}).") from exc
+    return stored * float(ds.get("RescaleSlope", 1) or 1) + float(ds.get("RescaleIntercept", 0) or 0)
+
+
+def write_dicom_series(volume: Volume, folder, modality: str = "MR", series_uid: str | None = None,
+                       shuffle_names: bool = False) -> list[Path]:
+    """Write `volume` as a DICOM series (one file per k slice, uint16 with slope/intercept), for lessons and tests.
+
+    The columns of the affine must be orthogonal (DICOM slices are stacked along their normal). With
+    `shuffle_names`, file names no longer follow slice order, as they often do not in real exports.
+    """
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    lps = np.linalg.inv(_LPS_TO_RAS) @ volume.affine
+    columns = lps[:3, :3] / np.array(volume.spacing)
+    if abs(np.dot(columns[:, 0], columns[:, 1])) > 1e-4 or \
+            np.dot(np.cross(columns[:, 0], columns[:, 1]), columns[:, 2]) < 1 - 1e-4:
+        raise ConfigError("write_dicom_series needs orthogonal, right-handed voxel axes (DICOM stacks slices along "
+                          "row x column); reorient the volume first, e.g. volume.canonical().")
+    low, high = float(volume.array.min()), float(volume.array.max())
+    slope = max((high - low) / 65535.0, 1e-6) if (high - low) > 65535 or low != int(low) or high != int(high) else 1.0
+    series_uid = series_uid or generate_uid(entropy_srcs=[volume.source, str(volume.shape)])
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    n = volume.shape[2]
+    names = np.random.default_rng(0).permutation(n) if shuffle_names else np.arange(n)
+    paths = []
+    for k in range(n):
+        ds = Dataset()
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = _STORAGE.get(modality, _STORAGE["MR"])
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid(entropy_srcs=[series_uid, str(k)])
+        ds.SeriesInstanceUID, ds.StudyInstanceUID = series_uid, generate_uid(entropy_srcs=[series_uid, "study"])
+        ds.Modality, ds.InstanceNumber = modality, k + 1
+        ds.Rows, ds.Columns = volume.shape[1], volume.shape[0]  # i runs along a row: the columns
+        ds.PixelSpacing = [f"{volume.spacing[1]:.6g}", f"{volume.spacing[0]:.6g}"]
+        ds.SliceThickness = f"{volume.spacing[2]:.6g}"
+        ds.ImageOrientationPatient = [f"{v:.8f}" for v in (*columns[:, 0], *columns[:, 1])]
+        ds.ImagePositionPatient = [f"{v:.6f}" for v in (lps @ np.array([0, 0, k, 1.0]))[:3]]
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+        ds.RescaleSlope, ds.RescaleIntercept = f"{slope:.10g}", f"{low:.10g}"
+        stored = np.rint((volume.array[:, :, k].T - low) / slope).clip(0, 65535).astype("<u2")
+        ds.PixelData = stored.tobytes()
+        path = folder / f"slice_{names[k]:04d}.dcm"
+        paths.append(write_bytes(path, _dicom_bytes(ds)))
+    return paths
+
+
+def _dicom_bytes(ds) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def check_volume_size(volume, min_size: int, what: str = "the network") -> None:
+    """Raise ConfigError if any side of `volume` (a Volume or an array, last 3 axes) is below `min_size` voxels."""
+    shape = tuple((volume.array if isinstance(volume, Volume) else np.asarray(volume)).shape[-3:])
+    if min(shape) < min_size:
+        raise ConfigError(f"A volume of {' x '.join(map(str, shape))} voxels is too small for {what}, which needs "
+                          f"at least {min_size} per side. Resample it to a finer spacing or a larger grid first.")

@@ -305,3 +305,28 @@ def _solutions_right(m, lesson: str, n_checks: int):
     """The lesson's solution cells ran and every checked answer was judged right (medkit.check.results)."""
     checks = m["exercise_checks"]
     assert len(checks) == n_checks and all(checks.values()), (lesson, checks)
+
+
+MODALITIES_10 = ("chest X-ray", "breast ultrasound", "dermoscopy")
+
+
+def check_10(m):
+    # Mechanics, every profile: three modalities, each method once per seed, valid AUCs; grey stays grey and colour
+    # colour, and both conversions were said (warned), not done silently.
+    seeds = m["seeds"]
+    assert set(m["test_auc"]) == set(MODALITIES_10), sorted(m["test_auc"])
+    assert m["channels"] == {"chest X-ray": 1, "breast ultrasound": 1, "dermoscopy": 3}, m["channels"]
+    assert m["channel_conversions_said"] == 2, m["channel_conversions_said"]
+    for name in MODALITIES_10:
+        for method in ("probe", "finetune", "scratch"):
+            aucs = m["test_auc"][name][method]
+            assert len(aucs) == len(seeds) and all(0 <= a <= 1 for a in aucs), (name, method, aucs)
+        # Chosen on val, never on test: the scratch lr and the freeze depth are the val argmax.
+        val = m["scratch_val_auc"][name]
+        assert str(m["scratch_lr"][name]) == max(val, key=val.get), (name, m["scratch_lr"][name], val)
+        depth_val = m["freeze_val_auc"][name]
+        assert str(m["best_k_on_val"][name]) == max(depth_val, key=depth_val.get), (name, depth_val)
+        assert set(m["freeze_test_auc"][name]) == set(depth_val) and "0" in depth_val, depth_val
+    # Every trained run (scratch, fine-tuning, every freeze depth) took the same number of optimiser steps.
+    assert len(m["steps_per_run"]) == 1 and m["steps_per_run"][0] > 0, m["steps_per_run"]
+    _solutions_right(m, "10", 2)

@@ -58,6 +58,25 @@ GOOD = {
         "federated_auc_per_round": [0.5, 0.69, 0.9, 0.95],
         "exercise_checks": {"09.dp_noise_std": True, "09.fedavg": True},
     },
+    "10": {
+        "profile": "workshop", "seeds": [0, 1], "channels": {"chest X-ray": 1, "breast ultrasound": 1, "dermoscopy": 3},
+        "channel_conversions_said": 2, "steps_per_run": [18],
+        "test_auc": {"chest X-ray": {"probe": [0.95, 0.94], "finetune": [0.97, 0.96], "scratch": [0.93, 0.94]},
+                     "breast ultrasound": {"probe": [0.8, 0.78], "finetune": [0.83, 0.82], "scratch": [0.68, 0.7]},
+                     "dermoscopy": {"probe": [0.64, 0.63], "finetune": [0.67, 0.68], "scratch": [0.6, 0.66]}},
+        "scratch_lr": {"chest X-ray": 0.01, "breast ultrasound": 0.01, "dermoscopy": 0.03},
+        "scratch_val_auc": {"chest X-ray": {"0.003": 0.9, "0.01": 0.94, "0.03": 0.92},
+                            "breast ultrasound": {"0.003": 0.6, "0.01": 0.7, "0.03": 0.65},
+                            "dermoscopy": {"0.003": 0.6, "0.01": 0.61, "0.03": 0.63}},
+        "freeze_val_auc": {name: {"0": 0.9, "1": 0.91, "2": 0.9, "3": 0.88, "4": 0.85}
+                           for name in ("chest X-ray", "breast ultrasound", "dermoscopy")},
+        "freeze_test_auc": {name: {"0": 0.9, "1": 0.9, "2": 0.89, "3": 0.88, "4": 0.84}
+                            for name in ("chest X-ray", "breast ultrasound", "dermoscopy")},
+        "best_k_on_val": {"chest X-ray": 1, "breast ultrasound": 1, "dermoscopy": 1},
+        "early_freeze_cost": {name: [0.0, 0.01] for name in ("chest X-ray", "breast ultrasound", "dermoscopy")},
+        "deep_freeze_cost": {name: [0.01, 0.02] for name in ("chest X-ray", "breast ultrasound", "dermoscopy")},
+        "exercise_checks": {"10.test_positives": True, "10.trainable_params": True},
+    },
 }
 
 BROKEN = {  # (lesson, what the broken run shows): the changes that violate one claim
@@ -91,6 +110,14 @@ BROKEN = {  # (lesson, what the broken run shows): the changes that violate one 
     ("09", "federated above centralised"): {"centralised_auc": 0.94},
     ("09", "no gain with rounds"): {"federated_auc_per_round": [0.5, 0.95, 0.9, 0.95]},
     ("09", "a solution not checked"): {"exercise_checks": {"09.fedavg": True}},
+    ("10", "scratch lr not the val argmax"): {"scratch_lr": {"chest X-ray": 0.03, "breast ultrasound": 0.01,
+                                                             "dermoscopy": 0.03}},
+    ("10", "freeze depth not chosen on val"): {"best_k_on_val": {"chest X-ray": 4, "breast ultrasound": 1,
+                                                                 "dermoscopy": 1}},
+    ("10", "runs with different step counts"): {"steps_per_run": [6, 18]},
+    ("10", "a grey-RGB conversion done silently"): {"channel_conversions_said": 1},
+    ("10", "dermoscopy read in grey"): {"channels": {"chest X-ray": 1, "breast ultrasound": 1, "dermoscopy": 1}},
+    ("10", "a seed missing"): {"seeds": [0, 1, 2]},
 }
 
 

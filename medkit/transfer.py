@@ -8,7 +8,7 @@ is frozen and whatever the weights, so only what is compared differs.
 
 import time
 
-from .data import BatchLoader, subsample
+from .data import HELD_OUT_SEED, BatchLoader, subsample
 from .errors import DataError
 from .features import TensorLoader, cache_activations, extract_features, linear_probe, probe_metrics, split_at_group
 from .freeze import Stage, fit_stages
@@ -28,12 +28,18 @@ def _check_splits(splits: dict) -> None:
                         "Use medkit.data.chest_xrays, breast_ultrasound or dermoscopy.")
 
 
-def draw_train(splits: dict, n_train: int | None, seed: int) -> dict:
-    """Return `splits` with `n_train` training images drawn with `seed` (whole patients where known); val and test stay."""
+def draw_train(splits: dict, n_train: int | None, seed: int, n_held_out: int | None = None) -> dict:
+    """Return `splits` with `n_train` training images drawn with `seed` (whole patients where known).
+
+    Val and test stay as they are, or, with `n_held_out` (the smoke profile's speed knob), shrink to about that many
+    images each, drawn with the fixed `HELD_OUT_SEED` so that they never change with `seed`.
+    """
     _check_splits(splits)
-    train = splits["train"]
-    keep = subsample(train.labels, n_train, seed, groups=train.groups)
-    return {**splits, "train": train.subset(keep)}
+    out = {}
+    for part, ds in splits.items():
+        n, draw_seed = (n_train, seed) if part == "train" else (n_held_out, HELD_OUT_SEED)
+        out[part] = ds if n is None else ds.subset(subsample(ds.labels, n, draw_seed, groups=ds.groups))
+    return out
 
 
 def group_depths(backbone: str = "efficientnet_lite0") -> list[int]:

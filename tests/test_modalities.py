@@ -123,6 +123,8 @@ def tiny(breast):
 def test_draw_train_keeps_held_out_parts(breast):
     drawn = transfer.draw_train(breast, 32, seed=0)
     assert len(drawn["train"]) == 32 and drawn["val"] is breast["val"] and drawn["test"] is breast["test"]
+    small = [transfer.draw_train(breast, 32, seed=s, n_held_out=30) for s in (0, 1)]
+    assert len(small[0]["test"]) == 30 and np.array_equal(small[0]["test"].images, small[1]["test"].images)
     with pytest.raises(DataError, match="'train', 'val' and 'test'"):
         transfer.draw_train({"train": breast["train"]}, 8, 0)
 

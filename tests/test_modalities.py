@@ -12,6 +12,17 @@ from medkit.data.modalities import BREAST_SAMPLE, DERMOSCOPY_HELD_OUT, DERMOSCOP
 from medkit.errors import DataError
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny batches gain nothing from a second thread and lose several-fold on a shared CPU (as lesson 10 runs)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def skin():
     return dermoscopy(48)

@@ -48,13 +48,12 @@ def group_depths(backbone: str = "efficientnet_lite0") -> list[int]:
 
 
 def probe(splits: dict, *, backbone: str = "efficientnet_lite0", image_size: int = 64, C: float = 0.05,
-          batch_size: int = 64) -> dict:
+          batch_size: int = 64, device: str = "cpu") -> dict:
     """Return {"val_auc", "test_auc"} of a logistic regression on the frozen ImageNet body's pooled features."""
     _check_splits(splits)
-    X, y = extract_features(backbone, splits["train"], image_size=image_size, batch_size=batch_size, progress=False)
-    model = linear_probe(X, y, C=C)
-    return {f"{part}_auc": probe_metrics(model, *extract_features(backbone, splits[part], image_size=image_size,
-                                                                  batch_size=batch_size, progress=False))["auc"]
+    kw = dict(image_size=image_size, batch_size=batch_size, progress=False, device=device)
+    model = linear_probe(*extract_features(backbone, splits["train"], **kw), C=C)
+    return {f"{part}_auc": probe_metrics(model, *extract_features(backbone, splits[part], **kw))["auc"]
             for part in EVAL_PARTS}
 
 
@@ -74,7 +73,7 @@ def _loaders(model, k: int, splits: dict, image_size: int, batch_size: int, seed
 
 def fit_frozen(splits: dict, k: int = 0, *, weights="DEFAULT", lr: float = 3e-3, epochs: int = 4,
                batch_size: int = 32, image_size: int = 64, seed: int = 0,
-               backbone: str = "efficientnet_lite0") -> dict:
+               backbone: str = "efficientnet_lite0", device: str = "cpu") -> dict:
     """Train a backbone with its first `k` layer groups frozen; return its val and test AUC, steps and seconds.
 
     Args:
@@ -84,6 +83,7 @@ def fit_frozen(splits: dict, k: int = 0, *, weights="DEFAULT", lr: float = 3e-3,
         weights: "DEFAULT" (ImageNet) or None (random init: training from scratch).
         lr, epochs, batch_size: the one-cycle schedule; every run with the same ones takes the same number of steps.
         seed: draws the new head, the random init and the batch order.
+        device: where the trained part runs ("cuda" in the full profile); frozen groups are cached on the CPU.
     """
     _check_splits(splits)
     seed_everything(seed)
@@ -93,8 +93,8 @@ def fit_frozen(splits: dict, k: int = 0, *, weights="DEFAULT", lr: float = 3e-3,
                         f"k must be one of {group_depths(backbone)}.")
     start = time.perf_counter()
     net, train_dl, eval_dls = _loaders(model, k, splits, image_size, batch_size, seed)
-    fit_stages(model, train_dl, None, [Stage(epochs, k, lr)], net=net, progress=False, train_bn=k == 0)
-    out = {f"{part}_auc": auc(*reversed(predict(net, dl))) for part, dl in eval_dls.items()}
+    fit_stages(model, train_dl, None, [Stage(epochs, k, lr)], net=net, progress=False, train_bn=k == 0, device=device)
+    out = {f"{part}_auc": auc(*reversed(predict(net, dl, device))) for part, dl in eval_dls.items()}
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {**out, "k": k, "lr": lr, "steps": epochs * len(train_dl), "trainable_params": trainable,
             "seconds": time.perf_counter() - start}

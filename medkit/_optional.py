@@ -1,6 +1,6 @@
 """Optional extras: which lessons need which, and one clear error when an extra is missing.
 
-The core install (`pip install medkit`) runs lessons 00, 01, 02, 05, 07 and 08. Four lessons need a heavy
+The core install (`pip install medkit`) runs lessons 00, 01, 02, 05, 07, 08 and 10. Four lessons need a heavy
 library that only they use; each lives in an extra so a laptop does not install spaCy, OpenCV, a gRPC
 server stack and ONNX Runtime for one notebook apiece. `pip install "medkit[all]"` installs the whole course.
 """

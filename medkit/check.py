@@ -181,6 +181,29 @@ def _fedavg(answer):
     return all(np.allclose(a, b) for a, b in zip(answer(weights, sizes), expected))
 
 
+@exercise("10.trainable_params", "Write trainable(k): how many parameters of efficientnet_lite0 (2-class head) train when "
+          "its first k layer groups are frozen, BatchNorm included.",
+          "Sum p.numel() over the layer groups from k on: models.parameter_groups(model) lists each group's parameters.")
+def _trainable_params(answer):
+    from .freeze import freeze_to
+    from .models import get_backbone
+
+    model = get_backbone("efficientnet_lite0", weights=None, num_classes=2)
+    expected = [sum(p.numel() for p in freeze_to(model, k, train_bn=False).parameters() if p.requires_grad)
+                for k in range(5)]
+    return [int(answer(k)) for k in range(5)] == expected
+
+
+@exercise("10.test_positives", "How many malignant images are in the held-out test parts of the breast ultrasound and "
+          "the dermoscopy sets? Answer as (ultrasound, dermoscopy).",
+          "Label 1 is malignant in both: sum the test labels of data.breast_ultrasound() and data.dermoscopy().")
+def _test_positives(answer):
+    from .data import breast_ultrasound, dermoscopy
+
+    expected = tuple(int(loader(64)["test"].labels.sum()) for loader in (breast_ultrasound, dermoscopy))
+    return tuple(int(a) for a in answer) == expected
+
+
 @exercise("11.thick_spacing", "Keep every `factor`-th slice of `volume` along k: what is the new voxel spacing in mm?",
           "Only the k spacing changes: it is multiplied by the factor. Answer as a tuple (i, j, k) of mm.")
 def _thick_spacing(answer, volume, factor):

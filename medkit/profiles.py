@@ -146,6 +146,22 @@ LESSON_SETTINGS: dict[str, dict[str, dict]] = {
                          dp_clip=2.0),
         "full": dict(n_pool=2400, n_test=None, width=32, rounds=30, local_epochs=1, lr=0.05, dp_noise=0.05, dp_clip=2.0),
     },
+    "10": {  # three modalities (chest X-ray, breast ultrasound, dermoscopy), n_train images each, num_seeds seeds from
+        # SEED; n_held_out: val and test shrunk to about that many images each (smoke only, for speed);
+        # depths: freeze depths k swept (None: every group, 0 .. head only); finetune_lr as lesson 02 chose it on
+        # val; the scratch network's lr is chosen per modality on val among scratch_lrs, at the first seed. Every run
+        # trains epochs x (n_train // batch_size) optimiser steps. threads=1 as in lesson 07: batches of 32 small
+        # images gain little from a second thread and collapse when the CPU is shared (smoke: 1.5 s per run
+        # against 7-17 s with 2 threads beside another busy process). Workshop's scratch_lrs dropped 3e-3: seed 0
+        # gave val AUC 0.72 / 0.53 / 0.48 with it against 0.90 / 0.66 / 0.63 for the best of 1e-2 and 3e-2 (with
+        # batches of 32 for 3 epochs; batches of 16 for 2 epochs give more steps, 24, for two thirds of the CPU time).
+        "smoke": dict(image_size=48, n_train=64, epochs=1, batch_size=32, num_seeds=1, depths=[0, 2, 4],
+                      finetune_lr=3e-3, scratch_lrs=[1e-2], threads=1, n_held_out=64),
+        "workshop": dict(image_size=64, n_train=200, epochs=2, batch_size=16, num_seeds=2, depths=None,
+                         finetune_lr=3e-3, scratch_lrs=[1e-2, 3e-2], threads=1, n_held_out=None),
+        "full": dict(image_size=128, n_train=None, epochs=10, batch_size=32, num_seeds=5, depths=None,
+                     finetune_lr=3e-3, scratch_lrs=[3e-3, 1e-2, 3e-2], threads=None, n_held_out=None),
+    },
     "11": {  # volumes: AdrenalMNIST3D (bundled at 32^3) resampled to volume_side, a stratified n_train of its train split,
         # num_seeds seeds from SEED; the 3-D net is efficientnet_lite0's stem + num_blocks stages (inflated or random).
         # lr per init chosen on val (workshop, seed 0): scratch 1e-3 (val AUC 0.788; 3e-3: 0.751), inflated 3e-3

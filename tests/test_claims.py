@@ -58,6 +58,28 @@ GOOD = {
         "federated_auc_per_round": [0.5, 0.69, 0.9, 0.95],
         "exercise_checks": {"09.dp_noise_std": True, "09.fedavg": True},
     },
+    "10": {
+        "profile": "workshop", "seeds": [0, 1], "channels": {"chest X-ray": 1, "breast ultrasound": 1, "dermoscopy": 3},
+        "channel_conversions_said": 2, "steps_per_run": [18],
+        "test_auc": {"chest X-ray": {"probe": [0.95, 0.94], "finetune": [0.97, 0.96], "scratch": [0.93, 0.92]},
+                     "breast ultrasound": {"probe": [0.8, 0.78], "finetune": [0.83, 0.82], "scratch": [0.68, 0.7]},
+                     "dermoscopy": {"probe": [0.64, 0.63], "finetune": [0.67, 0.68], "scratch": [0.6, 0.58]}},
+        "scratch_lr": {"chest X-ray": 0.01, "breast ultrasound": 0.01, "dermoscopy": 0.03},
+        "scratch_val_auc": {"chest X-ray": {"0.003": 0.9, "0.01": 0.94, "0.03": 0.92},
+                            "breast ultrasound": {"0.003": 0.6, "0.01": 0.7, "0.03": 0.65},
+                            "dermoscopy": {"0.003": 0.6, "0.01": 0.61, "0.03": 0.63}},
+        "freeze_val_auc": {name: {"0": 0.9, "1": 0.91, "2": 0.9, "3": 0.88, "4": 0.85}
+                           for name in ("chest X-ray", "breast ultrasound", "dermoscopy")},
+        "freeze_test_auc": {name: {"0": 0.9, "1": 0.9, "2": 0.89, "3": 0.88, "4": 0.84}
+                            for name in ("chest X-ray", "breast ultrasound", "dermoscopy")},
+        "best_k_on_val": {"chest X-ray": 1, "breast ultrasound": 1, "dermoscopy": 1},
+        "early_freeze_cost": {name: [0.0, 0.01] for name in ("chest X-ray", "breast ultrasound", "dermoscopy")},
+        "deep_freeze_cost": {name: [0.01, 0.02] for name in ("chest X-ray", "breast ultrasound", "dermoscopy")},
+        "early_k": 1, "deep_k": 3,
+        "finetune_minus_scratch": {"chest X-ray": [0.04, 0.02], "breast ultrasound": [0.15, 0.12],
+                                   "dermoscopy": [0.07, -0.03]},
+        "exercise_checks": {"10.test_positives": True, "10.trainable_params": True},
+    },
     "11": {
         "profile": "workshop", "t1_shape": [62, 80, 70], "t1_spacing": [2.0, 2.0, 2.0], "t1_orientation": "RAS",
         "dicom_max_abs_diff": 0.0, "dicom_affine_max_diff": 3e-7, "n_hostile": 9, "n_refused": 9,
@@ -102,6 +124,25 @@ BROKEN = {  # (lesson, what the broken run shows): the changes that violate one 
     ("09", "federated above centralised"): {"centralised_auc": 0.94},
     ("09", "no gain with rounds"): {"federated_auc_per_round": [0.5, 0.95, 0.9, 0.95]},
     ("09", "a solution not checked"): {"exercise_checks": {"09.fedavg": True}},
+    ("10", "scratch lr not the val argmax"): {"scratch_lr": {"chest X-ray": 0.03, "breast ultrasound": 0.01,
+                                                             "dermoscopy": 0.03}},
+    ("10", "freeze depth not chosen on val"): {"best_k_on_val": {"chest X-ray": 4, "breast ultrasound": 1,
+                                                                 "dermoscopy": 1}},
+    ("10", "runs with different step counts"): {"steps_per_run": [6, 18]},
+    ("10", "a grey-RGB conversion done silently"): {"channel_conversions_said": 1},
+    ("10", "dermoscopy read in grey"): {"channels": {"chest X-ray": 1, "breast ultrasound": 1, "dermoscopy": 1}},
+    ("10", "a seed missing"): {"seeds": [0, 1, 2]},
+    ("10", "scratch beats the frozen body at one seed"): {"test_auc": {
+        "chest X-ray": {"probe": [0.95, 0.94], "finetune": [0.97, 0.96], "scratch": [0.93, 0.95]},
+        "breast ultrasound": {"probe": [0.8, 0.78], "finetune": [0.83, 0.82], "scratch": [0.68, 0.7]},
+        "dermoscopy": {"probe": [0.64, 0.63], "finetune": [0.67, 0.68], "scratch": [0.6, 0.58]}}},
+    ("10", "scratch beats fine-tuning on ultrasound at one seed"): {"finetune_minus_scratch": {
+        "chest X-ray": [0.04, 0.02], "breast ultrasound": [0.15, -0.01], "dermoscopy": [0.07, -0.03]}},
+    ("10", "freezing the first group costs a lot"): {"early_freeze_cost": {
+        "chest X-ray": [0.0, 0.01], "breast ultrasound": [0.08, 0.04], "dermoscopy": [0.0, 0.01]}},
+    ("10", "only the early layers transfer after all"): {"deep_freeze_cost": {
+        "chest X-ray": [0.01, 0.02], "breast ultrasound": [0.01, 0.02], "dermoscopy": [0.12, 0.1]}},
+    ("10", "the depths compared are not the ones claimed"): {"deep_k": 4},
     ("11", "DICOM series read back wrong"): {"dicom_affine_max_diff": 2.0},
     ("11", "a broken file was read"): {"n_refused": 8},
     ("11", "repeating slices as good as interpolation"): {"resample_mae": {"nearest": 10.3, "linear": 10.3,
@@ -132,6 +173,11 @@ def test_missing_numbers_fail_too():
     for lesson, good in GOOD.items():
         with pytest.raises((AssertionError, KeyError)):
             claims_for(lesson)({k: v for k, v in good.items() if k != "exercise_checks"})
+
+
+def test_smoke_runs_skip_the_workshop_claims_of_lesson_10():
+    smoke = {**GOOD["10"], "profile": "smoke", "finetune_minus_scratch": {"chest X-ray": [-0.1]}}  # 2 steps: no ranking
+    claims_for("10")(smoke)
 
 
 def test_smoke_runs_skip_the_workshop_claims_of_lesson_05():

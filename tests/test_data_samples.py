@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data_samples"
-NOT_DATA = {"README.md", "SHA256SUMS", "make_chest_xray_sample.py", "make_volume_samples.py"}
-FOLDERS = ("chest_xray/",)  # sample folders: README names the folder, SHA256SUMS every file in it
+NOT_DATA = {"README.md", "SHA256SUMS", "make_chest_xray_sample.py", "make_volume_samples.py", "make_modality_samples.py"}
+FOLDERS = ("chest_xray/", "isic_dermoscopy/")  # sample folders: README names the folder, SHA256SUMS every file in it
 
 
 def _sums() -> dict:

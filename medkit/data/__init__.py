@@ -21,6 +21,7 @@ from .medmnist import (
     sample_path,
     samples_dir,
 )
+from .modalities import breast_ultrasound, dermoscopy, match_channels
 from .patients import classes_per_patient, patient_key, patient_keys, pneumonia_type
 from .sources import GROUP_BY, SPLIT_FOLDERS, Source, load_source
 from .splits import check_no_leakage, group_split, split_dataset, stratified_split, subsample, train_val_test_split
@@ -48,4 +49,6 @@ __all__ = [
     "group_split", "train_val_test_split", "split_dataset", "check_no_leakage",
     # conversions for pretrained backbones
     "to_float", "to_three_channels", "resize", "normalize", "for_backbone",
+    # lesson 10: more modalities, bundled (label 1 = malignant)
+    "breast_ultrasound", "dermoscopy", "match_channels",
 ]

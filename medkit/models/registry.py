@@ -15,6 +15,7 @@ from torch import nn
 
 from ..cache import cache_dir, download, hash_matches, sha256sum
 from ..errors import ConfigError, UnknownNameError, WeightsError
+from ..named import NamedRegistry
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 
 __all__ = [
@@ -81,20 +82,17 @@ class Backbone:
         return self.weights[tag]
 
 
-_REGISTRY: dict[str, Backbone] = {}
+_REGISTRY = NamedRegistry("backbone")
 
 
 def register(spec: Backbone) -> Backbone:
     """Add a backbone to the registry; a second backbone with the same name is refused."""
-    if spec.name in _REGISTRY:
-        raise ValueError(f"A backbone named {spec.name!r} is already registered.")
-    _REGISTRY[spec.name] = spec
-    return spec
+    return _REGISTRY.add(spec)
 
 
 def list_backbones() -> list[str]:
     """Return the names of the registered backbones, sorted."""
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def get_spec(name) -> Backbone:
@@ -103,9 +101,7 @@ def get_spec(name) -> Backbone:
         return name
     if isinstance(name, nn.Module):
         name = getattr(name, "medkit_backbone", None) or type(name).__name__
-    if name not in _REGISTRY:
-        raise UnknownNameError(f"Unknown backbone {name!r}. Known backbones: {', '.join(list_backbones())}.")
-    return _REGISTRY[name]
+    return _REGISTRY.get(name)
 
 
 _VERIFIED: dict = {}

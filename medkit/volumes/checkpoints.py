@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from ..cache import cache_dir, download
-from ..errors import UnknownNameError, WeightsError
+from ..errors import WeightsError
+from ..named import NamedRegistry
 
 __all__ = ["Checkpoint", "register_checkpoint", "list_checkpoints", "get_checkpoint", "checkpoint_path",
            "load_checkpoint", "MedicalNetResNet", "medicalnet_resnet10"]
@@ -34,29 +35,22 @@ class Checkpoint:
     meta: dict = field(default_factory=dict)  # source, licence, what it was trained on, input expected
 
 
-_CHECKPOINTS: dict[str, Checkpoint] = {}
+_CHECKPOINTS = NamedRegistry("checkpoint")
 
 
 def register_checkpoint(entry: Checkpoint) -> Checkpoint:
     """Add `entry` to the registry; a second entry with the same name is refused."""
-    if entry.name in _CHECKPOINTS:
-        raise ValueError(f"A checkpoint named {entry.name!r} is already registered.")
-    _CHECKPOINTS[entry.name] = entry
-    return entry
+    return _CHECKPOINTS.add(entry)
 
 
 def list_checkpoints() -> list[str]:
     """Return the registered checkpoint names, sorted."""
-    return sorted(_CHECKPOINTS)
+    return _CHECKPOINTS.names()
 
 
 def get_checkpoint(name) -> Checkpoint:
     """Return the entry named `name` (an entry passes through)."""
-    if isinstance(name, Checkpoint):
-        return name
-    if name not in _CHECKPOINTS:
-        raise UnknownNameError(f"Unknown checkpoint {name!r}. Known checkpoints: {', '.join(list_checkpoints())}.")
-    return _CHECKPOINTS[name]
+    return name if isinstance(name, Checkpoint) else _CHECKPOINTS.get(name)
 
 
 def checkpoint_path(name, sha256: str | None = None, cache=None) -> Path:

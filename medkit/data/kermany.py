@@ -42,6 +42,7 @@ def chest_xrays(image_size: int = 128, n_train: int | None = None, seed: int = 0
     from .sources import load_source
 
     folder = chest_xray_dir() if folder is None else Path(folder).expanduser()
+    bundled = folder == chest_xray_dir()
     if not folder.is_dir():
         raise DataError(f"DATA_DIR {folder} is not a folder. Point it at the chest_xray/train folder of Kermany et al.'s "
                         "download (NORMAL/ and PNEUMONIA/ inside), or set it to None for the bundled subset.")
@@ -49,7 +50,7 @@ def chest_xrays(image_size: int = 128, n_train: int | None = None, seed: int = 0
                          val_size=val_size, test_size=test_size, seed=HELD_OUT_SEED, on_error="raise", cache=cache)
     splits = source.splits
     for name, ds in splits.items():
-        ds.name = f"{CHEST_XRAY_SAMPLE if folder == chest_xray_dir() else folder.name}:{name}"
+        ds.name = f"{CHEST_XRAY_SAMPLE if bundled else folder.name}:{name}"
     if n_train is not None:
         train = splits["train"]
         keep = subsample(train.labels, n_train, seed, groups=train.groups)

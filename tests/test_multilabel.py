@@ -168,8 +168,10 @@ def test_fit_then_evaluate_multilabel(fitted, capsys):
     assert config["num_classes"] == 3 and set(config["thresholds"]) == set(config["findings"])
     capsys.readouterr()
     assert main(["evaluate", "--checkpoint", str(out), "--data", str(data), "--json"]) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 1  # stdout is the JSON line only
+    captured = capsys.readouterr()
+    lines = captured.out.strip().splitlines()
+    assert len(lines) == 1  # stdout is the JSON line only; the per-finding table goes to stderr
+    assert "macro AUC" in captured.err
     result = json.loads(lines[0])
     assert result["split"] == "test" and result["task"] == "multilabel" and result["patients"] >= 2
     scored = result["findings"]
@@ -230,3 +232,9 @@ def test_binary_checkpoint_refuses_findings_csv(tmp_path):
     findings = _csv(tmp_path / "m", n=12)
     with pytest.raises(MedkitError, match="one class per image"):
         evaluate_checkpoint(ckpt, findings)
+
+
+def test_export_refuses_a_multilabel_checkpoint(fitted, tmp_path, capsys):
+    _, out = fitted
+    assert main(["export", "--checkpoint", str(out), "--out", str(tmp_path / "m.onnx")]) == 1
+    assert "multi-label" in capsys.readouterr().err and not (tmp_path / "m.onnx").exists()

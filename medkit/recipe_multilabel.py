@@ -34,8 +34,8 @@ VAL_SIZE, TEST_SIZE = 0.1, 0.2  # the fractions `load_source` carves for single-
 def wants_multilabel(data, multi_label: bool | None = None, label_column: str = "label") -> bool:
     """Return True when `data` should be trained as multi-label: `multi_label`, else a CSV whose labels use `|`.
 
-    Auto-detection (multi_label=None) needs a CSV whose label column holds a `|` or "No Finding" somewhere;
-    a CSV of single names stays one class per image unless multi_label=True.
+    Auto-detection (multi_label=None) needs a CSV whose label column holds a `|` somewhere; a CSV of single
+    names ("No Finding" included) stays one class per image unless multi_label=True.
     """
     from .data.findings import is_multilabel
     from .data.table import read_table

@@ -238,3 +238,12 @@ def test_export_refuses_a_multilabel_checkpoint(fitted, tmp_path, capsys):
     _, out = fitted
     assert main(["export", "--checkpoint", str(out), "--out", str(tmp_path / "m.onnx")]) == 1
     assert "multi-label" in capsys.readouterr().err and not (tmp_path / "m.onnx").exists()
+
+
+def test_only_a_bar_makes_a_csv_multilabel(tmp_path):
+    from medkit.recipe_multilabel import wants_multilabel
+
+    plain = _csv(tmp_path / "a", labels=["No Finding", "Effusion"] * 3)  # two classes that happen to be findings
+    assert not wants_multilabel(plain) and wants_multilabel(plain, multi_label=True)
+    assert wants_multilabel(_csv(tmp_path / "b", n=6))
+    assert not wants_multilabel(tmp_path / "missing.csv")

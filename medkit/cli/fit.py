@@ -19,7 +19,7 @@ every stage; --head-lr overrides it for head-only stages. When every stage keeps
 frozen, they run once per image and the rest trains on their cached outputs (no augmentation there).
 
 multi-label findings: a CSV whose label column holds `|`-separated findings (Effusion|Mass, or
-"No Finding" for none) is detected and trained with one sigmoid output per finding (binary
+"No Finding" for none) is detected by its `|`s and trained with one sigmoid output per finding (binary
 cross-entropy); --multi-label forces it, --findings A,B,C fixes the names and their order (a finding
 outside the list is refused). The checkpoint stores the names; evaluate reports per-finding AUC with
 95% intervals and the macro AUC, and lists findings it could not score.
@@ -56,7 +56,7 @@ def add_arguments(parser):
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--multi-label", action="store_true", default=None,
-                        help="labels are `|`-separated findings (auto-detected in a CSV that uses `|` or 'No Finding')")
+                        help="labels are `|`-separated findings (auto-detected when some CSV label holds a `|`)")
     parser.add_argument("--findings", default=None, metavar="A,B,...",
                         help="finding names in output order (multi-label; default: those in the CSV, sorted)")
 

@@ -72,8 +72,12 @@ def _rows(where: list, limit: int = 5) -> str:
 
 
 def is_multilabel(raw) -> bool:
-    """Return True when a label column holds findings: some label has a `|` or is "No Finding"."""
-    return any(SEPARATOR in str(v) or str(v).strip() == NO_FINDING for v in raw)
+    """Return True when a label column holds findings: some label joins two with `|`.
+
+    "No Finding" alone does not count: a two-class CSV may well name a class that way, and its meaning
+    (one class per image) must not change behind the user's back; `--multi-label` says so explicitly.
+    """
+    return any(SEPARATOR in str(v) for v in raw)
 
 
 def parse_findings(raw, names=None, where: str = "labels", first_line: int = 2, fix: str = "") -> tuple[np.ndarray, list]:

@@ -236,10 +236,10 @@ def fit_multilabel(data, out_dir, cfg=None, *, findings=None, progress: bool = T
     val_metrics = score_findings(Y["val"], P_val, names)
     seconds = time.perf_counter() - start
     data_info = {"path": str(Path(data).resolve()), "fingerprint": data_fingerprint(splits), "group_by": cfg.group_by,
-                 "channels": 1, "cached_groups": cut}
+                 "channels": int(splits["train"].channels), "cached_groups": cut}
     split_info = {"report": report, "group_kind": "patient" if "patient-grouped" in how else None, "notes": []}
     height, width = table.images.shape[1:3]
-    save_checkpoint(out_dir, model, image_size=cfg.image_size, classes=names, threshold=0.5, channels=1,
+    save_checkpoint(out_dir, model, image_size=cfg.image_size, classes=names, threshold=0.5, channels=data_info["channels"],
                     input_size=height if height == width else None, recipe=asdict(cfg), splits=split_info,
                     data=data_info, task=TASK, findings=list(names), thresholds=thresholds)
     metrics = {"task": TASK, "val": val_metrics, "threshold": None, "thresholds": thresholds, "train_seconds": seconds,

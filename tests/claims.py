@@ -122,6 +122,8 @@ def _check_05_nih(m):
     # Margins from benchmarks/nih_section_margins.py, seeds 0-3, smoke (48 px, 200 replicates) and workshop (64 px,
     # 1000 replicates). The split is by patient: no patient on two sides (every seed, by construction).
     assert m["nih_patients_on_both_sides"] == 0
+    # ...while the same split drawn by image puts 103-118 patients on both sides (seeds 0-3, of 116-132 test patients).
+    assert m["nih_image_split_patients_on_both_sides"] > 50, m["nih_image_split_patients_on_both_sides"]
     assert m["nih_follow_up_share"] > 0.5, m["nih_follow_up_share"]  # 0.746 of the images are follow-ups
     for row in m["nih_finding_auc"]:
         assert 0 <= row["low"] <= row["auc"] <= row["high"] <= 1, row

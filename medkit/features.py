@@ -1,6 +1,5 @@
 """What a pretrained body sees: pooled features, a linear probe on them, feature maps, filters (lesson 02)."""
 
-import copy
 
 import numpy as np
 import torch
@@ -8,7 +7,7 @@ from torch import nn
 
 from .data import BatchLoader, ImageDataset
 from .errors import DataError
-from .models import get_backbone, get_spec
+from .models import get_backbone, get_spec, split_head
 
 __all__ = ["feature_extractor", "extract_features", "linear_probe", "probe_metrics", "FeatureMaps", "depth_layers",
            "first_layer_filters", "embed_2d", "budget_curve", "layer_chain", "split_at_group", "cache_activations",
@@ -19,10 +18,7 @@ def feature_extractor(model, weights="DEFAULT") -> nn.Module:
     """Return a copy of a backbone (or a registry name) whose head is the identity: it outputs pooled features."""
     if isinstance(model, str):
         model = get_backbone(model, weights=weights)
-    spec = get_spec(model)
-    body = copy.deepcopy(model)
-    parent_name, _, attr = spec.head.rpartition(".")
-    setattr(body.get_submodule(parent_name) if parent_name else body, attr, nn.Identity())
+    body, _ = split_head(model)
     return body.eval()
 
 

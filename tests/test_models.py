@@ -146,3 +146,14 @@ def test_weights_preprocessing_matches_torchvision():
             assert pre.mean.flatten().tolist() == pytest.approx(list(expected.mean))
             checked += 1
     assert checked >= 5  # resnet18, resnet50, densenet121, inception_v3, vit_b_16
+
+
+def test_split_head_leaves_the_model_whole():
+    model = models.get_backbone("resnet18", weights=None, num_classes=2).eval()
+    body, head = models.split_head(model)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        features = body(x)
+        assert features.shape == (2, 512)
+        torch.testing.assert_close(head(features), model(x))
+    assert isinstance(model.fc, torch.nn.Linear)  # the caller's model keeps its head

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import DataError, MedkitError
 
-__all__ = ["IMAGE_EXTENSIONS", "DICOM_EXTENSIONS", "ON_ERROR", "load_image", "stack_images", "to_uint8",
+__all__ = ["IMAGE_EXTENSIONS", "DICOM_EXTENSIONS", "ON_ERROR", "load_image", "stack_images", "to_uint8", "resize_image",
            "float_to_uint8", "check_on_error", "warn_notes"]
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
@@ -185,7 +185,8 @@ def load_image(path) -> np.ndarray:
     return image
 
 
-def _resize(image: np.ndarray, size: int) -> np.ndarray:
+def resize_image(image: np.ndarray, size: int) -> np.ndarray:
+    """Return one image (H, W[, C]) resized to `size` square: Pillow's bilinear, which antialiases when shrinking."""
     from PIL import Image
 
     if image.shape[:2] == (size, size):
@@ -238,7 +239,7 @@ def stack_images(paths, *, image_size: int | None = None, channels: int | None =
         elif channels is not None and image.dtype == np.uint8:
             image = _to_channels(image, channels)
         if image_size is not None:
-            image = _resize(image, int(image_size))
+            image = resize_image(image, int(image_size))
         images.append(image)
         kept.append(i)
     if not images:

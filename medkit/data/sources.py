@@ -109,13 +109,13 @@ def _load_parts(data, kind, group_by, **load) -> tuple[dict, dict]:
 
 
 def _convert(ds, image_size=None, channels=None):
-    from .images import _resize, _to_channels
+    from .images import _to_channels, resize_image
 
     images = ds.images
     if channels is not None:
         images = np.stack([_to_channels(a, channels) for a in images])
     if image_size is not None:
-        images = np.stack([_resize(a, int(image_size)) for a in images])
+        images = np.stack([resize_image(a, int(image_size)) for a in images])
     return ImageDataset(images, ds.labels, ds.classes, ds.groups, ds.name, ds.meta)
 
 

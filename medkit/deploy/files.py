@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.images import resize_image
 from ..errors import DataError
 
 __all__ = ["dicom_modality", "read_for_model", "UNKNOWN_MODALITY"]
@@ -20,13 +21,6 @@ def dicom_modality(path) -> str | None:
     except NotDicomError:
         return None
     return str(ds.get("Modality", "") or "").strip().upper() or UNKNOWN_MODALITY
-
-
-def _resize(image: np.ndarray, size: int) -> np.ndarray:
-    from PIL import Image
-
-    # Pillow's BILINEAR filter widens with the scale when shrinking, i.e. it antialiases.
-    return np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
 
 
 def _check_modality(path: Path, modality: str, allowed: list) -> None:
@@ -75,5 +69,5 @@ def read_for_model(path, predictor, resize: bool = False) -> np.ndarray:
         if not resize:
             raise DataError(f"{path} is {image.shape[1]}x{image.shape[0]} px, but the model takes {size}x{size} px. "
                             "Pass --resize (resize=True) to resample it, after checking it is the right kind of image.")
-        image = _resize(image, size)
+        image = resize_image(image, size)
     return image[None] if image.ndim == 2 else image.transpose(2, 0, 1)

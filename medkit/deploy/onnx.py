@@ -9,7 +9,6 @@ sidecar `model.onnx.json`, together with the sha256 of the ONNX file. `OnnxPredi
 file whose metadata, sidecar and graph do not agree.
 """
 
-import copy
 import json
 import os
 import warnings
@@ -23,7 +22,7 @@ from torch import nn
 from ..atomic import atomic_path, write_json
 from ..cache import sha256sum
 from ..errors import DataError
-from ..models import Preprocess, get_spec
+from ..models import Preprocess, get_spec, split_head
 
 __all__ = [
     "OPSET",
@@ -67,12 +66,8 @@ class ExportWrapper(nn.Module):
 
     def __init__(self, model: nn.Module, preprocess: Preprocess):
         super().__init__()
-        spec = get_spec(model)
         self.preprocess = preprocess
-        self.body = copy.deepcopy(model)  # the caller's model keeps its head
-        self.head = self.body.get_submodule(spec.head)
-        parent_name, _, attr = spec.head.rpartition(".")
-        setattr(self.body.get_submodule(parent_name) if parent_name else self.body, attr, nn.Identity())
+        self.body, self.head = split_head(model)  # on a copy: the caller's model keeps its head
 
     def forward(self, images: torch.Tensor):
         embedding = self.body(self.preprocess(images))

@@ -6,6 +6,7 @@ fastai's splitters) and the default CAM target layer. As in torchvision, the pre
 to the weights (`Weights.transforms`): other weights of the same network may expect other statistics.
 """
 
+import copy
 import dataclasses
 import functools
 import re
@@ -30,6 +31,7 @@ __all__ = [
     "weights_path",
     "load_weights",
     "replace_head",
+    "split_head",
     "parameter_groups",
 ]
 
@@ -177,17 +179,28 @@ def load_weights(model: nn.Module, name: str, tag: str = "DEFAULT") -> nn.Module
     return model
 
 
-def _get_module(model: nn.Module, dotted: str) -> nn.Module:
-    return model.get_submodule(dotted)
+def _set_head(model: nn.Module, spec: Backbone, module: nn.Module) -> nn.Module:
+    """Put `module` where the registry says the head is; return the old head."""
+    old = model.get_submodule(spec.head)
+    parent_name, _, attr = spec.head.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, attr, module)
+    return old
+
+
+def split_head(model: nn.Module, name=None) -> tuple[nn.Module, nn.Module]:
+    """Return (body, head): a copy of `model` whose head is the identity (it outputs pooled features), and the head.
+
+    The caller's model is left whole; `head(body(x))` equals `model(x)`.
+    """
+    body = copy.deepcopy(model)
+    head = _set_head(body, get_spec(name if name is not None else model), nn.Identity())
+    return body, head
 
 
 def replace_head(model: nn.Module, name, num_classes: int) -> nn.Module:
     """Swap the classifier for a fresh `num_classes` linear layer (fastai's `create_head`, kept minimal)."""
     spec = get_spec(name)
-    old = _get_module(model, spec.head)
-    parent_name, _, attr = spec.head.rpartition(".")
-    parent = _get_module(model, parent_name) if parent_name else model
-    setattr(parent, attr, nn.Linear(old.in_features, int(num_classes)))
+    _set_head(model, spec, nn.Linear(model.get_submodule(spec.head).in_features, int(num_classes)))
     return model
 
 

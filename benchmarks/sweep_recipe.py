@@ -19,11 +19,10 @@ import torch
 from _kermany import carve, load
 
 from medkit.data import BatchLoader, ImageDataset
-from medkit.evaluate import metrics_with_ci
+from medkit.evaluate import choose_threshold, metrics_with_ci
 from medkit.features import TensorLoader, cache_activations, layer_chain, split_at_group
 from medkit.freeze import Stage, fit_stages
 from medkit.models import get_backbone, get_spec
-from medkit.recipe import choose_threshold
 from medkit.train import predict, seed_everything
 
 # (name, cut, stages): cut = frozen groups whose outputs are cached (4: pooled features, head only)

@@ -257,11 +257,14 @@ def choose_threshold(val_labels, val_probs, rule: str = "youden", target: float 
 
     Args:
         val_labels, val_probs: validation labels and probabilities.
-        rule: "youden" (maximise sensitivity + specificity - 1), "sensitivity" (the highest threshold whose
+        rule: "youden" (maximise sensitivity + specificity - 1; `medkit fit` uses it), "0.5" (a fixed cut),
+            "sensitivity" (the highest threshold whose
             sensitivity reaches `target`: screening, miss few cases) or "specificity" (the lowest threshold whose
             specificity reaches `target`: confirmation, few false alarms).
         target: the sensitivity or specificity to reach, e.g. 0.95.
     """
+    if rule in ("0.5", 0.5):
+        return 0.5
     labels, scores = _positive_scores(val_labels, val_probs)
     if len(np.unique(labels)) < 2:
         raise DataError("Choosing a threshold needs both classes in the validation data; it has only one.")
@@ -271,7 +274,7 @@ def choose_threshold(val_labels, val_probs, rule: str = "youden", target: float 
     if rule == "youden":
         return float(thresholds[np.argmax(tpr - fpr)])
     if rule not in ("sensitivity", "specificity"):
-        raise DataError(f"Unknown rule {rule!r}; choose youden, sensitivity or specificity.")
+        raise DataError(f"Unknown rule {rule!r}; choose youden, 0.5, sensitivity or specificity.")
     if target is None or not 0 < target <= 1:
         raise DataError(f"rule={rule!r} needs a target in (0, 1], e.g. target=0.95; got {target}.")
     if rule == "sensitivity":  # thresholds decrease along the curve, so the first hit is the highest threshold

@@ -19,15 +19,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from .data import HELD_OUT_SEED, HELD_OUT_SIZE, BatchLoader, load_npz, stratified_split
+from .data.augment import XrayAugment
 from .data.medmnist import available_splits
 from .errors import ConfigError, DataError
-from .metrics import classification_metrics
+from .evaluate import choose_threshold, metrics_with_ci
+from .metrics import classification_metrics, sensitivity_specificity
 
-__all__ = ["RecipeConfig", "XrayAugment", "train_and_test", "load_splits", "held_out_size", "choose_threshold",
+__all__ = ["RecipeConfig", "XrayAugment", "train_and_test", "load_splits", "held_out_size",
            "fit_recipe", "evaluate_checkpoint", "cache_cut", "data_fingerprint", "VAL_SEED", "METRICS_FILE"]
 
 VAL_SEED = 20241  # carves a validation part from train when a file has none; fixed like HELD_OUT_SEED
@@ -81,39 +81,6 @@ class RecipeConfig:
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise ConfigError(f"threads must be a positive integer, got {self.threads!r}.")
         return self
-
-
-class XrayAugment(nn.Module):
-    """Random small affine (rotation, scale, shift) and intensity (brightness, contrast, gamma) changes.
-
-    Works on a float [0, 1] batch (N, C, H, W) at the stored resolution, before resizing, so it is cheap.
-    The intensity part mimics another detector's response curve (see `medkit.shift.Scanner`).
-    """
-
-    def __init__(self, degrees: float = 10.0, scale: float = 0.1, shift: float = 0.08, brightness: float = 0.1,
-                 contrast: float = 0.15, gamma: float = 0.2, seed: int = 0):
-        super().__init__()
-        self.degrees, self.scale, self.shift = degrees, scale, shift
-        self.brightness, self.contrast, self.gamma = brightness, contrast, gamma
-        self.generator = torch.Generator().manual_seed(int(seed))
-
-    def _uniform(self, n, spread):
-        return (torch.rand(n, generator=self.generator) * 2 - 1) * spread
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n = x.shape[0]
-        angle = self._uniform(n, math.radians(self.degrees))
-        scale = 1 + self._uniform(n, self.scale)
-        tx, ty = self._uniform(n, self.shift), self._uniform(n, self.shift)
-        cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-        theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
-        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        gamma = torch.exp(self._uniform(n, self.gamma)).view(n, 1, 1, 1)
-        contrast = (1 + self._uniform(n, self.contrast)).view(n, 1, 1, 1)
-        brightness = self._uniform(n, self.brightness).view(n, 1, 1, 1)
-        x = x.clamp(0, 1) ** gamma
-        return ((x - 0.5) * contrast + 0.5 + brightness).clamp(0, 1)
 
 
 def train_and_test(model, train, test, stages, *, image_size: int = 64, batch_size: int = 64, val=None,
@@ -189,26 +156,6 @@ def _check_labels(path, splits):
     sizes = {ds.images.shape[1] for ds in splits.values()}
     if not all(8 <= s <= 1024 for s in sizes):
         raise DataError(f"{path}: image sizes {sorted(sizes)} px are outside what medkit fit handles (28 to 224).")
-
-
-def choose_threshold(labels, probs, rule: str = "youden") -> float:
-    """Return the positive-class threshold for a binary task, chosen on validation data only."""
-    if rule in ("0.5", 0.5):
-        return 0.5
-    if rule != "youden":
-        raise DataError(f"Unknown threshold rule {rule!r}; use 'youden' or '0.5'.")
-    from sklearn.metrics import roc_curve
-
-    labels, probs = np.asarray(labels), np.asarray(probs)
-    if probs.ndim == 2:
-        if probs.shape[1] != 2:
-            return 0.5  # multi-class predicts the argmax; no threshold to choose
-        probs = probs[:, 1]
-    if len(np.unique(labels)) < 2:
-        return 0.5
-    fpr, tpr, thr = roc_curve(labels, probs)
-    best = int(np.argmax(tpr - fpr))
-    return float(np.clip(thr[best], 0.0, 1.0))
 
 
 def cache_cut(stages, n_groups: int) -> int:
@@ -365,7 +312,6 @@ def evaluate_checkpoint(ckpt_dir, data, split: str = "auto", backbone: str | Non
     image of a source with no split parts (a checkpoint trained on one folder, scored on another).
     """
     from .checkpoint import load_checkpoint
-    from .evaluate import metrics_with_ci
     from .models import get_spec
     from .train import predict
 
@@ -397,15 +343,8 @@ def evaluate_checkpoint(ckpt_dir, data, split: str = "auto", backbone: str | Non
         out.update({k: v.estimate for k, v in ci.items()})
         out["ci95"] = {k: [round(v.low, 6), round(v.high, 6)] for k, v in ci.items()}
     elif probs.shape[1] > 2:
-        out.update(_macro_sens_spec(labels, probs.argmax(1), probs.shape[1]))
+        out.update(sensitivity_specificity(labels, probs.argmax(1), probs.shape[1]))
     out.update({"split": part, "source": source.origin.get(part, part), "n": len(ds),
                 "patients": None if ds.groups is None else int(len(np.unique(ds.groups))),
                 "trained_on_this_data": same})
     return out
-
-
-def _macro_sens_spec(labels, pred, k) -> dict:
-    """Return one-vs-rest sensitivity and specificity averaged over the classes present (multi-class)."""
-    sens = [float((pred[labels == c] == c).mean()) for c in range(k) if (labels == c).any()]
-    spec = [float((pred[labels != c] != c).mean()) for c in range(k) if (labels != c).any()]
-    return {"sensitivity": float(np.mean(sens)), "specificity": float(np.mean(spec))}

@@ -1,12 +1,12 @@
 """Getting medical images into a model: sources, DICOM, normalisation, augmentation, splits and batches."""
 
-from .augment import Augment, PerSample
+from .augment import Augment, PerSample, XrayAugment, response_curve
 from .convert import for_backbone, normalize, resize, to_float, to_three_channels
 from .dataset import ImageDataset
 from .decoded import decode_key, decoded_dir, load_images
 from .dicom import WINDOWS, dicom_info, read_dicom, window
 from .folder import from_folder, scan_folder
-from .images import ON_ERROR, check_on_error, float_to_uint8, load_image, stack_images, to_uint8
+from .images import ON_ERROR, check_on_error, float_to_uint8, load_image, resize_image, stack_images, to_uint8
 from .intensity import foreground_mask, histogram_match, percentile_clip, zscore
 from .kermany import CHEST_XRAY_SAMPLE, chest_xray_dir, chest_xrays
 from .loaders import BatchLoader, to_tensor
@@ -31,7 +31,7 @@ __all__ = [
     "ImageDataset", "BatchLoader", "to_tensor", "load_npz", "available_splits", "pneumonia", "sample_path",
     "samples_dir", "PNEUMONIA_CLASSES", "HELD_OUT_SEED", "HELD_OUT_SIZE", "stratified_split", "subsample",
     # sources
-    "from_medmnist", "from_folder", "scan_folder", "from_csv", "load_image", "stack_images", "to_uint8",
+    "from_medmnist", "from_folder", "scan_folder", "from_csv", "load_image", "stack_images", "to_uint8", "resize_image",
     # patient keys in file names (the Kermany chest X-rays)
     "patient_key", "patient_keys", "pneumonia_type", "classes_per_patient",
     # one --data for every source, with a split report; decode once, then memory-map
@@ -44,7 +44,7 @@ __all__ = [
     # MRI intensity normalisation
     "zscore", "percentile_clip", "histogram_match", "foreground_mask",
     # augmentation
-    "Augment", "PerSample",
+    "Augment", "PerSample", "XrayAugment", "response_curve",
     # splits
     "group_split", "train_val_test_split", "split_dataset", "check_no_leakage",
     # conversions for pretrained backbones

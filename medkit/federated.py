@@ -33,7 +33,7 @@ from .data.dataset import ImageDataset
 from .data.loaders import BatchLoader
 from .errors import DataError
 from .metrics import auc as auc_score
-from .ssl import SmallCNN, grey_preprocess
+from .models.small import SmallCNN, grey_preprocess
 from .train import predict
 
 __all__ = ["site_model", "get_weights", "set_weights", "SiteClient", "InProcessClientProxy", "OrderedFedAvg",

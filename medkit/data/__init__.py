@@ -1,7 +1,7 @@
 """Getting medical images into a model: sources, DICOM, normalisation, augmentation, splits and batches."""
 
 from .augment import Augment, PerSample, XrayAugment, response_curve
-from .convert import for_backbone, normalize, resize, to_float, to_three_channels
+from .convert import normalize, resize, to_float, to_three_channels
 from .dataset import ImageDataset
 from .decoded import decode_key, decoded_dir, load_images
 from .dicom import WINDOWS, dicom_info, read_dicom, window
@@ -48,7 +48,7 @@ __all__ = [
     # splits
     "group_split", "train_val_test_split", "split_dataset", "check_no_leakage",
     # conversions for pretrained backbones
-    "to_float", "to_three_channels", "resize", "normalize", "for_backbone",
+    "to_float", "to_three_channels", "resize", "normalize",
     # lesson 10: more modalities, bundled (label 1 = malignant)
     "breast_ultrasound", "dermoscopy", "match_channels",
 ]

@@ -21,8 +21,9 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ..errors import DataError
+from ..shift import SCANNERS
 
-__all__ = ["DriftResult", "DriftMonitor", "save_reference", "sample_batches", "alarm_rates"]
+__all__ = ["DriftResult", "DriftMonitor", "sample_batches", "alarm_rates"]
 
 _METHODS = ("mmd", "ks")
 
@@ -204,24 +205,12 @@ class DriftMonitor:
                 f"reference={len(self.reference)}, min_batch={self.min_batch})")
 
 
-def save_reference(onnx_path, images, **kwargs) -> DriftMonitor:
-    """Fit a monitor on the exported model's embeddings of clean `images` and save it beside the model."""
-    from .onnx import OnnxPredictor, drift_path
-
-    predictor = OnnxPredictor(onnx_path)
-    monitor = DriftMonitor.fit(predictor.embed(images), **kwargs)
-    monitor.save(drift_path(onnx_path), model_sha256=predictor.meta.get("onnx_sha256", ""))
-    return monitor
-
-
 def sample_batches(images, n_batches: int, batch_size: int, *, scanner=None, seed: int = 0) -> list[np.ndarray]:
     """Draw `n_batches` random batches of uint8 images (without replacement within a batch), through `scanner` if given.
 
     `scanner` is a `medkit.shift.Scanner` (or its name in `medkit.shift.SCANNERS`): the simulated
     acquisition change whose arrival the monitor should notice.
     """
-    from ..shift import SCANNERS
-
     images = np.asarray(images)
     if batch_size > len(images):
         raise DataError(f"batch_size {batch_size} is larger than the {len(images)} images to draw from.")

@@ -23,6 +23,7 @@ from ..atomic import atomic_path, write_json
 from ..cache import sha256sum
 from ..errors import DataError
 from ..models import Preprocess, get_spec, split_head
+from .drift import DriftMonitor
 
 __all__ = [
     "OPSET",
@@ -39,6 +40,7 @@ __all__ = [
     "OnnxPredictor",
     "sidecar_path",
     "drift_path",
+    "save_reference",
 ]
 
 OPSET = 18  # Resize with antialias (needed when images are shrunk inside the graph) exists from opset 18
@@ -229,8 +231,6 @@ def export_verified(model: nn.Module, out, check_images, *, reference_images=Non
     they were. With `reference_images`, a drift reference is fitted and installed with the model (without,
     a stale reference of an earlier model at `out` is removed).
     """
-    from .drift import save_reference
-
     out = Path(out)
     staged = out.with_name(f".{out.stem}.staged-{os.getpid()}.onnx")
     try:
@@ -441,10 +441,16 @@ class OnnxPredictor:
 
     def monitor(self):
         """Return the drift monitor whose reference statistics were saved with this model."""
-        from .drift import DriftMonitor
-
         path = drift_path(self.path)
         if not path.is_file():
             raise DataError(f"No drift reference {path.name} beside {self.path.name}. Save one with "
                             "`DriftMonitor.fit(predictor.embed(reference_images)).save(drift_path(model))`.")
         return DriftMonitor.load(path, model_sha256=self.meta.get("onnx_sha256", ""))
+
+
+def save_reference(onnx_path, images, **kwargs) -> DriftMonitor:
+    """Fit a monitor on the exported model's embeddings of clean `images` and save it beside the model."""
+    predictor = OnnxPredictor(onnx_path)
+    monitor = DriftMonitor.fit(predictor.embed(images), **kwargs)
+    monitor.save(drift_path(onnx_path), model_sha256=predictor.meta.get("onnx_sha256", ""))
+    return monitor

@@ -23,3 +23,7 @@ __all__ = [
 from .imagenet import imagenet_categories, imagenet_topk  # noqa: E402
 
 __all__ += ["imagenet_categories", "imagenet_topk"]
+
+from .small import SmallCNN, grey_preprocess  # noqa: E402
+
+__all__ += ["SmallCNN", "grey_preprocess"]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from torch import nn
 
+from ..atomic import read_state_dict
 from ..cache import cache_dir, download, hash_matches, sha256sum
 from ..errors import ConfigError, UnknownNameError, WeightsError
 from ..named import NamedRegistry
@@ -166,8 +167,6 @@ def load_weights(model: nn.Module, name: str, tag: str = "DEFAULT") -> nn.Module
     """Load a backbone's published weights into `model` (which must have its original head)."""
     spec, entry = get_spec(name), get_spec(name).get_weights(tag)
     path = weights_path(name, tag)
-    from ..checkpoint import read_state_dict  # lazily: checkpoint imports this package
-
     # weights_only=True, and a refusal never suggests loading the file unsafely
     state = read_state_dict(path, fix=f"Delete it and run `medkit fetch --weights {spec.name}`.")
     if entry.convert is not None:

@@ -60,8 +60,8 @@ def linear_probe(X, y, C: float = 0.05, max_iter: int = 2000):
 
 
 def probe_metrics(probe, X, y, threshold: float = 0.5) -> dict:
-    """Return `medkit.metrics.classification_metrics` of a fitted probe on (X, y)."""
-    from .metrics import classification_metrics
+    """Return `medkit.evaluation.classification_metrics` of a fitted probe on (X, y)."""
+    from .evaluation.metrics import classification_metrics
 
     return classification_metrics(y, probe.predict_proba(X), threshold)
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from .data import group_split, stratified_split
 from .errors import DataError
-from .metrics import classification_metrics
+from .evaluation.metrics import classification_metrics
 
 __all__ = ["leaked_groups", "split_gap"]
 

@@ -24,8 +24,8 @@ from .data import HELD_OUT_SEED, HELD_OUT_SIZE, BatchLoader, load_npz, stratifie
 from .data.augment import XrayAugment
 from .data.medmnist import available_splits
 from .errors import ConfigError, DataError
-from .evaluate import choose_threshold, metrics_with_ci
-from .metrics import classification_metrics, sensitivity_specificity
+from .evaluation.evaluate import choose_threshold, metrics_with_ci
+from .evaluation.metrics import classification_metrics, sensitivity_specificity
 
 __all__ = ["RecipeConfig", "XrayAugment", "train_and_test", "load_splits", "held_out_size",
            "fit_recipe", "evaluate_checkpoint", "cache_cut", "data_fingerprint", "VAL_SEED", "METRICS_FILE"]

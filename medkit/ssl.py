@@ -22,7 +22,7 @@ from torch import nn
 from .data.dataset import ImageDataset
 from .data.loaders import BatchLoader
 from .errors import DataError
-from .metrics import auc as auc_score
+from .evaluation.metrics import auc as auc_score
 from .models.small import SmallCNN, grey_preprocess
 
 __all__ = ["SmallCNN", "grey_preprocess", "ContrastiveViews", "nt_xent", "SimCLR", "pretrain", "classifier",

@@ -5,8 +5,9 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from medkit import MedkitError, evaluate
+from medkit import MedkitError
 from medkit.errors import DataError
+from medkit.evaluation import evaluate
 
 
 @pytest.fixture
@@ -213,7 +214,7 @@ def test_youden_matches_the_rule_medkit_fit_used():
 
 
 def test_sensitivity_specificity_binary_and_macro():
-    from medkit.metrics import sensitivity_specificity
+    from medkit.evaluation.metrics import sensitivity_specificity
 
     y, pred = np.array([0, 0, 1, 1, 1]), np.array([0, 1, 1, 1, 0])
     assert sensitivity_specificity(y, pred) == {"sensitivity": pytest.approx(2 / 3), "specificity": 0.5}

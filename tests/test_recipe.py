@@ -9,7 +9,7 @@ from medkit.data import pneumonia as load_pneumonia
 from medkit.data import sample_path, subsample
 from medkit.data.augment import XrayAugment
 from medkit.errors import ConfigError, DataError, MedkitError, UnknownNameError, WeightsError
-from medkit.evaluate import choose_threshold
+from medkit.evaluation.evaluate import choose_threshold
 from medkit.recipe import RecipeConfig, evaluate_checkpoint, fit_recipe, load_splits
 
 FAST = ["--epochs", "2", "--image-size", "48", "--quiet", "--batch-size", "32"]

@@ -135,7 +135,7 @@ class XrayAugment(nn.Module):
     """Random small affine (rotation, scale, shift) and intensity (brightness, contrast, gamma) changes.
 
     Works on a float [0, 1] batch (N, C, H, W) at the stored resolution, before resizing, so it is cheap.
-    The intensity part is `response_curve`, the same curve the simulated scanners apply (`medkit.shift.Scanner`).
+    The intensity part is `response_curve`, the same curve the simulated scanners apply (`medkit.data.sites.Scanner`).
     """
 
     def __init__(self, degrees: float = 10.0, scale: float = 0.1, shift: float = 0.08, brightness: float = 0.1,

@@ -10,7 +10,7 @@ shift that can change the predictions. Two tests:
   "Failing loudly", NeurIPS 2019, found this simple test as good as most).
 
 An alarm is raised when p < alpha. Lesson 06 measures the false-alarm rate on clean batches and the
-detection rate on batches from a simulated scanner change (`medkit.shift`).
+detection rate on batches from a simulated scanner change (`medkit.data.sites`).
 """
 
 from dataclasses import dataclass
@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from ..data.sites import SCANNERS
 from ..errors import DataError
-from ..shift import SCANNERS
 
 __all__ = ["DriftResult", "DriftMonitor", "sample_batches", "alarm_rates"]
 
@@ -208,7 +208,7 @@ class DriftMonitor:
 def sample_batches(images, n_batches: int, batch_size: int, *, scanner=None, seed: int = 0) -> list[np.ndarray]:
     """Draw `n_batches` random batches of uint8 images (without replacement within a batch), through `scanner` if given.
 
-    `scanner` is a `medkit.shift.Scanner` (or its name in `medkit.shift.SCANNERS`): the simulated
+    `scanner` is a `medkit.data.sites.Scanner` (or its name in `medkit.data.sites.SCANNERS`): the simulated
     acquisition change whose arrival the monitor should notice.
     """
     images = np.asarray(images)

@@ -57,8 +57,8 @@ def dataset_provenance(path, *, role: str = "training and validation", n_images:
 
 
 def validation_results(labels, probs, threshold: float = 0.5, *, n_boot: int = 1000, seed: int = 0) -> dict:
-    """Return AUC, sensitivity and specificity with 95% stratified bootstrap intervals (`medkit.evaluate`)."""
-    from ..evaluate import metrics_with_ci
+    """Return AUC, sensitivity and specificity with 95% stratified bootstrap intervals (`medkit.evaluation`)."""
+    from ..evaluation.evaluate import metrics_with_ci
 
     return metrics_with_ci(labels, probs, threshold, n_boot=n_boot, seed=seed)
 

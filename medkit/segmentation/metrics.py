@@ -14,7 +14,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import DataError
-from ..evaluate import Interval
+from ..evaluation.evaluate import Interval
 from .dataset import check_masks
 
 __all__ = ["binarize", "dice_per_image", "iou_per_image", "hd95_per_image", "mean_ci", "segmentation_metrics"]

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from .data.augment import response_curve
-from .data.dataset import ImageDataset
-from .errors import DataError, UnknownNameError
+from ..errors import DataError, UnknownNameError
+from .augment import response_curve
+from .dataset import ImageDataset
 
 __all__ = ["Scanner", "SCANNERS", "make_sites"]
 

@@ -11,7 +11,7 @@ from fairlearn import metrics as fl
 from fairlearn.metrics import MetricFrame, count, true_negative_rate, true_positive_rate
 from sklearn.metrics import roc_auc_score
 
-from .errors import DataError
+from ..errors import DataError
 from .metrics import check_probs
 
 __all__ = ["group_metrics", "equalized_odds", "equalized_odds_difference"]

@@ -7,6 +7,7 @@ from torch import nn
 
 from .data import BatchLoader, ImageDataset
 from .errors import DataError
+from .experiment import train_and_test
 from .models import get_backbone, get_spec, split_head
 
 __all__ = ["feature_extractor", "extract_features", "linear_probe", "probe_metrics", "FeatureMaps", "depth_layers",
@@ -156,7 +157,6 @@ def budget_curve(splits: dict, budgets, *, seeds=(0,), backbone: str = "efficien
 
     from .data import subsample
     from .freeze import Stage
-    from .recipe import train_and_test
 
     train, test = splits["train"], splits["test"]
     epochs_for = epochs_for or (lambda n: max(2, -(-200 // n)))

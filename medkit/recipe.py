@@ -26,6 +26,7 @@ from .data.medmnist import available_splits
 from .errors import ConfigError, DataError
 from .evaluation.evaluate import choose_threshold, metrics_with_ci
 from .evaluation.metrics import classification_metrics, sensitivity_specificity
+from .experiment import train_and_test
 
 __all__ = ["RecipeConfig", "XrayAugment", "train_and_test", "load_splits", "held_out_size",
            "fit_recipe", "evaluate_checkpoint", "cache_cut", "data_fingerprint", "VAL_SEED", "METRICS_FILE"]
@@ -81,30 +82,6 @@ class RecipeConfig:
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise ConfigError(f"threads must be a positive integer, got {self.threads!r}.")
         return self
-
-
-def train_and_test(model, train, test, stages, *, image_size: int = 64, batch_size: int = 64, val=None,
-                   loss_fn=None, augment: bool = False, seed: int = 0, progress: bool = False,
-                   train_bn: bool = True) -> dict:
-    """Train `model` through freezing `stages` on `train`, then return test metrics, seconds and history.
-
-    The one experiment lessons 02 and 03 repeat (budgets, freeze depths, losses): same loaders, same loop.
-    """
-    from .freeze import fit_stages
-    from .models import get_spec
-    from .train import predict, seed_everything
-
-    seed_everything(seed)
-    pre = get_spec(model).preprocess(image_size)
-    train_dl = BatchLoader(train, batch_size, shuffle=True, seed=seed, preprocess=pre,
-                           augment=XrayAugment(seed=seed) if augment else None, drop_last=len(train) > batch_size)
-    # scoring in batches of 64, not 256: at 96 px a 256-image forward pass alone adds ~600 MB of peak RSS
-    val_dl = BatchLoader(val, 64, preprocess=pre) if val is not None else None
-    start = time.perf_counter()
-    history = fit_stages(model, train_dl, val_dl, stages, loss_fn=loss_fn, progress=progress, train_bn=train_bn)
-    seconds = time.perf_counter() - start
-    probs, labels = predict(model, BatchLoader(test, 64, preprocess=pre))
-    return {**classification_metrics(labels, probs), "seconds": seconds, "history": history.rows}
 
 
 def held_out_size(n_train: int) -> int:

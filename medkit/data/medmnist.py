@@ -6,16 +6,46 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..cache import cache_dir, download
+from ..errors import DataError, UnknownNameError
 from .dataset import ImageDataset
 from .splits import stratified_split
 
 __all__ = ["samples_dir", "sample_path", "load_npz", "from_medmnist", "available_splits", "pneumonia", "PNEUMONIA_CLASSES",
-           "HELD_OUT_SEED", "HELD_OUT_SIZE"]
+           "HELD_OUT_SEED", "HELD_OUT_SIZE", "DATASETS", "dataset_path", "dataset_state"]
 
 PNEUMONIA_CLASSES = ["normal", "pneumonia"]
 HELD_OUT_SEED = 20240  # fixed, independent of a lesson's SEED, so every lesson tests on the same images
 HELD_OUT_SIZE = 624  # the size of the official test split, which is not shipped
+
+# MedMNIST files on Zenodo: name -> (medmnist flag, size suffix). MedMNIST publishes MD5 checksums.
+DATASETS = {"pneumoniamnist": ("pneumoniamnist", ""), "pneumoniamnist_64": ("pneumoniamnist", "_64"),
+            "pneumoniamnist_128": ("pneumoniamnist", "_128"), "pneumoniamnist_224": ("pneumoniamnist", "_224"),
+            "chestmnist": ("chestmnist", ""), "dermamnist": ("dermamnist", ""), "bloodmnist": ("bloodmnist", ""),
+            "breastmnist": ("breastmnist", ""), "organamnist": ("organamnist", "")}
+
+
+def _dataset_entry(name: str) -> tuple[str, str, str]:
+    """Return (url, md5, filename) of a MedMNIST file, from the medmnist package's own table."""
+    if name not in DATASETS:
+        raise UnknownNameError(f"Unknown dataset {name!r}. Known datasets: {', '.join(DATASETS)}.")
+    from medmnist import INFO
+
+    flag, size = DATASETS[name]
+    info = INFO[flag]
+    return info[f"url{size}"], info[f"MD5{size}"], f"{flag}{size}.npz"
+
+
+def dataset_path(name: str) -> Path:
+    """Return the cached path of a MedMNIST file, downloading it (online) or raising OfflineError."""
+    url, md5, filename = _dataset_entry(name)
+    return download(url, cache_dir() / "data" / filename, md5, algorithm="md5", fetch_hint=f"medkit fetch --data {name}")
+
+
+def dataset_state(name: str) -> str:
+    """Return 'cached', or 'not cached' for a dataset name."""
+    _, _, filename = _dataset_entry(name)
+    return "cached" if (cache_dir() / "data" / filename).exists() else "not cached"
 
 
 def samples_dir() -> Path:
@@ -115,8 +145,6 @@ def from_medmnist(name: str = "pneumoniamnist", split: str = "train", size: int 
     Offline and not cached, this raises OfflineError; `medkit fetch --data NAME` caches it beforehand.
     The bundled PneumoniaMNIST sample needs no download: use `pneumonia()`.
     """
-    from ..fetch import dataset_path
-
     key = name if size == 28 else f"{name}_{int(size)}"
     from medmnist import INFO
 

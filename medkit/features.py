@@ -5,10 +5,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import BatchLoader, ImageDataset
+from .data import BatchLoader, ImageDataset, subsample
 from .errors import DataError
+from .evaluation.metrics import classification_metrics
 from .experiment import train_and_test
+from .freeze import Stage
 from .models import get_backbone, get_spec, split_head
+from .train import seed_everything
 
 __all__ = ["feature_extractor", "extract_features", "linear_probe", "probe_metrics", "FeatureMaps", "depth_layers",
            "first_layer_filters", "embed_2d", "budget_curve", "layer_chain", "split_at_group", "cache_activations",
@@ -62,8 +65,6 @@ def linear_probe(X, y, C: float = 0.05, max_iter: int = 2000):
 
 def probe_metrics(probe, X, y, threshold: float = 0.5) -> dict:
     """Return `medkit.evaluation.classification_metrics` of a fitted probe on (X, y)."""
-    from .evaluation.metrics import classification_metrics
-
     return classification_metrics(y, probe.predict_proba(X), threshold)
 
 
@@ -155,9 +156,6 @@ def budget_curve(splits: dict, budgets, *, seeds=(0,), backbone: str = "efficien
     """
     import pandas as pd
 
-    from .data import subsample
-    from .freeze import Stage
-
     train, test = splits["train"], splits["test"]
     epochs_for = epochs_for or (lambda n: max(2, -(-200 // n)))
     if "probe" in methods:
@@ -177,8 +175,6 @@ def budget_curve(splits: dict, budgets, *, seeds=(0,), backbone: str = "efficien
         for method, weights, method_lr in (("finetune", "DEFAULT", lr), ("scratch", None, scratch_lr or lr)):
             if method not in methods:
                 continue
-            from .train import seed_everything
-
             seed_everything(seed)
             model = get_backbone(backbone, weights=weights, num_classes=train.num_classes)
             result = train_and_test(model, train.subset(index), test, [Stage(epochs_for(n), 0, method_lr)],

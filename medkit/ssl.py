@@ -21,9 +21,12 @@ from torch import nn
 
 from .data.dataset import ImageDataset
 from .data.loaders import BatchLoader
+from .data.splits import subsample
 from .errors import DataError
 from .evaluation.metrics import auc as auc_score
+from .features import linear_probe
 from .models.small import SmallCNN, grey_preprocess
+from .train import fit, predict, seed_everything
 
 __all__ = ["SmallCNN", "grey_preprocess", "ContrastiveViews", "nt_xent", "SimCLR", "pretrain", "classifier",
            "encode", "probe_auc", "probe_budgets", "fit_and_score", "choose_lr"]
@@ -177,8 +180,6 @@ def encode(encoder: SmallCNN, dataset: ImageDataset, batch_size: int = 256) -> n
 
 def probe_auc(train_features, train_labels, test_features, test_labels, C: float = 0.1) -> float:
     """Fit lesson 02's linear probe on frozen features and return its test AUC."""
-    from .features import linear_probe
-
     if len(test_features) != len(test_labels):
         raise DataError(f"{len(test_features)} test feature rows for {len(test_labels)} test labels.")
     return auc_score(test_labels, linear_probe(train_features, train_labels, C=C).predict_proba(test_features))
@@ -194,8 +195,6 @@ def probe_budgets(features: dict, train_labels, test_labels, budgets, seeds=(0,)
     """
     import pandas as pd
 
-    from .data.splits import subsample
-
     rows = []
     for budget in budgets:
         for seed in seeds:
@@ -209,8 +208,6 @@ def probe_budgets(features: dict, train_labels, test_labels, budgets, seeds=(0,)
 def fit_and_score(build, train: ImageDataset, score_on: ImageDataset, *, preprocess, epochs: int, lr: float,
                   batch_size: int = 32, seed: int = 0):
     """Seed, build a classifier with `build()`, train it on `train` and return (model, AUC on `score_on`)."""
-    from .train import fit, predict, seed_everything
-
     seed_everything(seed)
     model = build()
     fit(model, BatchLoader(train, batch_size, shuffle=True, seed=seed, preprocess=preprocess), epochs=epochs, lr=lr,

@@ -6,6 +6,8 @@ import torch.nn.functional as F
 
 from ..data.dicom import window as data_window
 from ..errors import DataError
+from .explain import cams
+from .layers import resolve_layer
 
 __all__ = ["overlay", "show_cams", "browser"]
 
@@ -82,9 +84,6 @@ def browser(model, images, x, classes, labels=None, methods=None, layers=None):
     """
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
-
-    from .explain import cams
-    from .layers import resolve_layer
 
     methods = list(methods or ("gradcam", "gradcam++", "eigencam"))
     layers = list(layers or [resolve_layer(model)[0]])

@@ -8,7 +8,9 @@ import numpy as np
 
 from ..cache import cache_dir, download
 from ..errors import DataError, UnknownNameError
+from ..resources import resource_dir
 from .dataset import ImageDataset
+from .images import float_to_uint8
 from .splits import stratified_split
 
 __all__ = ["samples_dir", "sample_path", "load_npz", "from_medmnist", "available_splits", "pneumonia", "PNEUMONIA_CLASSES",
@@ -50,8 +52,6 @@ def dataset_state(name: str) -> str:
 
 def samples_dir() -> Path:
     """Return the folder of bundled sample data ($MEDKIT_SAMPLES, else the checkout's or the wheel's data_samples/)."""
-    from ..resources import resource_dir
-
     return Path(os.environ.get("MEDKIT_SAMPLES") or resource_dir("data_samples"))
 
 
@@ -121,8 +121,6 @@ def load_npz(path, split: str = "train", classes=None, name: str | None = None) 
 
 def _images_uint8(images: np.ndarray, what: str) -> np.ndarray:
     """Return images as uint8: floats in 0-1 or 0-255 are scaled (said once), other ranges refused."""
-    from .images import float_to_uint8
-
     if images.dtype == np.uint8:
         return images
     if images.dtype.kind == "f":

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from ..atomic import atomic_path
 from ..data.sites import SCANNERS
 from ..errors import DataError
 
@@ -172,8 +173,6 @@ class DriftMonitor:
 
     def save(self, path, model_sha256: str = "") -> Path:
         """Write the reference statistics and settings to an .npz file (atomically), tied to a model's sha256."""
-        from ..atomic import atomic_path
-
         path = Path(path)
         with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a name
             np.savez(f, mean=self.mean, components=self.components, scale=self.scale, reference=self.reference,

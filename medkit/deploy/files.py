@@ -4,7 +4,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.images import resize_image
+from ..data.dicom import NotDicomError, dicom_to_uint8, open_dicom
+from ..data.images import load_image, resize_image
 from ..errors import DataError
 
 __all__ = ["dicom_modality", "read_for_model", "UNKNOWN_MODALITY"]
@@ -14,8 +15,6 @@ UNKNOWN_MODALITY = "UNKNOWN"  # what a DICOM file without a Modality is checked 
 
 def dicom_modality(path) -> str | None:
     """Return the DICOM Modality code of `path` ("CT", "MR", "DX"... or "UNKNOWN"), or None when it is not DICOM."""
-    from ..data.dicom import NotDicomError, open_dicom
-
     try:
         ds = open_dicom(path, pixels=False)
     except NotDicomError:
@@ -42,8 +41,6 @@ def read_for_model(path, predictor, resize: bool = False) -> np.ndarray:
     multi-frame DICOM, a colour picture for a grey model, or an image of another size (unless `resize`)
     is refused with the file named.
     """
-    from ..data.dicom import dicom_to_uint8
-    from ..data.images import load_image
 
     path = Path(path)
     if not path.is_file():

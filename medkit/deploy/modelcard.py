@@ -13,8 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import write_text
 from ..cache import sha256sum
 from ..errors import DataError
+from ..evaluation.evaluate import metrics_with_ci
 
 __all__ = ["DATASETS", "dataset_provenance", "validation_results", "subgroup_results", "ModelCard"]
 
@@ -58,8 +60,6 @@ def dataset_provenance(path, *, role: str = "training and validation", n_images:
 
 def validation_results(labels, probs, threshold: float = 0.5, *, n_boot: int = 1000, seed: int = 0) -> dict:
     """Return AUC, sensitivity and specificity with 95% stratified bootstrap intervals (`medkit.evaluation`)."""
-    from ..evaluation.evaluate import metrics_with_ci
-
     return metrics_with_ci(labels, probs, threshold, n_boot=n_boot, seed=seed)
 
 
@@ -158,6 +158,4 @@ class ModelCard:
 
     def save(self, path) -> Path:
         """Write the Markdown model card to `path` and return it."""
-        from ..atomic import write_text
-
         return write_text(path, self.to_markdown())

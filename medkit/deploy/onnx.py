@@ -21,9 +21,11 @@ from torch import nn
 
 from ..atomic import atomic_path, write_json
 from ..cache import sha256sum
+from ..checkpoint import load_checkpoint
 from ..errors import DataError
 from ..models import Preprocess, get_spec, split_head
 from .drift import DriftMonitor
+from .files import read_for_model
 
 __all__ = [
     "OPSET",
@@ -197,8 +199,6 @@ def checkpoint_export_args(ckpt_dir, config: dict, *, input_size: int | None = N
 def export_checkpoint(ckpt_dir, out, *, input_size: int | None = None, channels: int | None = None,
                       modalities=None) -> Path:
     """Export a `medkit fit` checkpoint folder to ONNX, taking sizes, classes and statistics from its config."""
-    from ..checkpoint import load_checkpoint
-
     model, config = load_checkpoint(ckpt_dir)
     return export_onnx(model, out, **checkpoint_export_args(ckpt_dir, config, input_size=input_size,
                                                             channels=channels, modalities=modalities))
@@ -428,8 +428,6 @@ class OnnxPredictor:
 
     def load_files(self, paths, resize: bool = False) -> np.ndarray:
         """Read PNG/JPEG/DICOM files into a batch, refusing a wrong modality, colour for a grey model, or wrong size."""
-        from .files import read_for_model
-
         return np.stack([read_for_model(p, self, resize=resize) for p in paths])
 
     def predict_files(self, paths, resize: bool = False) -> list[dict]:

@@ -21,7 +21,7 @@ from .evaluate import (
     repeated_single_splits,
     roc_pr,
 )
-from .fairness import equalized_odds, equalized_odds_difference, group_metrics
+from .fairness import equalized_odds, equalized_odds_difference, group_metrics, subgroup_results
 from .metrics import auc, check_probs, classification_metrics, sensitivity_specificity
 
 __all__ = [
@@ -29,5 +29,5 @@ __all__ = [
     "cv_splits", "CVResult", "cross_validate", "repeated_single_splits", "Interval", "bootstrap_ci", "metrics_with_ci",
     "choose_threshold", "confusion", "roc_pr", "plot_confusion", "plot_roc_pr",
     "reliability_curve", "expected_calibration_error", "plot_reliability", "negative_log_likelihood", "TemperatureScaler",
-    "group_metrics", "equalized_odds", "equalized_odds_difference",
+    "group_metrics", "subgroup_results", "equalized_odds", "equalized_odds_difference",
 ]

@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import HELD_OUT_SEED, HELD_OUT_SIZE, BatchLoader, load_npz, stratified_split
+from .data import HELD_OUT_SEED, HELD_OUT_SIZE, BatchLoader, load_npz
 from .data.augment import XrayAugment
 from .data.medmnist import available_splits
+from .data.splits import carve
 from .errors import ConfigError, DataError
 from .evaluation.evaluate import choose_threshold, metrics_with_ci
 from .evaluation.metrics import classification_metrics, sensitivity_specificity
@@ -90,8 +91,7 @@ def held_out_size(n_train: int) -> int:
 
 
 def _carve(dataset, size, seed, name):
-    keep, out = stratified_split(dataset.labels, test_size=size, seed=seed)
-    return dataset.subset(np.sort(keep), f"{name}:train"), dataset.subset(np.sort(out), name)
+    return carve(dataset, size, seed, (f"{name}:train", name))
 
 
 def load_splits(path, classes=None) -> tuple[dict, dict]:

@@ -24,7 +24,15 @@ from .medmnist import (
 from .modalities import breast_ultrasound, dermoscopy, match_channels
 from .patients import classes_per_patient, patient_key, patient_keys, pneumonia_type
 from .sources import GROUP_BY, SPLIT_FOLDERS, Source, load_source
-from .splits import check_no_leakage, group_split, split_dataset, stratified_split, subsample, train_val_test_split
+from .splits import (
+    carve,
+    check_no_leakage,
+    group_split,
+    split_dataset,
+    stratified_split,
+    subsample,
+    train_val_test_split,
+)
 from .table import from_csv
 
 __all__ = [
@@ -46,7 +54,7 @@ __all__ = [
     # augmentation
     "Augment", "PerSample", "XrayAugment", "response_curve",
     # splits
-    "group_split", "train_val_test_split", "split_dataset", "check_no_leakage",
+    "group_split", "train_val_test_split", "split_dataset", "carve", "check_no_leakage",
     # conversions for pretrained backbones
     "to_float", "to_three_channels", "resize", "normalize",
     # lesson 10: more modalities, bundled (label 1 = malignant)

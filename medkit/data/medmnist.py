@@ -11,7 +11,7 @@ from ..errors import DataError, UnknownNameError
 from ..resources import resource_dir
 from .dataset import ImageDataset
 from .images import float_to_uint8
-from .splits import stratified_split
+from .splits import carve
 
 __all__ = ["samples_dir", "sample_path", "load_npz", "from_medmnist", "available_splits", "pneumonia", "PNEUMONIA_CLASSES",
            "HELD_OUT_SEED", "HELD_OUT_SIZE", "DATASETS", "dataset_path", "dataset_state"]
@@ -160,6 +160,5 @@ def pneumonia(path=None, held_out: int = HELD_OUT_SIZE) -> dict:
     path = path or sample_path("pneumoniamnist_28_trainval.npz")
     train = load_npz(path, "train", PNEUMONIA_CLASSES, name="pneumonia:train")
     val = load_npz(path, "val", PNEUMONIA_CLASSES, name="pneumonia:val")
-    keep, test = stratified_split(train.labels, test_size=held_out, seed=HELD_OUT_SEED)
-    return {"train": train.subset(np.sort(keep), "pneumonia:train"), "val": val,
-            "test": train.subset(np.sort(test), "pneumonia:test")}
+    train, test = carve(train, held_out, HELD_OUT_SEED, ("pneumonia:train", "pneumonia:test"))
+    return {"train": train, "val": val, "test": test}

@@ -24,6 +24,7 @@ __all__ = [
     "Interval",
     "bootstrap_ci",
     "metrics_with_ci",
+    "mean_ci",
     "choose_threshold",
     "confusion",
     "roc_pr",
@@ -213,6 +214,12 @@ def _auc_fast(pos: np.ndarray, neg: np.ndarray) -> float:
 _METRICS = ("auc", "sensitivity", "specificity", "acc")
 
 
+def _percentile_intervals(point, reps: np.ndarray, level: float) -> list[Interval]:
+    """Return one percentile Interval per column of the bootstrap replicates `reps` (n_boot, k) around `point`."""
+    lo, hi = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    return [Interval(float(p), float(low), float(high), level) for p, low, high in zip(point, lo, hi)]
+
+
 def metrics_with_ci(labels, probs, threshold: float = 0.5, *, n_boot: int = 1000, level: float = 0.95,
                     seed: int = 0) -> dict[str, Interval]:
     """Return AUC, sensitivity, specificity and accuracy at `threshold`, each with a stratified bootstrap interval.
@@ -237,8 +244,20 @@ def metrics_with_ci(labels, probs, threshold: float = 0.5, *, n_boot: int = 1000
         reps[b] = (_auc_fast(p, n), hits / len(p), rejections / len(n), (hits + rejections) / n_all)
     hits, rejections = (pos >= threshold).sum(), (neg < threshold).sum()
     point = (_auc_fast(pos, neg), hits / len(pos), rejections / len(neg), (hits + rejections) / n_all)
-    lo, hi = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2], axis=0)
-    return {m: Interval(float(point[i]), float(lo[i]), float(hi[i]), level) for i, m in enumerate(_METRICS)}
+    return dict(zip(_METRICS, _percentile_intervals(point, reps, level)))
+
+
+def mean_ci(values, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> Interval:
+    """Return the mean of per-image values (Dice, IoU... lesson 07) with a percentile bootstrap interval (NaNs dropped)."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        raise DataError("No defined values to average (every image was undefined for this metric).")
+    if len(values) < 2 or np.ptp(values) == 0:  # nothing to resample: the interval is the point
+        return Interval(float(values.mean()), float(values.mean()), float(values.mean()), level)
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), (int(n_boot), len(values)))].mean(1)
+    return _percentile_intervals([values.mean()], means[:, None], level)[0]
 
 
 def bootstrap_ci(labels, probs, metric: str = "auc", threshold: float = 0.5, *, n_boot: int = 1000,

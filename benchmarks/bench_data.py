@@ -126,7 +126,7 @@ def main():
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     ds = data.pneumonia()["train"].subset(np.arange(args.n))
-    preprocess = data.for_backbone("efficientnet_lite0", args.size)
+    preprocess = models.get_spec("efficientnet_lite0").preprocess(args.size)
     augment = data.Augment(rotate=10, elastic=1.0, brightness=0.1, contrast=0.1, gamma=0.1, noise=0.01)
     rows = []
 

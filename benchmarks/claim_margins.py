@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from medkit import data, profiles
+from medkit import data
+from medkit.course import profiles
 
 LRS = (1e-3, 3e-3, 1e-2)  # the grid every learning rate below is chosen from, on validation data
 
@@ -98,7 +99,7 @@ def lesson_09(cfg, seed: int, tune: bool = False) -> dict:
     from scipy.stats import spearmanr
 
     from medkit import federated as fed
-    from medkit import shift
+    from medkit.data import sites as shift
     from medkit.train import seed_everything
 
     scanners, label_mix = ("reference", "high_contrast", "soft_low_dose"), (0.5, 0.75, 0.9)

@@ -10,8 +10,9 @@ import argparse
 import time
 from pathlib import Path
 
-from medkit import evaluate, features, multilabel
+from medkit import features, multilabel
 from medkit.data.findings import nih_findings
+from medkit.evaluation import evaluate
 
 NIH = next((p / "shared" / "data" / "nih_cxr14_1000" for p in Path(__file__).resolve().parents
             if (p / "shared" / "data" / "nih_cxr14_1000").is_dir()), Path("../shared/data/nih_cxr14_1000"))

@@ -2,7 +2,7 @@
 
 Every config starts from ImageNet efficientnet_lite0 (seed 0), trains on the patient-grouped train part,
 picks its threshold on val (Youden) and is scored once on the patient-grouped held-out test part (95%
-stratified bootstrap intervals, `medkit.evaluate.metrics_with_ci`). The frozen lower groups run once per
+stratified bootstrap intervals, `medkit.evaluation.metrics_with_ci`). The frozen lower groups run once per
 image size; the caches for deeper cuts are derived from the shallower one (the same ImageNet layers in eval
 mode). "minutes" = the cache passes that config needs + its training + its val/test predictions, on the
 threads given (other processes may share the cores: see the load average printed).
@@ -19,11 +19,10 @@ import torch
 from _kermany import carve, load
 
 from medkit.data import BatchLoader, ImageDataset
-from medkit.evaluate import metrics_with_ci
+from medkit.evaluation.evaluate import choose_threshold, metrics_with_ci
 from medkit.features import TensorLoader, cache_activations, layer_chain, split_at_group
 from medkit.freeze import Stage, fit_stages
 from medkit.models import get_backbone, get_spec
-from medkit.recipe import choose_threshold
 from medkit.train import predict, seed_everything
 
 # (name, cut, stages): cut = frozen groups whose outputs are cached (4: pooled features, head only)
@@ -70,7 +69,7 @@ def run_config(acts, labels, index, cut, stages, seed=0, batch_size=64):
     test_p, test_y = predict(upper, loaders["test"])
     seconds = time.perf_counter() - start
     threshold = choose_threshold(val_y, val_p)
-    from medkit.metrics import auc
+    from medkit.evaluation.metrics import auc
 
     return auc(val_y, val_p), metrics_with_ci(test_y, test_p, threshold, seed=0), threshold, seconds
 

@@ -3,18 +3,21 @@
 Every writer streams into a temporary file in the target's own folder (so the final `os.replace` is a
 rename on one file system, which POSIX makes atomic), flushes and fsyncs it, renames it over the
 target, and fsyncs the folder so the rename itself survives a power cut. A failure at any point
-removes the temporary file and leaves the target as it was.
+removes the temporary file and leaves the target as it was. `read_state_dict` is the matching safe
+read of a torch file: tensors only (weights_only=True), anything else refused.
 """
 
 import contextlib
 import json
 import os
+import pickle
+import re
 import tempfile
 from pathlib import Path
 
-from .errors import DataError
+from .errors import DataError, WeightsError
 
-__all__ = ["atomic_path", "write_bytes", "write_text", "write_json", "torch_save", "fsync_dir"]
+__all__ = ["atomic_path", "write_bytes", "write_text", "write_json", "torch_save", "read_state_dict", "fsync_dir"]
 
 
 def fsync_dir(folder) -> None:
@@ -81,3 +84,24 @@ def torch_save(obj, path) -> Path:
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
     return Path(path)
+
+
+def read_state_dict(path, fix: str = "Only use checkpoints written by `medkit fit` from a source you trust, and "
+                    "retrain if in doubt.") -> dict:
+    """Return the state dict in `path`, loaded with weights_only=True; anything else is refused, never retried."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f" (it asks to build {found.group(1)})" if found else ""
+        raise WeightsError(f"{path} is not a plain tensor state dict: unpickling it would build Python objects"
+                           f"{what}, which can run arbitrary code. medkit refuses to load it. {fix}") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise WeightsError(f"{path} is not a readable PyTorch file ({type(exc).__name__}: {str(exc)[:120]}). "
+                           f"It is truncated or damaged. {fix}") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"{path} holds a {type(state).__name__}, not a state dict of tensors. "
+                           f"{fix}")
+    return state

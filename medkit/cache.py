@@ -8,6 +8,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from .atomic import write_text
 from .errors import ChecksumError, ConfigError, OfflineError, WeightsError
 
 __all__ = ["cache_dir", "is_offline", "sha256sum", "hash_matches", "download"]
@@ -58,7 +59,6 @@ def _trusted(dest: Path, actual: str, expected: str, algorithm: str) -> bool:
     record = _record_path(dest)
     if record.is_file():
         return record.read_text().strip().lower() == actual.lower()
-    from .atomic import write_text
 
     write_text(record, actual + "\n")
     return True

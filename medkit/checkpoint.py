@@ -13,14 +13,11 @@ previous checkpoint (or none); killed after it, `load_checkpoint` finishes the r
 
 import json
 import os
-import pickle
-import re
 from pathlib import Path
 
-import torch
 from torch import nn
 
-from .atomic import torch_save, write_json
+from .atomic import read_state_dict, torch_save, write_json
 from .cache import sha256sum
 from .errors import ConfigError, DataError, WeightsError
 from .models import get_backbone, get_spec
@@ -99,25 +96,6 @@ def _weights_file(ckpt_dir: Path, config: dict) -> Path:
         raise DataError(f"{ckpt_dir} has no {WEIGHTS_FILE}; the training run did not finish.")
     raise WeightsError(f"{path} does not match {CONFIG_FILE} (sha256 differs): the weights were replaced or "
                        "damaged after training. Retrain with `medkit fit` or restore the folder from a copy.")
-
-
-def read_state_dict(path, fix: str = "Only use checkpoints written by `medkit fit` from a source you trust, and "
-                    "retrain if in doubt.") -> dict:
-    """Return the state dict in `path`, loaded with weights_only=True; anything else is refused, never retried."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
-        what = f" (it asks to build {found.group(1)})" if found else ""
-        raise WeightsError(f"{path} is not a plain tensor state dict: unpickling it would build Python objects"
-                           f"{what}, which can run arbitrary code. medkit refuses to load it. {fix}") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise WeightsError(f"{path} is not a readable PyTorch file ({type(exc).__name__}: {str(exc)[:120]}). "
-                           f"It is truncated or damaged. {fix}") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise WeightsError(f"{path} holds a {type(state).__name__}, not a state dict of tensors. "
-                           f"{fix}")
-    return state
 
 
 def load_checkpoint(ckpt_dir, backbone: str | None = None) -> tuple[nn.Module, dict]:

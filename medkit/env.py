@@ -105,7 +105,7 @@ def _probe() -> dict:
     out = {"torch": torch.__version__, "device": _device()}
     try:
         out["weights"] = _cached_weights()
-        from .fetch import DATASETS, dataset_state
+        from .data.medmnist import DATASETS, dataset_state
 
         out["data"] = {name: dataset_state(name) for name in DATASETS}
     except Exception as exc:  # torch imports but torchvision or a registry dependency does not

@@ -1,14 +1,17 @@
 """What a pretrained body sees: pooled features, a linear probe on them, feature maps, filters (lesson 02)."""
 
-import copy
 
 import numpy as np
 import torch
 from torch import nn
 
-from .data import BatchLoader, ImageDataset
+from .data import BatchLoader, ImageDataset, subsample
 from .errors import DataError
-from .models import get_backbone, get_spec
+from .evaluation.metrics import classification_metrics
+from .experiment import train_and_test
+from .freeze import Stage
+from .models import get_backbone, get_spec, split_head
+from .train import seed_everything
 
 __all__ = ["feature_extractor", "extract_features", "linear_probe", "probe_metrics", "FeatureMaps", "depth_layers",
            "first_layer_filters", "embed_2d", "budget_curve", "layer_chain", "split_at_group", "cache_activations",
@@ -19,10 +22,7 @@ def feature_extractor(model, weights="DEFAULT") -> nn.Module:
     """Return a copy of a backbone (or a registry name) whose head is the identity: it outputs pooled features."""
     if isinstance(model, str):
         model = get_backbone(model, weights=weights)
-    spec = get_spec(model)
-    body = copy.deepcopy(model)
-    parent_name, _, attr = spec.head.rpartition(".")
-    setattr(body.get_submodule(parent_name) if parent_name else body, attr, nn.Identity())
+    body, _ = split_head(model)
     return body.eval()
 
 
@@ -64,9 +64,7 @@ def linear_probe(X, y, C: float = 0.05, max_iter: int = 2000):
 
 
 def probe_metrics(probe, X, y, threshold: float = 0.5) -> dict:
-    """Return `medkit.metrics.classification_metrics` of a fitted probe on (X, y)."""
-    from .metrics import classification_metrics
-
+    """Return `medkit.evaluation.classification_metrics` of a fitted probe on (X, y)."""
     return classification_metrics(y, probe.predict_proba(X), threshold)
 
 
@@ -158,10 +156,6 @@ def budget_curve(splits: dict, budgets, *, seeds=(0,), backbone: str = "efficien
     """
     import pandas as pd
 
-    from .data import subsample
-    from .freeze import Stage
-    from .recipe import train_and_test
-
     train, test = splits["train"], splits["test"]
     epochs_for = epochs_for or (lambda n: max(2, -(-200 // n)))
     if "probe" in methods:
@@ -181,8 +175,6 @@ def budget_curve(splits: dict, budgets, *, seeds=(0,), backbone: str = "efficien
         for method, weights, method_lr in (("finetune", "DEFAULT", lr), ("scratch", None, scratch_lr or lr)):
             if method not in methods:
                 continue
-            from .train import seed_everything
-
             seed_everything(seed)
             model = get_backbone(backbone, weights=weights, num_classes=train.num_classes)
             result = train_and_test(model, train.subset(index), test, [Stage(epochs_for(n), 0, method_lr)],

@@ -32,8 +32,8 @@ from torch import nn
 from .data.dataset import ImageDataset
 from .data.loaders import BatchLoader
 from .errors import DataError
-from .metrics import auc as auc_score
-from .ssl import SmallCNN, grey_preprocess
+from .evaluation.metrics import auc as auc_score
+from .models.small import SmallCNN, grey_preprocess
 from .train import predict
 
 __all__ = ["site_model", "get_weights", "set_weights", "SiteClient", "InProcessClientProxy", "OrderedFedAvg",
@@ -101,9 +101,9 @@ def local_train(model: nn.Module, dataset: ImageDataset, *, epochs: int = 1, lr:
 
 
 def split_sites(dataset: ImageDataset) -> dict[str, ImageDataset]:
-    """Return {site name: its images} from a dataset whose `groups` name the sites (`medkit.shift.make_sites`)."""
+    """Return {site name: its images} from a dataset whose `groups` name the sites (`medkit.data.sites.make_sites`)."""
     if dataset.groups is None:
-        raise DataError(f"{dataset.name or 'dataset'} has no groups; build the sites with medkit.shift.make_sites.")
+        raise DataError(f"{dataset.name or 'dataset'} has no groups; build the sites with medkit.data.sites.make_sites.")
     names = list(dict.fromkeys(dataset.groups.tolist()))  # order of first appearance: the order sites were made
     return {name: dataset.subset(dataset.groups == name, f"site:{name}") for name in names}
 

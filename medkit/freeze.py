@@ -16,6 +16,7 @@ from torch import nn
 
 from .errors import ConfigError, DataError, UnknownNameError
 from .models import get_spec, parameter_groups
+from .train import History, fit
 
 __all__ = ["freeze_to", "freeze", "unfreeze", "freeze_report", "discriminative_lrs", "param_groups",
            "make_optimizer", "Stage", "fit_stages", "schedule", "STRATEGIES", "relative_change"]
@@ -159,8 +160,6 @@ def fit_stages(model: nn.Module, train_dl, val_dl, stages, *, weight_decay: floa
     `net` is what the loaders' batches go through (default `model`); with cached activations it is
     the upper part of `model` (`medkit.features.split_at_group`), whose parameters are `model`'s own.
     """
-    from .train import History, fit
-
     history, epoch0, start = History(), 0, time.perf_counter()
     for i, stage in enumerate(stages):
         freeze_to(model, stage.freeze_to, train_bn=train_bn)

@@ -9,7 +9,8 @@ import numpy as np
 
 from .data import group_split, stratified_split
 from .errors import DataError
-from .metrics import classification_metrics
+from .evaluation.metrics import classification_metrics
+from .features import linear_probe
 
 __all__ = ["leaked_groups", "split_gap"]
 
@@ -20,8 +21,6 @@ def leaked_groups(train_groups, test_groups) -> int:
 
 
 def _default_fit(X, y):
-    from .features import linear_probe
-
     return linear_probe(X, y)
 
 

@@ -82,7 +82,7 @@ def medical_learner(splits, backbone: str = "efficientnet_lite0", *, image_size:
         image_size: side of the images fed to the backbone.
         weights: "DEFAULT" (ImageNet) or None; a pretrained Learner starts frozen, like `vision_learner`.
         loss_func: defaults to cross-entropy.
-        augment: a float-batch augmentation applied to training batches (e.g. `medkit.recipe.XrayAugment()`).
+        augment: a float-batch augmentation applied to training batches (e.g. `medkit.data.XrayAugment()`).
     """
     from fastai.data.core import DataLoaders
     from fastai.data.load import DataLoader

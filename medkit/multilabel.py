@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError
-from .evaluate import Interval, _auc_fast, bootstrap_ci
+from .evaluation.evaluate import Interval, _auc_fast, bootstrap_ci
 
 __all__ = ["MIN_POSITIVES", "patient_split", "OneVsRestProbe", "finding_aucs", "macro_auc_ci", "age_bands",
            "subgroup_metrics", "equalized_odds_ci", "load_nih", "patients_on_both_sides"]
@@ -126,7 +126,7 @@ def age_bands(age, edges=(60,)) -> np.ndarray:
 
 def subgroup_metrics(y, p, groups, threshold: float) -> pd.DataFrame:
     """Return fairlearn MetricFrame rows per group (n, prevalence, sensitivity, specificity, AUC) for one finding."""
-    from .fairness import group_metrics
+    from .evaluation.fairness import group_metrics
 
     y, p = np.asarray(y), np.asarray(p, dtype=float)
     return group_metrics(y, np.column_stack([1 - p, p]), groups, threshold=threshold)

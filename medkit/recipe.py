@@ -11,133 +11,35 @@ layer groups frozen, those groups run once per image and the upper groups train 
 outputs (float16, channels_last); augmentation then cannot apply (the same cached features every epoch).
 """
 
-import hashlib
-import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from .data import HELD_OUT_SEED, HELD_OUT_SIZE, BatchLoader, load_npz, stratified_split
+from .data import HELD_OUT_SEED, HELD_OUT_SIZE, BatchLoader, load_npz
+from .data.augment import XrayAugment
 from .data.medmnist import available_splits
-from .errors import ConfigError, DataError
-from .metrics import classification_metrics
+from .data.splits import carve
+from .errors import DataError
+from .evaluation.evaluate import choose_threshold, metrics_with_ci
+from .evaluation.metrics import classification_metrics, sensitivity_specificity
+from .experiment import train_and_test
+from .recipe_config import (
+    EVAL_BATCH,
+    METRICS_FILE,
+    RecipeConfig,
+    cache_cut,
+    can_cut,
+    check_out_dir,
+    data_fingerprint,
+)
 
-__all__ = ["RecipeConfig", "XrayAugment", "train_and_test", "load_splits", "held_out_size", "choose_threshold",
+__all__ = ["RecipeConfig", "XrayAugment", "train_and_test", "load_splits", "held_out_size",
            "fit_recipe", "evaluate_checkpoint", "cache_cut", "data_fingerprint", "VAL_SEED", "METRICS_FILE"]
 
 VAL_SEED = 20241  # carves a validation part from train when a file has none; fixed like HELD_OUT_SEED
-METRICS_FILE = "metrics.json"
-# images per forward pass when predicting or caching: at 224 px one efficientnet_lite0 image holds ~15 MB of
-# live activations (its 96 x 112 x 112 float32 maps), so 128 images peaked the fit at 3.1 GB; 32 stay ~0.5 GB
-EVAL_BATCH = 32
-
-
-@dataclass
-class RecipeConfig:
-    """The defaults of `medkit fit`: the recipe lesson 03 ends with (measured in benchmarks/RECIPE.md)."""
-
-    backbone: str = "efficientnet_lite0"  # the one backbone with ImageNet weights bundled offline
-    weights: str | None = "DEFAULT"  # ImageNet weights; None trains from scratch
-    # 224 px, the size the X-rays come in: held-out AUC 0.996 with "top" (benchmarks/RECIPE.md); its frozen-group
-    # pass is the fit's main cost (~50 images/s on 2 cores) and it still fits the 10-minute budget
-    image_size: int = 224
-    epochs: int = 6  # 1 head-only + 5 top-group epochs on cached features: val AUC 0.999, ~10 s per epoch on 2 cores
-    # "top": head for 1 epoch, then the top layer group too, on cached features. Held-out AUC 0.996 / acc 0.972
-    # against 0.991 / 0.945 for the head alone; training lower groups costs a full pass per epoch (5-40 images/s)
-    freeze: str = "top"
-    lr: float = 2e-3  # peak lr of the head group in every stage (lower groups get lr / ratio in discriminative ones)
-    head_lr: float | None = None  # lr of head-only stages; None = lr (so --lr is never ignored)
-    weight_decay: float = 1e-4
-    batch_size: int = 64  # not swept: the lessons' size; fine for cached activations (one step ~0.15 s)
-    loss: str = "ce"  # plain cross-entropy: with a chosen threshold, weighting buys nothing on AUC
-    augment: bool = True  # small affine + intensity jitter, on stages that see images (not cached features)
-    # frozen lower groups run once per image: top-group training on their cached outputs runs at ~400 images/s,
-    # full fine-tuning at 224 px at ~5 (bench_fit_224.py); float16 storage: 19 KB per image at the top-group cut
-    cache_features: bool = True
-    group_by: str = "auto"  # patient-disjoint carve whenever every image has a patient key
-    threshold: str = "youden"  # "youden" (max sensitivity + specificity - 1 on val) or "0.5"
-    seed: int = 0
-    threads: int | None = None  # torch threads; None leaves torch's default
-
-    def check(self) -> "RecipeConfig":
-        """Raise ConfigError naming the first setting that cannot work; return self."""
-        for name in ("epochs", "batch_size", "image_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"{name.replace('_', '-')} must be a positive integer, got {value!r}.")
-        for name in ("lr", "head_lr", "weight_decay"):
-            value = getattr(self, name)
-            low_ok = value is None or (name == "weight_decay" and value == 0)
-            if not low_ok and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ConfigError(f"{name.replace('_', '-')} must be a positive number, got {value!r}.")
-        if not 16 <= self.image_size <= 512:
-            raise ConfigError(f"image-size {self.image_size} is out of range; use 16 to 512 "
-                              f"({RecipeConfig.image_size} is the recipe).")
-        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
-            raise ConfigError(f"threads must be a positive integer, got {self.threads!r}.")
-        return self
-
-
-class XrayAugment(nn.Module):
-    """Random small affine (rotation, scale, shift) and intensity (brightness, contrast, gamma) changes.
-
-    Works on a float [0, 1] batch (N, C, H, W) at the stored resolution, before resizing, so it is cheap.
-    The intensity part mimics another detector's response curve (see `medkit.shift.Scanner`).
-    """
-
-    def __init__(self, degrees: float = 10.0, scale: float = 0.1, shift: float = 0.08, brightness: float = 0.1,
-                 contrast: float = 0.15, gamma: float = 0.2, seed: int = 0):
-        super().__init__()
-        self.degrees, self.scale, self.shift = degrees, scale, shift
-        self.brightness, self.contrast, self.gamma = brightness, contrast, gamma
-        self.generator = torch.Generator().manual_seed(int(seed))
-
-    def _uniform(self, n, spread):
-        return (torch.rand(n, generator=self.generator) * 2 - 1) * spread
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n = x.shape[0]
-        angle = self._uniform(n, math.radians(self.degrees))
-        scale = 1 + self._uniform(n, self.scale)
-        tx, ty = self._uniform(n, self.shift), self._uniform(n, self.shift)
-        cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-        theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
-        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        gamma = torch.exp(self._uniform(n, self.gamma)).view(n, 1, 1, 1)
-        contrast = (1 + self._uniform(n, self.contrast)).view(n, 1, 1, 1)
-        brightness = self._uniform(n, self.brightness).view(n, 1, 1, 1)
-        x = x.clamp(0, 1) ** gamma
-        return ((x - 0.5) * contrast + 0.5 + brightness).clamp(0, 1)
-
-
-def train_and_test(model, train, test, stages, *, image_size: int = 64, batch_size: int = 64, val=None,
-                   loss_fn=None, augment: bool = False, seed: int = 0, progress: bool = False,
-                   train_bn: bool = True) -> dict:
-    """Train `model` through freezing `stages` on `train`, then return test metrics, seconds and history.
-
-    The one experiment lessons 02 and 03 repeat (budgets, freeze depths, losses): same loaders, same loop.
-    """
-    from .freeze import fit_stages
-    from .models import get_spec
-    from .train import predict, seed_everything
-
-    seed_everything(seed)
-    pre = get_spec(model).preprocess(image_size)
-    train_dl = BatchLoader(train, batch_size, shuffle=True, seed=seed, preprocess=pre,
-                           augment=XrayAugment(seed=seed) if augment else None, drop_last=len(train) > batch_size)
-    # scoring in batches of 64, not 256: at 96 px a 256-image forward pass alone adds ~600 MB of peak RSS
-    val_dl = BatchLoader(val, 64, preprocess=pre) if val is not None else None
-    start = time.perf_counter()
-    history = fit_stages(model, train_dl, val_dl, stages, loss_fn=loss_fn, progress=progress, train_bn=train_bn)
-    seconds = time.perf_counter() - start
-    probs, labels = predict(model, BatchLoader(test, 64, preprocess=pre))
-    return {**classification_metrics(labels, probs), "seconds": seconds, "history": history.rows}
 
 
 def held_out_size(n_train: int) -> int:
@@ -146,8 +48,7 @@ def held_out_size(n_train: int) -> int:
 
 
 def _carve(dataset, size, seed, name):
-    keep, out = stratified_split(dataset.labels, test_size=size, seed=seed)
-    return dataset.subset(np.sort(keep), f"{name}:train"), dataset.subset(np.sort(out), name)
+    return carve(dataset, size, seed, (f"{name}:train", name))
 
 
 def load_splits(path, classes=None) -> tuple[dict, dict]:
@@ -191,42 +92,6 @@ def _check_labels(path, splits):
         raise DataError(f"{path}: image sizes {sorted(sizes)} px are outside what medkit fit handles (28 to 224).")
 
 
-def choose_threshold(labels, probs, rule: str = "youden") -> float:
-    """Return the positive-class threshold for a binary task, chosen on validation data only."""
-    if rule in ("0.5", 0.5):
-        return 0.5
-    if rule != "youden":
-        raise DataError(f"Unknown threshold rule {rule!r}; use 'youden' or '0.5'.")
-    from sklearn.metrics import roc_curve
-
-    labels, probs = np.asarray(labels), np.asarray(probs)
-    if probs.ndim == 2:
-        if probs.shape[1] != 2:
-            return 0.5  # multi-class predicts the argmax; no threshold to choose
-        probs = probs[:, 1]
-    if len(np.unique(labels)) < 2:
-        return 0.5
-    fpr, tpr, thr = roc_curve(labels, probs)
-    best = int(np.argmax(tpr - fpr))
-    return float(np.clip(thr[best], 0.0, 1.0))
-
-
-def cache_cut(stages, n_groups: int) -> int:
-    """Return how many lower layer groups stay frozen in every stage (0: some stage trains them all)."""
-    return min(st.freeze_to % n_groups if st.freeze_to < 0 else st.freeze_to for st in stages)
-
-
-def data_fingerprint(splits: dict) -> str:
-    """Return a sha256 of every part's images and labels, in part order: same data, same fingerprint."""
-    digest = hashlib.sha256()
-    for name in sorted(splits):
-        ds = splits[name]
-        digest.update(name.encode())
-        digest.update(np.ascontiguousarray(ds.labels).tobytes())
-        digest.update(np.ascontiguousarray(ds.images).tobytes())
-    return digest.hexdigest()
-
-
 def _image_loaders(splits, pre, cfg: RecipeConfig):
     augment = XrayAugment(seed=cfg.seed) if cfg.augment else None
     train_dl = BatchLoader(splits["train"], cfg.batch_size, shuffle=True, seed=cfg.seed, preprocess=pre,
@@ -246,15 +111,6 @@ def _cached_loaders(model, cut, splits, pre, cfg: RecipeConfig, progress: bool):
     train_dl = TensorLoader(acts["train"], train.labels, cfg.batch_size, shuffle=True, seed=cfg.seed,
                             drop_last=len(train) > cfg.batch_size)
     return upper, train_dl, TensorLoader(acts["val"], splits["val"].labels, 256)
-
-
-def _check_out_dir(out_dir, overwrite: bool) -> None:
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file, not a folder; name a new folder for the checkpoint.")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ConfigError(f"--out {out} is not empty; fit would overwrite what is there. Name a new folder, "
-                          "or pass --overwrite (overwrite=True) to replace its checkpoint.")
 
 
 def _load_source(data, cfg: RecipeConfig, *, carve: bool, log):
@@ -295,7 +151,7 @@ def fit_recipe(data, out_dir, cfg: RecipeConfig | None = None, progress: bool = 
 
     cfg = (cfg or RecipeConfig()).check()
     start = time.perf_counter()
-    _check_out_dir(out_dir, overwrite)
+    check_out_dir(out_dir, overwrite)
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     spec = get_spec(cfg.backbone)  # an unknown backbone fails here, before any data is read
@@ -309,7 +165,7 @@ def fit_recipe(data, out_dir, cfg: RecipeConfig | None = None, progress: bool = 
     model = model.to(memory_format=torch.channels_last)  # about twice as fast on CPU (bench_fit_224.py)
     loss_fn = make_loss(cfg.loss, splits["train"].labels, len(classes))
     cut = cache_cut(stages, len(spec.groups)) if cfg.cache_features else 0
-    if cut and not _can_cut(model):
+    if cut and not can_cut(model):
         log(f"medkit fit: {spec.name} is not a chain of layers that can be cut; every stage runs on images")
         cut = 0
     log(f"medkit fit: {cfg.backbone} ({cfg.weights or 'random init'}) at {cfg.image_size} px, "
@@ -340,16 +196,6 @@ def fit_recipe(data, out_dir, cfg: RecipeConfig | None = None, progress: bool = 
     return metrics
 
 
-def _can_cut(model) -> bool:
-    from .features import layer_chain
-
-    try:
-        layer_chain(model)
-    except DataError:
-        return False
-    return True
-
-
 def _pick_part(source, split: str, data) -> str:
     if split != "auto":
         if split not in source.splits:
@@ -371,7 +217,6 @@ def evaluate_checkpoint(ckpt_dir, data, split: str = "auto", backbone: str | Non
     image of a source with no split parts (a checkpoint trained on one folder, scored on another).
     """
     from .checkpoint import load_checkpoint
-    from .evaluate import metrics_with_ci
     from .models import get_spec
     from .train import predict
 
@@ -408,15 +253,8 @@ def evaluate_checkpoint(ckpt_dir, data, split: str = "auto", backbone: str | Non
         out.update({k: v.estimate for k, v in ci.items()})
         out["ci95"] = {k: [round(v.low, 6), round(v.high, 6)] for k, v in ci.items()}
     elif probs.shape[1] > 2:
-        out.update(_macro_sens_spec(labels, probs.argmax(1), probs.shape[1]))
+        out.update(sensitivity_specificity(labels, probs.argmax(1), probs.shape[1]))
     out.update({"split": part, "source": source.origin.get(part, part), "n": len(ds),
                 "patients": None if ds.groups is None else int(len(np.unique(ds.groups))),
                 "trained_on_this_data": same})
     return out
-
-
-def _macro_sens_spec(labels, pred, k) -> dict:
-    """Return one-vs-rest sensitivity and specificity averaged over the classes present (multi-class)."""
-    sens = [float((pred[labels == c] == c).mean()) for c in range(k) if (labels == c).any()]
-    spec = [float((pred[labels != c] != c).mean()) for c in range(k) if (labels != c).any()]
-    return {"sensitivity": float(np.mean(sens)), "specificity": float(np.mean(spec))}

@@ -126,8 +126,8 @@ def score_findings(Y, P, names, *, n_boot: int = 1000, seed: int = 0) -> dict:
 
     A finding with no positive or no negative in the part is skipped and named with the reason.
     """
-    from .evaluate import bootstrap_ci
-    from .metrics import auc
+    from .evaluation.evaluate import bootstrap_ci
+    from .evaluation.metrics import auc
 
     per, skipped = {}, {}
     for k, name in enumerate(names):
@@ -146,7 +146,7 @@ def score_findings(Y, P, names, *, n_boot: int = 1000, seed: int = 0) -> dict:
 
 
 def _thresholds(Y, P, names, rule) -> dict:
-    from .recipe import choose_threshold
+    from .evaluation.evaluate import choose_threshold
 
     return {name: choose_threshold(Y[:, k], P[:, k], rule) if 0 < Y[:, k].sum() < len(Y) else 0.5
             for k, name in enumerate(names)}
@@ -164,17 +164,17 @@ def fit_multilabel(data, out_dir, cfg=None, *, findings=None, progress: bool = T
     """
     from .atomic import write_json
     from .checkpoint import save_checkpoint
+    from .data.augment import XrayAugment
     from .data.findings import from_findings_csv
     from .freeze import fit_stages, schedule
     from .models import get_backbone, get_spec
-    from .recipe import (
+    from .recipe_config import (
         EVAL_BATCH,
         METRICS_FILE,
         RecipeConfig,
-        XrayAugment,
-        _can_cut,
-        _check_out_dir,
         cache_cut,
+        can_cut,
+        check_out_dir,
         data_fingerprint,
     )
     from .train import seed_everything
@@ -184,7 +184,7 @@ def fit_multilabel(data, out_dir, cfg=None, *, findings=None, progress: bool = T
         raise ConfigError(f"--loss {cfg.loss} is for one class per image; multi-label findings train with binary "
                           "cross-entropy per finding. Leave --loss at its default.")
     start = time.perf_counter()
-    _check_out_dir(out_dir, overwrite)
+    check_out_dir(out_dir, overwrite)
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     spec = get_spec(cfg.backbone)
@@ -209,7 +209,7 @@ def fit_multilabel(data, out_dir, cfg=None, *, findings=None, progress: bool = T
     model = get_backbone(cfg.backbone, weights=cfg.weights, num_classes=len(names))
     model = model.to(memory_format=torch.channels_last)
     cut = cache_cut(stages, len(spec.groups)) if cfg.cache_features else 0
-    if cut and not _can_cut(model):
+    if cut and not can_cut(model):
         cut = 0
     log(f"medkit fit (multi-label, {len(names)} findings): {cfg.backbone} at {cfg.image_size} px, "
         f"{len(parts['train'])} train / {len(parts['val'])} val images, {cfg.epochs} epochs, freeze={cfg.freeze}")
@@ -259,7 +259,7 @@ def evaluate_multilabel(ckpt_dir, data, split: str = "auto", backbone: str | Non
     from .checkpoint import load_checkpoint
     from .data.findings import from_findings_csv
     from .models import get_spec
-    from .recipe import data_fingerprint
+    from .recipe_config import data_fingerprint
 
     model, config = load_checkpoint(ckpt_dir, backbone=backbone)
     names = config.get("findings") or config["classes"]

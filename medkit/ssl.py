@@ -21,50 +21,15 @@ from torch import nn
 
 from .data.dataset import ImageDataset
 from .data.loaders import BatchLoader
+from .data.splits import subsample
 from .errors import DataError
-from .metrics import auc as auc_score
-from .models.preprocess import Preprocess
+from .evaluation.metrics import auc as auc_score
+from .features import linear_probe
+from .models.small import SmallCNN, grey_preprocess
+from .train import fit, predict, seed_everything
 
 __all__ = ["SmallCNN", "grey_preprocess", "ContrastiveViews", "nt_xent", "SimCLR", "pretrain", "classifier",
            "encode", "probe_auc", "probe_budgets", "fit_and_score", "choose_lr"]
-
-GREY_MEAN, GREY_STD = (0.5,), (0.25,)  # X-rays in [0, 1]: centre and scale, no ImageNet statistics involved
-
-
-def grey_preprocess(image_size: int = 28) -> Preprocess:
-    """Return the preprocessing of the small from-scratch networks: one grey channel, `image_size` px."""
-    return Preprocess(image_size, GREY_MEAN, GREY_STD, channels=1)
-
-
-class SmallCNN(nn.Module):
-    """A three-block CNN for 28-64 px grey images: the encoder of lessons 08 and 09.
-
-    `features(x)` returns the pooled `feature_dim` vector; `forward` adds a linear head when
-    `num_classes` is set. `norm="group"` swaps BatchNorm for GroupNorm, which has no running
-    statistics: what federated averaging needs across sites with different data (lesson 09).
-    """
-
-    def __init__(self, in_channels: int = 1, width: int = 32, num_classes: int = 0, norm: str = "batch"):
-        super().__init__()
-        if norm not in ("batch", "group"):
-            raise DataError(f"norm must be 'batch' or 'group', got {norm!r}.")
-
-        def block(cin, cout):
-            layer = nn.BatchNorm2d(cout) if norm == "batch" else nn.GroupNorm(8, cout)
-            return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), layer, nn.ReLU(inplace=True),
-                                 nn.MaxPool2d(2))
-
-        widths = (width, 2 * width, 4 * width)
-        self.body = nn.Sequential(block(in_channels, widths[0]), block(widths[0], widths[1]), block(widths[1], widths[2]),
-                                  nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.feature_dim = widths[-1]
-        self.head = nn.Linear(self.feature_dim, num_classes) if num_classes else nn.Identity()
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x))
 
 
 @dataclass
@@ -215,8 +180,6 @@ def encode(encoder: SmallCNN, dataset: ImageDataset, batch_size: int = 256) -> n
 
 def probe_auc(train_features, train_labels, test_features, test_labels, C: float = 0.1) -> float:
     """Fit lesson 02's linear probe on frozen features and return its test AUC."""
-    from .features import linear_probe
-
     if len(test_features) != len(test_labels):
         raise DataError(f"{len(test_features)} test feature rows for {len(test_labels)} test labels.")
     return auc_score(test_labels, linear_probe(train_features, train_labels, C=C).predict_proba(test_features))
@@ -232,8 +195,6 @@ def probe_budgets(features: dict, train_labels, test_labels, budgets, seeds=(0,)
     """
     import pandas as pd
 
-    from .data.splits import subsample
-
     rows = []
     for budget in budgets:
         for seed in seeds:
@@ -247,8 +208,6 @@ def probe_budgets(features: dict, train_labels, test_labels, budgets, seeds=(0,)
 def fit_and_score(build, train: ImageDataset, score_on: ImageDataset, *, preprocess, epochs: int, lr: float,
                   batch_size: int = 32, seed: int = 0):
     """Seed, build a classifier with `build()`, train it on `train` and return (model, AUC on `score_on`)."""
-    from .train import fit, predict, seed_everything
-
     seed_everything(seed)
     model = build()
     fit(model, BatchLoader(train, batch_size, shuffle=True, seed=seed, preprocess=preprocess), epochs=epochs, lr=lr,

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .metrics import auc as auc_score
+from .evaluation.metrics import auc as auc_score
 
 __all__ = ["seed_everything", "History", "fit", "predict", "logits_of"]
 

@@ -10,9 +10,9 @@ import time
 
 from .data import HELD_OUT_SEED, BatchLoader, subsample
 from .errors import DataError
+from .evaluation.metrics import auc
 from .features import TensorLoader, cache_activations, extract_features, linear_probe, probe_metrics, split_at_group
 from .freeze import Stage, fit_stages
-from .metrics import auc
 from .models import get_backbone, get_spec
 from .train import predict, seed_everything
 

@@ -331,7 +331,7 @@ def binomial_tail(k: int, n: int, p: float) -> float:
 
 
 def _solutions_right(m, lesson: str, n_checks: int):
-    """The lesson's solution cells ran and every checked answer was judged right (medkit.check.results)."""
+    """The lesson's solution cells ran and every checked answer was judged right (medkit.course.check.results)."""
     checks = m["exercise_checks"]
     assert len(checks) == n_checks and all(checks.values()), (lesson, checks)
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from medkit import calibration
 from medkit.errors import DataError, MedkitError
+from medkit.evaluation import calibration
 
 
 def calibrated(n=4000, seed=0):

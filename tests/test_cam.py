@@ -303,11 +303,11 @@ def test_overlay_windows_grey_images():
     plain = cam.overlay(image, heat, alpha=0)
     np.testing.assert_allclose(plain[..., 0], plain[..., 2])  # alpha 0: the grey image, untouched
     hu = np.full((8, 8), -600.0)
-    assert cam.window(hu, level=-600, width=1500)[0, 0] == pytest.approx(0.5)
+    assert data.window(hu, (-600, 1500))[0, 0] == pytest.approx(0.5)
     with pytest.raises(DataError):
         cam.overlay(image, heat, alpha=2)
     with pytest.raises(DataError):
-        cam.window(hu, level=-600)
+        cam.overlay(image, heat, window=(-600,))
 
 
 def test_grid_and_browser(lite0, xrays, pneumonia):

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from medkit import check
+from medkit.course import check
 from medkit.errors import UnknownNameError
 
 RIGHT_AND_WRONG = {
@@ -31,7 +31,7 @@ def test_lesson_checks_accept_the_right_answer_and_refuse_a_wrong_one(key, capsy
 
 
 def test_checks_with_context_recompute_from_the_lesson_arrays():
-    from medkit.evaluate import choose_threshold
+    from medkit.evaluation.evaluate import choose_threshold
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 200)

@@ -5,9 +5,9 @@ import json
 import nbformat
 import pytest
 
-from medkit import check
 from medkit.cli import main
-from medkit.course import clean_notebooks, student_copies, summary_table
+from medkit.course import check
+from medkit.course.course import clean_notebooks, student_copies, summary_table
 from medkit.errors import UnknownNameError
 
 
@@ -70,7 +70,7 @@ def _lesson(folder, number="00"):
     nb.cells = [
         nbformat.v4.new_code_cell('PROFILE = "workshop"\nSEED = 0\nOUTPUT_DIR = "outputs/x"\nWIDTH = 3',
                                   metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("from medkit import report\nreport.init(OUTPUT_DIR, 'tiny', profile=PROFILE, seed=SEED)\n"
+        nbformat.v4.new_code_cell("from medkit.course import report\nreport.init(OUTPUT_DIR, 'tiny', profile=PROFILE, seed=SEED)\n"
                                   "report.record('width', WIDTH)\nopen('written_here.txt', 'w').write('x')"),
     ]
     folder.mkdir(parents=True, exist_ok=True)
@@ -105,7 +105,7 @@ def test_course_refuses_bad_input(tmp_path, monkeypatch, capsys):
 
 
 def test_course_names_the_extra_a_lesson_needs(tmp_path, monkeypatch, capsys):
-    from medkit import course
+    from medkit.course import course
 
     monkeypatch.setenv("MEDKIT_NOTEBOOKS", str(_lesson(tmp_path / "nb", number="04")))
     monkeypatch.setattr(course, "missing_extras", lambda extras: list(extras))  # as if grad-cam were not installed
@@ -114,7 +114,7 @@ def test_course_names_the_extra_a_lesson_needs(tmp_path, monkeypatch, capsys):
 
 
 def test_parse_value():
-    from medkit.course import parse_value
+    from medkit.course.course import parse_value
 
     assert parse_value("7") == 7 and parse_value("1e-3") == 0.001 and parse_value("true") is True
     assert parse_value("resnet18") == "resnet18" and parse_value("[1, 2]") == [1, 2] and parse_value("None") is None

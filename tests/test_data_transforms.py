@@ -168,11 +168,12 @@ def test_normalisation_bad_input():
 # --- conversions for pretrained backbones ------------------------------------------------------------------
 
 def test_conversions_match_the_backbone_preprocess():
-    from medkit.data import for_backbone, normalize
+    from medkit.data import normalize
+    from medkit.models import get_spec
     from medkit.models.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
     x = torch.randint(0, 256, (2, 1, 28, 28), dtype=torch.uint8)
     steps = normalize(resize(to_three_channels(x.float() / 255), 64), IMAGENET_MEAN, IMAGENET_STD)
-    torch.testing.assert_close(steps, for_backbone("efficientnet_lite0", 64)(x))
+    torch.testing.assert_close(steps, get_spec("efficientnet_lite0").preprocess(64)(x))
     with pytest.raises(DataError, match="1 or 3"):
         to_three_channels(torch.zeros(1, 2, 4, 4))

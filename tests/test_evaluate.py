@@ -5,8 +5,9 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from medkit import MedkitError, evaluate
+from medkit import MedkitError
 from medkit.errors import DataError
+from medkit.evaluation import evaluate
 
 
 @pytest.fixture
@@ -193,3 +194,32 @@ def test_roc_pr_and_plots():
     axes = evaluate.plot_roc_pr(y, p, label="toy", n_boot=50)
     assert "AUC" in axes[0].get_legend().get_texts()[0].get_text()
     evaluate.plot_confusion(y, p, 0.5)
+
+
+def test_youden_matches_the_rule_medkit_fit_used():
+    """`medkit fit` used argmax(tpr - fpr) on sklearn's default (dropped intermediate) ROC points: same thresholds."""
+    from sklearn.metrics import roc_curve
+
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        n = int(rng.integers(6, 80))
+        y = rng.integers(0, 2, n)
+        y[:2] = [0, 1]
+        p = np.round(rng.random(n) * 0.5 + 0.4 * y, int(rng.integers(1, 4)))  # rounding makes ties
+        fpr, tpr, thr = roc_curve(y, p)
+        best = int(np.argmax(tpr - fpr))
+        if best == 0:  # a useless model: the old rule returned 1.0, this one just above 1 (nothing positive)
+            continue
+        assert evaluate.choose_threshold(y, p) == float(np.clip(thr[best], 0.0, 1.0)), trial
+
+
+def test_sensitivity_specificity_binary_and_macro():
+    from medkit.evaluation.metrics import sensitivity_specificity
+
+    y, pred = np.array([0, 0, 1, 1, 1]), np.array([0, 1, 1, 1, 0])
+    assert sensitivity_specificity(y, pred) == {"sensitivity": pytest.approx(2 / 3), "specificity": 0.5}
+    y3, pred3 = np.array([0, 1, 2, 2]), np.array([0, 2, 2, 1])
+    out = sensitivity_specificity(y3, pred3, 3)
+    sens = np.mean([(pred3[y3 == c] == c).mean() for c in range(3)])
+    spec = np.mean([(pred3[y3 != c] != c).mean() for c in range(3)])
+    assert out == {"sensitivity": sens, "specificity": spec}

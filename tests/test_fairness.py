@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from medkit import fairness
 from medkit.errors import DataError, MedkitError
+from medkit.evaluation import fairness
 
 
 @pytest.fixture

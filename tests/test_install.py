@@ -17,9 +17,9 @@ SKIP_COPY = shutil.ignore_patterns(".git", "outputs", "build", "dist", "*.egg-in
 EXTRA_MODULES = ("fastai", "pytorch_grad_cam", "onnx", "onnxruntime", "flwr")
 # What the core lessons (00, 01, 02, 05, 07, 08, 11) import from medkit.
 CORE_MODULES = ("medkit.data", "medkit.models", "medkit.features", "medkit.freeze", "medkit.losses", "medkit.train",
-                "medkit.metrics", "medkit.evaluate", "medkit.calibration", "medkit.fairness", "medkit.shift",
-                "medkit.segmentation", "medkit.ssl", "medkit.vit", "medkit.viz", "medkit.check", "medkit.profiles",
-                "medkit.report", "medkit.course", "medkit.cli.doctor", "medkit.volumes")
+                "medkit.evaluation.metrics", "medkit.evaluation.evaluate", "medkit.evaluation.calibration", "medkit.evaluation.fairness", "medkit.data.sites",
+                "medkit.segmentation", "medkit.ssl", "medkit.vit", "medkit.viz", "medkit.course.check", "medkit.course.profiles",
+                "medkit.course.report", "medkit.course", "medkit.cli.doctor", "medkit.volumes")
 
 
 def _clean_env(**extra) -> dict:
@@ -44,7 +44,7 @@ def test_wheel_in_a_fresh_venv_runs_lesson_00(tmp_path):
     env = _clean_env(PATH=f"{bindir}{os.pathsep}{os.environ['PATH']}", MEDKIT_CACHE=str(tmp_path / "cache"))
     work = tmp_path / "work"
     work.mkdir()
-    where = subprocess.run([str(python), "-c", "import medkit.notebooks as n, medkit.data as d, medkit.recipe_table as r; "
+    where = subprocess.run([str(python), "-c", "import medkit.course.notebooks as n, medkit.data as d, medkit.recipe_table as r; "
                             "print(n.notebooks_dir()); print(d.samples_dir()); print(r.load_table()['source'])"],
                            capture_output=True, text=True, env=env, cwd=work, check=True).stdout.split()
     assert all(str(venv) in path and "_resources" in path for path in where[:2]), where

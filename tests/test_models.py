@@ -123,3 +123,37 @@ def test_preprocess_grey_uint8_to_normalised_rgb():
     assert x.shape == (2, 3, 64, 64) and x.dtype == torch.float32
     expected = (1 - torch.tensor(models.IMAGENET_MEAN)) / torch.tensor(models.IMAGENET_STD)
     assert torch.allclose(x[0, :, 0, 0], expected, atol=1e-5)
+
+
+def test_weights_preprocessing_matches_torchvision():
+    """Every torchvision entry expects what torchvision's own transforms say (offline: the enums carry them)."""
+    import torchvision.models as tvm
+
+    checked = 0
+    for name in models.list_backbones():
+        spec = models.get_spec(name)
+        for tag, entry in spec.weights.items():
+            source = entry.meta.get("source", "") if isinstance(entry, models.Weights) else ""
+            if not source.startswith("torchvision.models."):
+                continue
+            enum, tv_tag = source.removeprefix("torchvision.models.").split(".")
+            expected = getattr(getattr(tvm, enum), tv_tag).transforms()
+            assert entry.mean == pytest.approx(tuple(expected.mean)), (name, tag)
+            assert entry.std == pytest.approx(tuple(expected.std)), (name, tag)
+            assert entry.input_size == expected.crop_size[0], (name, tag)
+            pre = spec.preprocess(weights=tag)
+            assert pre.image_size == expected.crop_size[0]
+            assert pre.mean.flatten().tolist() == pytest.approx(list(expected.mean))
+            checked += 1
+    assert checked >= 5  # resnet18, resnet50, densenet121, inception_v3, vit_b_16
+
+
+def test_split_head_leaves_the_model_whole():
+    model = models.get_backbone("resnet18", weights=None, num_classes=2).eval()
+    body, head = models.split_head(model)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        features = body(x)
+        assert features.shape == (2, 512)
+        torch.testing.assert_close(head(features), model(x))
+    assert isinstance(model.fc, torch.nn.Linear)  # the caller's model keeps its head

@@ -10,7 +10,7 @@ import pytest
 from claims import claims_for
 from conftest import SHARED_DATA
 
-from medkit.notebooks import lesson_paths, run_notebook
+from medkit.course.notebooks import lesson_paths, run_notebook
 
 SMOKE_RUNS: dict[str, dict] = {}  # lesson stem -> metrics of its smoke run, reused by the reproducibility test
 NOTEBOOKS = sorted(Path(__file__).resolve().parents[1].joinpath("notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -42,7 +42,7 @@ def test_notebook_is_clean_and_parametrised(path):
 
 
 # A measured number typed into markdown drifts silently from what the code produces; a lesson renders its results
-# from metrics.json (medkit.report.summary) instead. What markdown may still hold is a constant of the method: each
+# from metrics.json (medkit.course.report.summary) instead. What markdown may still hold is a constant of the method: each
 # allowed token is listed with its reason. Tokens are compared after dropping spaces and reading − as -.
 ALLOWED_IN_MARKDOWN = {
     "1.0": "a probability's upper bound (probabilities that round to exactly 1.0)",

@@ -7,8 +7,10 @@ from medkit.checkpoint import CONFIG_FILE
 from medkit.cli import main
 from medkit.data import pneumonia as load_pneumonia
 from medkit.data import sample_path, subsample
+from medkit.data.augment import XrayAugment
 from medkit.errors import ConfigError, DataError, MedkitError, UnknownNameError, WeightsError
-from medkit.recipe import RecipeConfig, XrayAugment, choose_threshold, evaluate_checkpoint, fit_recipe, load_splits
+from medkit.evaluation.evaluate import choose_threshold
+from medkit.recipe import RecipeConfig, evaluate_checkpoint, fit_recipe, load_splits
 
 FAST = ["--epochs", "2", "--image-size", "48", "--quiet", "--batch-size", "32"]
 SMALL = ["--epochs", "3", "--image-size", "48", "--quiet", "--batch-size", "16"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from medkit import profiles, report
+from medkit.course import profiles, report
 from medkit.errors import DataError, ProfileError
 
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from medkit import shift
 from medkit.data import ImageDataset
+from medkit.data import sites as shift
 from medkit.errors import DataError, UnknownNameError
 
 

@@ -19,12 +19,12 @@ from .faithfulness import (
     sanity_check,
 )
 from .layers import count_hooks, feature_size, layer_candidates, layer_group, resolve_layer, tokens_to_grid
-from .overlay import browser, overlay, show_cams, window
+from .overlay import browser, overlay, show_cams
 from .scratch import BaseCAM, LayerHooks, ScratchGradCAM
 
 __all__ = [
     "METHODS", "Explainer", "cams", "BaseCAM", "LayerHooks", "ScratchGradCAM",
     "resolve_layer", "layer_group", "layer_candidates", "tokens_to_grid", "feature_size", "count_hooks",
     "random_maps", "road_curves", "SCORES", "LogOddsTarget", "Faithfulness", "faithfulness", "randomize_top", "rank_correlation", "sanity_check",
-    "window", "overlay", "show_cams", "browser",
+    "overlay", "show_cams", "browser",
 ]

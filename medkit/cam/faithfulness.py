@@ -17,6 +17,7 @@ from scipy.stats import spearmanr
 from torch import nn
 
 from ..errors import DataError
+from ..models import get_spec, parameter_groups
 from .layers import check_batch
 
 __all__ = ["random_maps", "road_curves", "Faithfulness", "faithfulness", "randomize_top", "rank_correlation",
@@ -152,8 +153,6 @@ def faithfulness(model: nn.Module, x: torch.Tensor, maps, targets, percentiles=(
 
 def randomize_top(model: nn.Module, n_groups: int = 1, seed: int = 0) -> nn.Module:
     """Return a copy of a registry model whose top `n_groups` layer groups (head first) are re-initialised."""
-    from ..models import get_spec, parameter_groups
-
     spec = get_spec(model)
     if not 1 <= n_groups <= len(spec.groups):
         raise DataError(f"n_groups must be between 1 and {len(spec.groups)} for {spec.name}, got {n_groups}.")

@@ -7,14 +7,13 @@ import torch
 from torch import nn
 
 from ..errors import DataError, UnknownNameError
+from ..models import get_spec
 
 __all__ = ["resolve_layer", "layer_group", "layer_candidates", "tokens_to_grid", "reshape_transform_for", "num_classes_of",
            "check_batch", "resolve_targets", "feature_size", "count_hooks"]
 
 
 def _spec(model):
-    from ..models import get_spec
-
     name = getattr(model, "medkit_backbone", None)
     return get_spec(name) if name else None
 

@@ -4,29 +4,22 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..data.dicom import window as data_window
 from ..errors import DataError
+from .explain import cams
+from .layers import resolve_layer
 
-__all__ = ["window", "overlay", "show_cams", "browser"]
+__all__ = ["overlay", "show_cams", "browser"]
 
 
-def window(image, level: float | None = None, width: float | None = None, percentiles=(1, 99)) -> np.ndarray:
-    """Return a grey image (H, W) scaled to [0, 1]: by window `level`/`width` if given, else by its percentiles.
-
-    CT comes in Hounsfield units (lung window: level -600, width 1500); an X-ray PNG is already windowed,
-    and a percentile stretch keeps a few bright labels from washing the lungs out.
-    """
+def _grey(image, window) -> np.ndarray:
+    """Return a grey image (H, W) in [0, 1] through `medkit.data.window` (a preset, (center, width) or "auto")."""
     image = np.asarray(image, dtype=np.float32)
     image = image[..., 0] if image.ndim == 3 and image.shape[-1] in (1, 3) else image
     image = image[0] if image.ndim == 3 and image.shape[0] in (1, 3) else image
     if image.ndim != 2:
         raise DataError(f"Expected a grey image (H, W), got shape {image.shape}.")
-    if (level is None) != (width is None):
-        raise DataError("Give both level and width, or neither (percentile stretch).")
-    if level is None:
-        low, high = np.percentile(image, percentiles)
-    else:
-        low, high = level - width / 2, level + width / 2
-    return np.clip((image - low) / max(high - low, 1e-7), 0, 1)
+    return data_window(image, window)
 
 
 def _resize(image: np.ndarray, shape) -> np.ndarray:
@@ -36,11 +29,11 @@ def _resize(image: np.ndarray, shape) -> np.ndarray:
     return F.interpolate(t, size=tuple(shape), mode="bilinear", align_corners=False)[0, 0].numpy()
 
 
-def overlay(image, cam, alpha: float = 0.6, cmap: str = "jet", **window_kw) -> np.ndarray:
+def overlay(image, cam, alpha: float = 0.6, cmap: str = "jet", window="auto") -> np.ndarray:
     """Return an RGB image (H, W, 3) in [0, 1]: the windowed grey image with the map's colours laid over it.
 
     The colour's opacity grows with the map (alpha * cam), so regions the map ignores stay plain grey
-    and the anatomy underneath remains readable.
+    and the anatomy underneath remains readable. `window` goes to `medkit.data.window` (CT: "lung").
     """
     import matplotlib
 
@@ -49,14 +42,14 @@ def overlay(image, cam, alpha: float = 0.6, cmap: str = "jet", **window_kw) -> n
         raise DataError(f"Expected one map (H, W), got shape {cam.shape}.")
     if not 0 <= alpha <= 1:
         raise DataError(f"alpha must lie in [0, 1], got {alpha}.")
-    grey = _resize(window(image, **window_kw), cam.shape)
+    grey = _resize(_grey(image, window), cam.shape)
     heat = matplotlib.colormaps[cmap](np.clip(cam, 0, 1))[..., :3]
     a = (alpha * np.clip(cam, 0, 1))[..., None]
     return np.clip((1 - a) * grey[..., None] + a * heat, 0, 1)
 
 
 def show_cams(images, maps, titles=None, show_maps: bool = True, alpha: float = 0.6, cmap: str = "jet",
-              size: float = 1.7, **window_kw):
+              size: float = 1.7, window="auto"):
     """Show a grid, one row per image: the image, then per method its map and its overlay; return the figure.
 
     `maps` is (N, H, W) for one method or a dict {method: (N, H, W)}.
@@ -68,11 +61,11 @@ def show_cams(images, maps, titles=None, show_maps: bool = True, alpha: float = 
     cols = 1 + len(maps) * (2 if show_maps else 1)
     fig, axes = plt.subplots(len(images), cols, figsize=(cols * size, len(images) * size * 1.1), squeeze=False)
     for i, image in enumerate(images):
-        row = [("image" if titles is None else str(titles[i]), window(image, **window_kw), "gray")]
+        row = [("image" if titles is None else str(titles[i]), _grey(image, window), "gray")]
         for name, m in maps.items():
             if show_maps:
                 row.append((name, m[i], cmap))
-            row.append((f"{name} overlay" if show_maps else name, overlay(image, m[i], alpha, cmap, **window_kw), None))
+            row.append((f"{name} overlay" if show_maps else name, overlay(image, m[i], alpha, cmap, window), None))
         for ax, (title, picture, colours) in zip(axes[i], row):
             ax.imshow(picture, cmap=colours, vmin=0, vmax=1)
             ax.set_title(title, fontsize=8)
@@ -92,9 +85,6 @@ def browser(model, images, x, classes, labels=None, methods=None, layers=None):
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
 
-    from .explain import cams
-    from .layers import resolve_layer
-
     methods = list(methods or ("gradcam", "gradcam++", "eigencam"))
     layers = list(layers or [resolve_layer(model)[0]])
     cache = {}
@@ -106,7 +96,7 @@ def browser(model, images, x, classes, labels=None, methods=None, layers=None):
         truth = "" if labels is None else f"true: {classes[int(labels[index])]}, "
         explained = "predicted class" if target is None else classes[target]
         fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.8))
-        for ax, (title, picture, colours) in zip(axes, [("image", window(images[index]), "gray"),
+        for ax, (title, picture, colours) in zip(axes, [("image", _grey(images[index], "auto"), "gray"),
                                                         (f"{method} @ {layer}", cache[key], "jet"),
                                                         ("overlay", overlay(images[index], cache[key]), None)]):
             ax.imshow(picture, cmap=colours, vmin=0, vmax=1)

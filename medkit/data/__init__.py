@@ -1,12 +1,12 @@
 """Getting medical images into a model: sources, DICOM, normalisation, augmentation, splits and batches."""
 
-from .augment import Augment, PerSample
-from .convert import for_backbone, normalize, resize, to_float, to_three_channels
+from .augment import Augment, PerSample, XrayAugment, response_curve
+from .convert import normalize, resize, to_float, to_three_channels
 from .dataset import ImageDataset
 from .decoded import decode_key, decoded_dir, load_images
 from .dicom import WINDOWS, dicom_info, read_dicom, window
 from .folder import from_folder, scan_folder
-from .images import ON_ERROR, check_on_error, float_to_uint8, load_image, stack_images, to_uint8
+from .images import ON_ERROR, check_on_error, float_to_uint8, load_image, resize_image, stack_images, to_uint8
 from .intensity import foreground_mask, histogram_match, percentile_clip, zscore
 from .kermany import CHEST_XRAY_SAMPLE, chest_xray_dir, chest_xrays
 from .loaders import BatchLoader, to_tensor
@@ -24,14 +24,22 @@ from .medmnist import (
 from .modalities import breast_ultrasound, dermoscopy, match_channels
 from .patients import classes_per_patient, patient_key, patient_keys, pneumonia_type
 from .sources import GROUP_BY, SPLIT_FOLDERS, Source, load_source
-from .splits import check_no_leakage, group_split, split_dataset, stratified_split, subsample, train_val_test_split
+from .splits import (
+    carve,
+    check_no_leakage,
+    group_split,
+    split_dataset,
+    stratified_split,
+    subsample,
+    train_val_test_split,
+)
 from .table import from_csv
 
 __all__ = [
     "ImageDataset", "BatchLoader", "to_tensor", "load_npz", "available_splits", "pneumonia", "sample_path",
     "samples_dir", "PNEUMONIA_CLASSES", "HELD_OUT_SEED", "HELD_OUT_SIZE", "stratified_split", "subsample",
     # sources
-    "from_medmnist", "from_folder", "scan_folder", "from_csv", "load_image", "stack_images", "to_uint8",
+    "from_medmnist", "from_folder", "scan_folder", "from_csv", "load_image", "stack_images", "to_uint8", "resize_image",
     # patient keys in file names (the Kermany chest X-rays)
     "patient_key", "patient_keys", "pneumonia_type", "classes_per_patient",
     # one --data for every source, with a split report; decode once, then memory-map
@@ -44,11 +52,11 @@ __all__ = [
     # MRI intensity normalisation
     "zscore", "percentile_clip", "histogram_match", "foreground_mask",
     # augmentation
-    "Augment", "PerSample",
+    "Augment", "PerSample", "XrayAugment", "response_curve",
     # splits
-    "group_split", "train_val_test_split", "split_dataset", "check_no_leakage",
+    "group_split", "train_val_test_split", "split_dataset", "carve", "check_no_leakage",
     # conversions for pretrained backbones
-    "to_float", "to_three_channels", "resize", "normalize", "for_backbone",
+    "to_float", "to_three_channels", "resize", "normalize",
     # lesson 10: more modalities, bundled (label 1 = malignant)
     "breast_ultrasound", "dermoscopy", "match_channels",
 ]

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ..errors import DataError
 
-__all__ = ["Augment", "PerSample"]
+__all__ = ["Augment", "XrayAugment", "PerSample", "response_curve"]
 
 
 def _check_batch(x) -> torch.Tensor:
@@ -27,6 +28,14 @@ def _check_batch(x) -> torch.Tensor:
         raise DataError(f"Augmentation expects a float tensor batch (N, C, H, W) in [0, 1]; got {shape}"
                         f"{'' if not hasattr(x, 'dtype') else ' of ' + str(x.dtype)}.")
     return x
+
+
+def response_curve(x, gamma=1.0, contrast=1.0, brightness=0.0):
+    """Return `x` (in [0, 1]) through a detector's response: `x ** gamma`, scaled around mid-grey, then offset.
+
+    Works on numpy arrays and torch tensors alike (per-image factors broadcast), unclipped at the top.
+    """
+    return (x.clip(0, 1) ** gamma - 0.5) * contrast + 0.5 + brightness
 
 
 @dataclass
@@ -120,6 +129,38 @@ class Augment:
             return x.clone()
         with torch.no_grad():
             return self._intensity(self._geometry(x)).contiguous()
+
+
+class XrayAugment(nn.Module):
+    """Random small affine (rotation, scale, shift) and intensity (brightness, contrast, gamma) changes.
+
+    Works on a float [0, 1] batch (N, C, H, W) at the stored resolution, before resizing, so it is cheap.
+    The intensity part is `response_curve`, the same curve the simulated scanners apply (`medkit.data.sites.Scanner`).
+    """
+
+    def __init__(self, degrees: float = 10.0, scale: float = 0.1, shift: float = 0.08, brightness: float = 0.1,
+                 contrast: float = 0.15, gamma: float = 0.2, seed: int = 0):
+        super().__init__()
+        self.degrees, self.scale, self.shift = degrees, scale, shift
+        self.brightness, self.contrast, self.gamma = brightness, contrast, gamma
+        self.generator = torch.Generator().manual_seed(int(seed))
+
+    def _uniform(self, n, spread):
+        return (torch.rand(n, generator=self.generator) * 2 - 1) * spread
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        angle = self._uniform(n, math.radians(self.degrees))
+        scale = 1 + self._uniform(n, self.scale)
+        tx, ty = self._uniform(n, self.shift), self._uniform(n, self.shift)
+        cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+        theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        gamma = torch.exp(self._uniform(n, self.gamma)).view(n, 1, 1, 1)
+        contrast = (1 + self._uniform(n, self.contrast)).view(n, 1, 1, 1)
+        brightness = self._uniform(n, self.brightness).view(n, 1, 1, 1)
+        return response_curve(x, gamma, contrast, brightness).clamp(0, 1)
 
 
 class PerSample:

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from ..errors import DataError
 
-__all__ = ["to_float", "to_three_channels", "resize", "normalize", "for_backbone"]
+__all__ = ["to_float", "to_three_channels", "resize", "normalize"]
 
 
 def to_float(x) -> torch.Tensor:
@@ -44,10 +44,3 @@ def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:
     if x.shape[1] != mean.shape[1]:
         raise DataError(f"{x.shape[1]} channels but {mean.shape[1]} normalisation statistics.")
     return (to_float(x) - mean) / std
-
-
-def for_backbone(name: str, image_size: int | None = None):
-    """Return the backbone's own preprocessing (3 channels, resize, its mean/std) as a module."""
-    from ..models import get_spec
-
-    return get_spec(name).preprocess(image_size)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..cache import cache_dir
+from ..errors import DataError
 from .images import check_on_error, stack_images, warn_notes
 
 __all__ = ["FORMAT_VERSION", "decoded_dir", "decode_key", "load_images"]
@@ -90,8 +91,6 @@ def load_images(paths, *, image_size: int | None = None, channels: int | None = 
     A cached load does not open any image file. With on_error="raise", an entry that skipped files
     raises as a fresh decode would, naming the first of them.
     """
-    from ..errors import DataError
-
     check_on_error(on_error)
     if not cache:
         return stack_images(paths, image_size=image_size, channels=channels, on_error=on_error, source=source,

@@ -335,8 +335,14 @@ def window(image, preset_or_center_width="lung"):
     """Map `image` (HU) to [0, 1]: `center - width/2` -> 0, `center + width/2` -> 1, clipped outside.
 
     `preset_or_center_width` is a name from WINDOWS ("lung", "mediastinum", "bone", "brain",
-    "abdomen", ...) or a (center, width) pair. Works on numpy arrays and torch tensors; returns float32.
+    "abdomen", ...), a (center, width) pair, or "auto": the 1st to 99th percentile of the image itself
+    (an X-ray PNG is already windowed, and the stretch keeps a few bright labels from washing the lungs
+    out). Works on numpy arrays and torch tensors; returns float32.
     """
+    if isinstance(preset_or_center_width, str) and preset_or_center_width == "auto":
+        values = image.detach().cpu().numpy() if hasattr(image, "detach") else np.asarray(image, dtype=np.float32)
+        low, high = (float(v) for v in np.percentile(values, (1, 99)))
+        preset_or_center_width = ((low + high) / 2.0, max(high - low, 1e-7))
     center, width = _center_width(preset_or_center_width)
     low = center - width / 2.0
     if hasattr(image, "clamp"):  # a torch tensor: stay in torch

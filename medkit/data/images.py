@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, MedkitError
+from .dicom import dicom_to_uint8, window
 
-__all__ = ["IMAGE_EXTENSIONS", "DICOM_EXTENSIONS", "ON_ERROR", "load_image", "stack_images", "to_uint8",
+__all__ = ["IMAGE_EXTENSIONS", "DICOM_EXTENSIONS", "ON_ERROR", "load_image", "stack_images", "to_uint8", "resize_image",
            "float_to_uint8", "check_on_error", "warn_notes"]
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
@@ -44,8 +45,6 @@ def check_on_error(on_error) -> str:
 
 def to_uint8(image: np.ndarray, center_width=None) -> np.ndarray:
     """Map a float image to uint8: through a (center, width) window if given, else its own min..max."""
-    from .dicom import window
-
     image = np.asarray(image, dtype=np.float32)
     if center_width is not None:
         scaled = window(image, center_width)
@@ -76,8 +75,6 @@ def float_to_uint8(images: np.ndarray, what: str) -> tuple[np.ndarray, str]:
 
 def _read_dicom_uint8(path: Path) -> np.ndarray:
     # Window in the stored-value domain first, then invert MONOCHROME1 (dicom_to_uint8 keeps that order).
-    from .dicom import dicom_to_uint8
-
     return dicom_to_uint8(path)
 
 
@@ -185,7 +182,8 @@ def load_image(path) -> np.ndarray:
     return image
 
 
-def _resize(image: np.ndarray, size: int) -> np.ndarray:
+def resize_image(image: np.ndarray, size: int) -> np.ndarray:
+    """Return one image (H, W[, C]) resized to `size` square: Pillow's bilinear, which antialiases when shrinking."""
     from PIL import Image
 
     if image.shape[:2] == (size, size):
@@ -238,7 +236,7 @@ def stack_images(paths, *, image_size: int | None = None, channels: int | None =
         elif channels is not None and image.dtype == np.uint8:
             image = _to_channels(image, channels)
         if image_size is not None:
-            image = _resize(image, int(image_size))
+            image = resize_image(image, int(image_size))
         images.append(image)
         kept.append(i)
     if not images:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..errors import DataError
 from .medmnist import HELD_OUT_SEED, sample_path
+from .sources import load_source
 from .splits import check_no_leakage, subsample
 
 __all__ = ["chest_xrays", "chest_xray_dir", "CHEST_XRAY_SAMPLE"]
@@ -39,8 +40,6 @@ def chest_xrays(image_size: int = 128, n_train: int | None = None, seed: int = 0
 
     Every part's `groups` are patient keys; `meta["origin"]` says how the part was made.
     """
-    from .sources import load_source
-
     folder = chest_xray_dir() if folder is None else Path(folder).expanduser()
     bundled = folder == chest_xray_dir()
     if not folder.is_dir():

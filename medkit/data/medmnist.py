@@ -6,22 +6,52 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..cache import cache_dir, download
+from ..errors import DataError, UnknownNameError
+from ..resources import resource_dir
 from .dataset import ImageDataset
-from .splits import stratified_split
+from .images import float_to_uint8
+from .splits import carve
 
 __all__ = ["samples_dir", "sample_path", "load_npz", "from_medmnist", "available_splits", "pneumonia", "PNEUMONIA_CLASSES",
-           "HELD_OUT_SEED", "HELD_OUT_SIZE"]
+           "HELD_OUT_SEED", "HELD_OUT_SIZE", "DATASETS", "dataset_path", "dataset_state"]
 
 PNEUMONIA_CLASSES = ["normal", "pneumonia"]
 HELD_OUT_SEED = 20240  # fixed, independent of a lesson's SEED, so every lesson tests on the same images
 HELD_OUT_SIZE = 624  # the size of the official test split, which is not shipped
 
+# MedMNIST files on Zenodo: name -> (medmnist flag, size suffix). MedMNIST publishes MD5 checksums.
+DATASETS = {"pneumoniamnist": ("pneumoniamnist", ""), "pneumoniamnist_64": ("pneumoniamnist", "_64"),
+            "pneumoniamnist_128": ("pneumoniamnist", "_128"), "pneumoniamnist_224": ("pneumoniamnist", "_224"),
+            "chestmnist": ("chestmnist", ""), "dermamnist": ("dermamnist", ""), "bloodmnist": ("bloodmnist", ""),
+            "breastmnist": ("breastmnist", ""), "organamnist": ("organamnist", "")}
+
+
+def _dataset_entry(name: str) -> tuple[str, str, str]:
+    """Return (url, md5, filename) of a MedMNIST file, from the medmnist package's own table."""
+    if name not in DATASETS:
+        raise UnknownNameError(f"Unknown dataset {name!r}. Known datasets: {', '.join(DATASETS)}.")
+    from medmnist import INFO
+
+    flag, size = DATASETS[name]
+    info = INFO[flag]
+    return info[f"url{size}"], info[f"MD5{size}"], f"{flag}{size}.npz"
+
+
+def dataset_path(name: str) -> Path:
+    """Return the cached path of a MedMNIST file, downloading it (online) or raising OfflineError."""
+    url, md5, filename = _dataset_entry(name)
+    return download(url, cache_dir() / "data" / filename, md5, algorithm="md5", fetch_hint=f"medkit fetch --data {name}")
+
+
+def dataset_state(name: str) -> str:
+    """Return 'cached', or 'not cached' for a dataset name."""
+    _, _, filename = _dataset_entry(name)
+    return "cached" if (cache_dir() / "data" / filename).exists() else "not cached"
+
 
 def samples_dir() -> Path:
     """Return the folder of bundled sample data ($MEDKIT_SAMPLES, else the checkout's or the wheel's data_samples/)."""
-    from ..resources import resource_dir
-
     return Path(os.environ.get("MEDKIT_SAMPLES") or resource_dir("data_samples"))
 
 
@@ -91,8 +121,6 @@ def load_npz(path, split: str = "train", classes=None, name: str | None = None) 
 
 def _images_uint8(images: np.ndarray, what: str) -> np.ndarray:
     """Return images as uint8: floats in 0-1 or 0-255 are scaled (said once), other ranges refused."""
-    from .images import float_to_uint8
-
     if images.dtype == np.uint8:
         return images
     if images.dtype.kind == "f":
@@ -115,8 +143,6 @@ def from_medmnist(name: str = "pneumoniamnist", split: str = "train", size: int 
     Offline and not cached, this raises OfflineError; `medkit fetch --data NAME` caches it beforehand.
     The bundled PneumoniaMNIST sample needs no download: use `pneumonia()`.
     """
-    from ..fetch import dataset_path
-
     key = name if size == 28 else f"{name}_{int(size)}"
     from medmnist import INFO
 
@@ -134,6 +160,5 @@ def pneumonia(path=None, held_out: int = HELD_OUT_SIZE) -> dict:
     path = path or sample_path("pneumoniamnist_28_trainval.npz")
     train = load_npz(path, "train", PNEUMONIA_CLASSES, name="pneumonia:train")
     val = load_npz(path, "val", PNEUMONIA_CLASSES, name="pneumonia:val")
-    keep, test = stratified_split(train.labels, test_size=held_out, seed=HELD_OUT_SEED)
-    return {"train": train.subset(np.sort(keep), "pneumonia:train"), "val": val,
-            "test": train.subset(np.sort(test), "pneumonia:test")}
+    train, test = carve(train, held_out, HELD_OUT_SEED, ("pneumonia:train", "pneumonia:test"))
+    return {"train": train, "val": val, "test": test}

@@ -13,7 +13,7 @@ import numpy as np
 from ..cache import sha256sum
 from ..errors import DataError
 from .dataset import ImageDataset
-from .images import _resize, _to_channels, stack_images
+from .images import _to_channels, resize_image, stack_images
 from .medmnist import HELD_OUT_SEED, load_npz, sample_path, samples_dir
 from .splits import stratified_split, subsample
 
@@ -79,7 +79,7 @@ def _finish(parts: dict, image_size: int, channels: int, n_train, seed: int, wha
     for name, ds in parts.items():
         images = ds.images
         if ds.image_size != (image_size, image_size):
-            images = np.stack([_resize(image, int(image_size)) for image in images])
+            images = np.stack([resize_image(image, int(image_size)) for image in images])
         images = match_channels(images, channels, f"{what}:{name}", warn=False)
         out[name] = ImageDataset(images, ds.labels, list(MALIGNANT_CLASSES), None, f"{what}:{name}", ds.meta)
     if n_train is not None:

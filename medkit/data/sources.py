@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import DataError
 from .dataset import ImageDataset
 from .folder import from_folder, is_hidden
-from .images import check_on_error
+from .images import _to_channels, check_on_error, resize_image
 from .medmnist import HELD_OUT_SEED, HELD_OUT_SIZE, available_splits, load_npz
 from .splits import check_no_leakage, group_split, stratified_split
 from .table import from_csv
@@ -109,13 +109,11 @@ def _load_parts(data, kind, group_by, **load) -> tuple[dict, dict]:
 
 
 def _convert(ds, image_size=None, channels=None):
-    from .images import _resize, _to_channels
-
     images = ds.images
     if channels is not None:
         images = np.stack([_to_channels(a, channels) for a in images])
     if image_size is not None:
-        images = np.stack([_resize(a, int(image_size)) for a in images])
+        images = np.stack([resize_image(a, int(image_size)) for a in images])
     return ImageDataset(images, ds.labels, ds.classes, ds.groups, ds.name, ds.meta)
 
 

@@ -5,7 +5,7 @@ from sklearn.model_selection import train_test_split
 
 from ..errors import DataError
 
-__all__ = ["stratified_split", "subsample", "group_split", "train_val_test_split", "split_dataset", "check_no_leakage"]
+__all__ = ["stratified_split", "subsample", "group_split", "train_val_test_split", "split_dataset", "carve", "check_no_leakage"]
 
 
 def stratified_split(labels, test_size, seed: int = 0):
@@ -110,6 +110,16 @@ def split_dataset(dataset, val_size=0.15, test_size=0.15, seed: int = 0, by_grou
                         "needs them (from_csv reads a `patient` or `site` column).")
     index = train_val_test_split(dataset.labels, val_size, test_size, seed, dataset.groups if by_group else None)
     return {name: dataset.subset(idx, f"{dataset.name}:{name}") for name, idx in index.items()}
+
+
+def carve(dataset, size, seed: int, names: tuple[str, str]) -> tuple:
+    """Return (rest, carved): `size` images (a count or a fraction) held out of `dataset`, stratified, in file order.
+
+    The one held-out carve of a fixed seed that the lessons' PneumoniaMNIST test part and `medkit fit` share;
+    `names` names the two parts.
+    """
+    keep, out = stratified_split(dataset.labels, test_size=size, seed=seed)
+    return dataset.subset(np.sort(keep), names[0]), dataset.subset(np.sort(out), names[1])
 
 
 def check_no_leakage(**groups) -> None:

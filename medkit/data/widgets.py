@@ -9,6 +9,7 @@ import io
 
 import numpy as np
 
+from .augment import Augment
 from .dicom import WINDOWS, window
 
 __all__ = ["to_png", "window_explorer", "augment_explorer"]
@@ -77,8 +78,6 @@ def augment_explorer(images, n_show: int = 8, seed: int = 0, display_size: int =
     """
     import ipywidgets as widgets
     import torch
-
-    from .augment import Augment
 
     first = np.asarray(images)[0]
     x = torch.from_numpy(first).float().div(255)

@@ -1,7 +1,7 @@
 """Shipping a model (lesson 06): ONNX export and checks, latency, drift monitoring, model cards, DICOM de-identification."""
 
 from .deid import ACTIONS, BASIC_PROFILE, PROFILE, PROFILE_NAME, default_salt, deidentify, deidentify_file
-from .drift import DriftMonitor, DriftResult, alarm_rates, sample_batches, save_reference
+from .drift import DriftMonitor, DriftResult, alarm_rates, sample_batches
 from .files import dicom_modality, read_for_model
 from .latency import measure_latency
 from .modelcard import DATASETS, ModelCard, dataset_provenance, subgroup_results, validation_results
@@ -15,6 +15,7 @@ from .onnx import (
     export_checkpoint,
     export_onnx,
     export_verified,
+    save_reference,
     sidecar_path,
     verify_onnx,
 )

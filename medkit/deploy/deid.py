@@ -30,6 +30,8 @@ import secrets
 import warnings
 from pathlib import Path
 
+from ..atomic import atomic_path, write_text
+from ..cache import cache_dir
 from ..data.dicom import open_dicom
 from ..errors import DataError
 from .annex_e import EDITION, RESOLVE, TABLE_E1_1
@@ -63,9 +65,6 @@ def default_salt() -> str:
     files and sessions; it is private (0600) so nobody else can link new UIDs to old ones. If the cache
     cannot be written, a salt for this process only is used, with a warning.
     """
-    from ..atomic import write_text
-    from ..cache import cache_dir
-
     path = cache_dir() / "deid_salt"
     try:
         if path.is_file():
@@ -207,8 +206,6 @@ def deidentify(ds, *, salt: str | None = None, pseudonym: str | None = None, bur
 def deidentify_file(path, out, *, salt: str | None = None, pseudonym: str | None = None,
                     burned_in: str = "refuse") -> list[dict]:
     """De-identify the DICOM file `path` into `out` (pixels unchanged, written atomically); return the changes."""
-    from ..atomic import atomic_path
-
     path, out = Path(path), Path(out)
     ds = open_dicom(path)
     if out.resolve() == path.resolve():

@@ -10,7 +10,7 @@ shift that can change the predictions. Two tests:
   "Failing loudly", NeurIPS 2019, found this simple test as good as most).
 
 An alarm is raised when p < alpha. Lesson 06 measures the false-alarm rate on clean batches and the
-detection rate on batches from a simulated scanner change (`medkit.shift`).
+detection rate on batches from a simulated scanner change (`medkit.data.sites`).
 """
 
 from dataclasses import dataclass
@@ -20,9 +20,11 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from ..atomic import atomic_path
+from ..data.sites import SCANNERS
 from ..errors import DataError
 
-__all__ = ["DriftResult", "DriftMonitor", "save_reference", "sample_batches", "alarm_rates"]
+__all__ = ["DriftResult", "DriftMonitor", "sample_batches", "alarm_rates"]
 
 _METHODS = ("mmd", "ks")
 
@@ -171,8 +173,6 @@ class DriftMonitor:
 
     def save(self, path, model_sha256: str = "") -> Path:
         """Write the reference statistics and settings to an .npz file (atomically), tied to a model's sha256."""
-        from ..atomic import atomic_path
-
         path = Path(path)
         with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a name
             np.savez(f, mean=self.mean, components=self.components, scale=self.scale, reference=self.reference,
@@ -204,24 +204,12 @@ class DriftMonitor:
                 f"reference={len(self.reference)}, min_batch={self.min_batch})")
 
 
-def save_reference(onnx_path, images, **kwargs) -> DriftMonitor:
-    """Fit a monitor on the exported model's embeddings of clean `images` and save it beside the model."""
-    from .onnx import OnnxPredictor, drift_path
-
-    predictor = OnnxPredictor(onnx_path)
-    monitor = DriftMonitor.fit(predictor.embed(images), **kwargs)
-    monitor.save(drift_path(onnx_path), model_sha256=predictor.meta.get("onnx_sha256", ""))
-    return monitor
-
-
 def sample_batches(images, n_batches: int, batch_size: int, *, scanner=None, seed: int = 0) -> list[np.ndarray]:
     """Draw `n_batches` random batches of uint8 images (without replacement within a batch), through `scanner` if given.
 
-    `scanner` is a `medkit.shift.Scanner` (or its name in `medkit.shift.SCANNERS`): the simulated
+    `scanner` is a `medkit.data.sites.Scanner` (or its name in `medkit.data.sites.SCANNERS`): the simulated
     acquisition change whose arrival the monitor should notice.
     """
-    from ..shift import SCANNERS
-
     images = np.asarray(images)
     if batch_size > len(images):
         raise DataError(f"batch_size {batch_size} is larger than the {len(images)} images to draw from.")

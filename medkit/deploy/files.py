@@ -4,6 +4,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.dicom import NotDicomError, dicom_to_uint8, open_dicom
+from ..data.images import load_image, resize_image
 from ..errors import DataError
 
 __all__ = ["dicom_modality", "read_for_model", "UNKNOWN_MODALITY"]
@@ -13,20 +15,11 @@ UNKNOWN_MODALITY = "UNKNOWN"  # what a DICOM file without a Modality is checked 
 
 def dicom_modality(path) -> str | None:
     """Return the DICOM Modality code of `path` ("CT", "MR", "DX"... or "UNKNOWN"), or None when it is not DICOM."""
-    from ..data.dicom import NotDicomError, open_dicom
-
     try:
         ds = open_dicom(path, pixels=False)
     except NotDicomError:
         return None
     return str(ds.get("Modality", "") or "").strip().upper() or UNKNOWN_MODALITY
-
-
-def _resize(image: np.ndarray, size: int) -> np.ndarray:
-    from PIL import Image
-
-    # Pillow's BILINEAR filter widens with the scale when shrinking, i.e. it antialiases.
-    return np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
 
 
 def _check_modality(path: Path, modality: str, allowed: list) -> None:
@@ -48,8 +41,6 @@ def read_for_model(path, predictor, resize: bool = False) -> np.ndarray:
     multi-frame DICOM, a colour picture for a grey model, or an image of another size (unless `resize`)
     is refused with the file named.
     """
-    from ..data.dicom import dicom_to_uint8
-    from ..data.images import load_image
 
     path = Path(path)
     if not path.is_file():
@@ -75,5 +66,5 @@ def read_for_model(path, predictor, resize: bool = False) -> np.ndarray:
         if not resize:
             raise DataError(f"{path} is {image.shape[1]}x{image.shape[0]} px, but the model takes {size}x{size} px. "
                             "Pass --resize (resize=True) to resample it, after checking it is the right kind of image.")
-        image = _resize(image, size)
+        image = resize_image(image, size)
     return image[None] if image.ndim == 2 else image.transpose(2, 0, 1)

@@ -6,6 +6,7 @@ import torch
 from ..errors import DataError
 from ..models import Preprocess
 from ..timing import median_seconds
+from .onnx import ExportWrapper, OnnxPredictor
 
 __all__ = ["measure_latency"]
 
@@ -17,8 +18,6 @@ def measure_latency(model, onnx_path, images, *, batch_sizes=(1, 32), repeats: i
     Both run on `threads` CPU threads (1 by default: a fair, quiet comparison on a shared machine), on
     the same real uint8 images, with the same in-graph preprocessing.
     """
-    from .onnx import ExportWrapper, OnnxPredictor
-
     predictor = OnnxPredictor(onnx_path, threads=threads)
     images = predictor.check_batch(images)
     if repeats < 1 or max(batch_sizes) > len(images):

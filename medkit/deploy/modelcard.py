@@ -11,10 +11,11 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
+from ..atomic import write_text
 from ..cache import sha256sum
 from ..errors import DataError
+from ..evaluation.evaluate import metrics_with_ci
+from ..evaluation.fairness import subgroup_results
 
 __all__ = ["DATASETS", "dataset_provenance", "validation_results", "subgroup_results", "ModelCard"]
 
@@ -57,28 +58,8 @@ def dataset_provenance(path, *, role: str = "training and validation", n_images:
 
 
 def validation_results(labels, probs, threshold: float = 0.5, *, n_boot: int = 1000, seed: int = 0) -> dict:
-    """Return AUC, sensitivity and specificity with 95% stratified bootstrap intervals (`medkit.evaluate`)."""
-    from ..evaluate import metrics_with_ci
-
+    """Return AUC, sensitivity and specificity with 95% stratified bootstrap intervals (`medkit.evaluation`)."""
     return metrics_with_ci(labels, probs, threshold, n_boot=n_boot, seed=seed)
-
-
-def subgroup_results(labels, probs, groups, threshold: float = 0.5, *, n_boot: int = 1000, seed: int = 0) -> list:
-    """Return one row per subgroup: its name, size, prevalence and metrics with intervals."""
-    labels, probs, groups = np.asarray(labels), np.asarray(probs), np.asarray(groups)
-    if not len(labels) == len(probs) == len(groups):
-        raise DataError(f"{len(labels)} labels, {len(probs)} probability rows and {len(groups)} group ids: "
-                        "give one of each per image.")
-    rows = []
-    for group in sorted(set(groups.tolist()), key=str):
-        mask = groups == group
-        row = {"group": str(group), "n": int(mask.sum()), "prevalence": float(labels[mask].mean())}
-        try:
-            row.update(validation_results(labels[mask], probs[mask], threshold, n_boot=n_boot, seed=seed))
-        except DataError as exc:  # too few cases of one class: report it rather than hide the subgroup
-            row["note"] = str(exc)
-        rows.append(row)
-    return rows
 
 
 def _cell(value) -> str:
@@ -158,6 +139,4 @@ class ModelCard:
 
     def save(self, path) -> Path:
         """Write the Markdown model card to `path` and return it."""
-        from ..atomic import write_text
-
         return write_text(path, self.to_markdown())

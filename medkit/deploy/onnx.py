@@ -9,7 +9,6 @@ sidecar `model.onnx.json`, together with the sha256 of the ONNX file. `OnnxPredi
 file whose metadata, sidecar and graph do not agree.
 """
 
-import copy
 import json
 import os
 import warnings
@@ -22,8 +21,11 @@ from torch import nn
 
 from ..atomic import atomic_path, write_json
 from ..cache import sha256sum
+from ..checkpoint import load_checkpoint
 from ..errors import ConfigError, DataError
-from ..models import Preprocess, get_spec
+from ..models import Preprocess, get_spec, split_head
+from .drift import DriftMonitor
+from .files import read_for_model
 
 __all__ = [
     "OPSET",
@@ -40,6 +42,7 @@ __all__ = [
     "OnnxPredictor",
     "sidecar_path",
     "drift_path",
+    "save_reference",
 ]
 
 OPSET = 18  # Resize with antialias (needed when images are shrunk inside the graph) exists from opset 18
@@ -67,12 +70,8 @@ class ExportWrapper(nn.Module):
 
     def __init__(self, model: nn.Module, preprocess: Preprocess):
         super().__init__()
-        spec = get_spec(model)
         self.preprocess = preprocess
-        self.body = copy.deepcopy(model)  # the caller's model keeps its head
-        self.head = self.body.get_submodule(spec.head)
-        parent_name, _, attr = spec.head.rpartition(".")
-        setattr(self.body.get_submodule(parent_name) if parent_name else self.body, attr, nn.Identity())
+        self.body, self.head = split_head(model)  # on a copy: the caller's model keeps its head
 
     def forward(self, images: torch.Tensor):
         embedding = self.body(self.preprocess(images))
@@ -204,8 +203,6 @@ def checkpoint_export_args(ckpt_dir, config: dict, *, input_size: int | None = N
 def export_checkpoint(ckpt_dir, out, *, input_size: int | None = None, channels: int | None = None,
                       modalities=None) -> Path:
     """Export a `medkit fit` checkpoint folder to ONNX, taking sizes, classes and statistics from its config."""
-    from ..checkpoint import load_checkpoint
-
     model, config = load_checkpoint(ckpt_dir)
     return export_onnx(model, out, **checkpoint_export_args(ckpt_dir, config, input_size=input_size,
                                                             channels=channels, modalities=modalities))
@@ -238,8 +235,6 @@ def export_verified(model: nn.Module, out, check_images, *, reference_images=Non
     they were. With `reference_images`, a drift reference is fitted and installed with the model (without,
     a stale reference of an earlier model at `out` is removed).
     """
-    from .drift import save_reference
-
     out = Path(out)
     staged = out.with_name(f".{out.stem}.staged-{os.getpid()}.onnx")
     try:
@@ -437,8 +432,6 @@ class OnnxPredictor:
 
     def load_files(self, paths, resize: bool = False) -> np.ndarray:
         """Read PNG/JPEG/DICOM files into a batch, refusing a wrong modality, colour for a grey model, or wrong size."""
-        from .files import read_for_model
-
         return np.stack([read_for_model(p, self, resize=resize) for p in paths])
 
     def predict_files(self, paths, resize: bool = False) -> list[dict]:
@@ -450,10 +443,16 @@ class OnnxPredictor:
 
     def monitor(self):
         """Return the drift monitor whose reference statistics were saved with this model."""
-        from .drift import DriftMonitor
-
         path = drift_path(self.path)
         if not path.is_file():
             raise DataError(f"No drift reference {path.name} beside {self.path.name}. Save one with "
                             "`DriftMonitor.fit(predictor.embed(reference_images)).save(drift_path(model))`.")
         return DriftMonitor.load(path, model_sha256=self.meta.get("onnx_sha256", ""))
+
+
+def save_reference(onnx_path, images, **kwargs) -> DriftMonitor:
+    """Fit a monitor on the exported model's embeddings of clean `images` and save it beside the model."""
+    predictor = OnnxPredictor(onnx_path)
+    monitor = DriftMonitor.fit(predictor.embed(images), **kwargs)
+    monitor.save(drift_path(onnx_path), model_sha256=predictor.meta.get("onnx_sha256", ""))
+    return monitor

@@ -3,8 +3,6 @@
 import numpy as np
 import torch
 
-from ..data.dataset import ImageDataset
-from ..data.loaders import to_tensor
 from .registry import get_spec
 
 __all__ = ["imagenet_categories", "imagenet_topk"]
@@ -28,7 +26,8 @@ def imagenet_topk(model, images, k: int = 3, image_size: int | None = None) -> l
         images = images[None]
     if images.ndim == 4 and images.shape[-1] == 4:
         images = images[..., :3]  # drop alpha
-    batch = to_tensor(ImageDataset(images, np.zeros(len(images), dtype=np.int64)))
+    batch = torch.from_numpy(np.ascontiguousarray(images))
+    batch = batch[:, None] if batch.ndim == 3 else batch.permute(0, 3, 1, 2)  # (N, C, H, W), as Preprocess takes
     x = get_spec(model).preprocess(image_size)(batch)
     probs = torch.softmax(model.eval()(x), dim=1)
     names = imagenet_categories()

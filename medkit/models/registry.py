@@ -1,10 +1,13 @@
 """A backbone registry in the spirit of torchvision's weights API (`torchvision/models/_api.py`).
 
 Each `Backbone` knows how to build its network, where its weights come from (and their sha256),
-the preprocessing they expect, and what fine-tuning and Grad-CAM need: the layer groups for
-freezing (stem first, head last, like fastai's splitters) and the default CAM target layer.
+and what fine-tuning and Grad-CAM need: the layer groups for freezing (stem first, head last, like
+fastai's splitters) and the default CAM target layer. As in torchvision, the preprocessing belongs
+to the weights (`Weights.transforms`): other weights of the same network may expect other statistics.
 """
 
+import copy
+import dataclasses
 import functools
 import re
 from collections.abc import Callable
@@ -13,6 +16,7 @@ from pathlib import Path
 
 from torch import nn
 
+from ..atomic import read_state_dict
 from ..cache import cache_dir, download, hash_matches, sha256sum
 from ..errors import ConfigError, UnknownNameError, WeightsError
 from ..named import NamedRegistry
@@ -28,6 +32,7 @@ __all__ = [
     "weights_path",
     "load_weights",
     "replace_head",
+    "split_head",
     "parameter_groups",
 ]
 
@@ -43,6 +48,16 @@ class Weights:
     package_file: Callable[[], Path] | None = None  # returns the file's path inside an installed package
     convert: Callable[[dict, nn.Module], dict] | None = None  # maps the published keys onto our model's
     meta: dict = field(default_factory=dict)  # source, licence, num_classes, ImageNet top-1...
+    input_size: int = 224  # size the weights were trained at
+    mean: tuple = IMAGENET_MEAN  # the statistics they were trained with
+    std: tuple = IMAGENET_STD
+
+    def transforms(self, image_size: int | None = None) -> Preprocess:
+        """Return the preprocessing these weights expect, at `image_size` (default: their training size)."""
+        return Preprocess(image_size or self.input_size, self.mean, self.std)
+
+
+_NO_WEIGHTS = Weights(tag="NONE", filename="", sha256="")
 
 
 @dataclass(frozen=True)
@@ -56,20 +71,37 @@ class Backbone:
     groups: tuple  # per layer group, the parameter-name prefixes it owns (stem first, head last)
     cam_layer: str  # dotted name of the default Grad-CAM target layer
     feature_dim: int  # width of the pooled features in front of the head
-    input_size: int = 224  # size the weights were trained at
-    mean: tuple = IMAGENET_MEAN
-    std: tuple = IMAGENET_STD
     family: str = "cnn"  # "cnn" or "vit" (a ViT needs a reshape for CAM and a fixed input size)
     min_image_size: int = 1  # smallest input whose features are still alive (measured per backbone)
 
-    def preprocess(self, image_size: int | None = None) -> Preprocess:
-        """Return the preprocessing these weights expect, at `image_size` (default: the training size)."""
-        image_size = image_size or self.input_size
+    @property
+    def input_size(self) -> int:
+        """Return the training size of the default weights."""
+        return self._entry().input_size
+
+    @property
+    def mean(self) -> tuple:
+        """Return the channel means the default weights expect."""
+        return self._entry().mean
+
+    @property
+    def std(self) -> tuple:
+        """Return the channel standard deviations the default weights expect."""
+        return self._entry().std
+
+    def preprocess(self, image_size: int | None = None, weights: str = "DEFAULT") -> Preprocess:
+        """Return the preprocessing `weights` expect, at `image_size` (default: their training size)."""
+        entry = self._entry(weights)
+        image_size = image_size or entry.input_size
         if image_size < self.min_image_size:
             raise ConfigError(f"image_size={image_size} is too small for {self.name}: below {self.min_image_size} px "
                               f"its last feature map is 1 x 1 and its features carry no information, so every image "
                               f"gets the same prediction. Use image_size >= {self.min_image_size} (48 or 64 is typical).")
-        return Preprocess(image_size, self.mean, self.std)
+        return entry.transforms(image_size)
+
+    def _entry(self, tag: str = "DEFAULT") -> Weights:
+        # a backbone with no published weights (random init only) gets the ImageNet defaults
+        return self.get_weights(tag) if self.weights else _NO_WEIGHTS
 
     def get_weights(self, tag: str) -> Weights:
         """Return the weights entry for `tag` ("DEFAULT" or a tag name)."""
@@ -135,8 +167,6 @@ def load_weights(model: nn.Module, name: str, tag: str = "DEFAULT") -> nn.Module
     """Load a backbone's published weights into `model` (which must have its original head)."""
     spec, entry = get_spec(name), get_spec(name).get_weights(tag)
     path = weights_path(name, tag)
-    from ..checkpoint import read_state_dict  # lazily: checkpoint imports this package
-
     # weights_only=True, and a refusal never suggests loading the file unsafely
     state = read_state_dict(path, fix=f"Delete it and run `medkit fetch --weights {spec.name}`.")
     if entry.convert is not None:
@@ -148,17 +178,28 @@ def load_weights(model: nn.Module, name: str, tag: str = "DEFAULT") -> nn.Module
     return model
 
 
-def _get_module(model: nn.Module, dotted: str) -> nn.Module:
-    return model.get_submodule(dotted)
+def _set_head(model: nn.Module, spec: Backbone, module: nn.Module) -> nn.Module:
+    """Put `module` where the registry says the head is; return the old head."""
+    old = model.get_submodule(spec.head)
+    parent_name, _, attr = spec.head.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, attr, module)
+    return old
+
+
+def split_head(model: nn.Module, name=None) -> tuple[nn.Module, nn.Module]:
+    """Return (body, head): a copy of `model` whose head is the identity (it outputs pooled features), and the head.
+
+    The caller's model is left whole; `head(body(x))` equals `model(x)`.
+    """
+    body = copy.deepcopy(model)
+    head = _set_head(body, get_spec(name if name is not None else model), nn.Identity())
+    return body, head
 
 
 def replace_head(model: nn.Module, name, num_classes: int) -> nn.Module:
     """Swap the classifier for a fresh `num_classes` linear layer (fastai's `create_head`, kept minimal)."""
     spec = get_spec(name)
-    old = _get_module(model, spec.head)
-    parent_name, _, attr = spec.head.rpartition(".")
-    parent = _get_module(model, parent_name) if parent_name else model
-    setattr(parent, attr, nn.Linear(old.in_features, int(num_classes)))
+    _set_head(model, spec, nn.Linear(model.get_submodule(spec.head).in_features, int(num_classes)))
     return model
 
 
@@ -257,7 +298,7 @@ register(Backbone(
 
 
 def _torchvision(builder: str, enum: str, tag: str, **kwargs):
-    """Return (build, Weights) for a torchvision model, its URL and hash prefix taken from torchvision itself."""
+    """Return (build, Weights) for a torchvision model: URL, hash prefix and preprocessing taken from torchvision itself."""
     import torchvision.models as tvm
 
     tv_weights = getattr(getattr(tvm, enum), tag)
@@ -270,7 +311,10 @@ def _torchvision(builder: str, enum: str, tag: str, **kwargs):
     meta = {"dataset": "ImageNet-1k", "num_classes": 1000, "licence": "BSD-3-Clause (torchvision)",
             "source": f"torchvision.models.{enum}.{tag}",
             "acc@1": tv_weights.meta.get("_metrics", {}).get("ImageNet-1K", {}).get("acc@1")}
-    return build, Weights(tag=tag, filename=filename, sha256=prefix, url=tv_weights.url, meta=meta)
+    # torchvision's transforms (an ImageClassification) carry the statistics and crop the weights were trained with
+    transforms = tv_weights.transforms()
+    return build, Weights(tag=tag, filename=filename, sha256=prefix, url=tv_weights.url, meta=meta,
+                          input_size=int(transforms.crop_size[0]), mean=tuple(transforms.mean), std=tuple(transforms.std))
 
 
 def _densenet_keys(state: dict, model: nn.Module) -> dict:
@@ -283,7 +327,7 @@ def _register_torchvision(name, builder, enum, tag, **fields):
     build_kwargs = fields.pop("build_kwargs", {})
     build, entry = _torchvision(builder, enum, tag, **build_kwargs)
     if name == "densenet121":
-        entry = Weights(**{**entry.__dict__, "convert": _densenet_keys})
+        entry = dataclasses.replace(entry, convert=_densenet_keys)
     register(Backbone(name=name, build=build, weights={"DEFAULT": tag, tag: entry}, **fields))
 
 
@@ -303,12 +347,14 @@ def _register_torchvision_entries():
         cam_layer="features.norm5", feature_dim=1024)
     _register_torchvision(
         "inception_v3", "inception_v3", "Inception_V3_Weights", "IMAGENET1K_V1", head="fc",
-        # the published weights include the auxiliary classifier, so it is built and then simply unused
-        build_kwargs={"aux_logits": True, "init_weights": False},
+        # the published weights include the auxiliary classifier, so it is built and then simply unused;
+        # they were trained on (x - 0.5) / 0.5 and transform_input maps ImageNet-normalised input onto that,
+        # as torchvision's own inception_v3(weights=...) does, so the weights' ImageNet statistics hold
+        build_kwargs={"aux_logits": True, "init_weights": False, "transform_input": True},
         groups=(("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "Conv2d_3b_1x1", "Conv2d_4a_3x3"),
                 ("Mixed_5b", "Mixed_5c", "Mixed_5d"), ("Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e", "AuxLogits"),
                 ("Mixed_7a", "Mixed_7b", "Mixed_7c"), ("fc",)),
-        cam_layer="Mixed_7c", feature_dim=2048, input_size=299, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+        cam_layer="Mixed_7c", feature_dim=2048)
     _register_torchvision(
         "vit_b_16", "vit_b_16", "ViT_B_16_Weights", "IMAGENET1K_V1", head="heads.head",
         groups=(("class_token", "conv_proj", "encoder.pos_embedding"),
@@ -316,8 +362,7 @@ def _register_torchvision_entries():
                 tuple(f"encoder.layers.encoder_layer_{i}" for i in range(4, 8)),
                 tuple(f"encoder.layers.encoder_layer_{i}" for i in range(8, 12)) + ("encoder.ln",),
                 ("heads",)),
-        cam_layer="encoder.layers.encoder_layer_11.ln_1", feature_dim=768, family="vit",
-        mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+        cam_layer="encoder.layers.encoder_layer_11.ln_1", feature_dim=768, family="vit")
 
 
 _register_torchvision_entries()

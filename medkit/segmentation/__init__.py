@@ -1,8 +1,8 @@
 """Segmentation (lesson 07): lesions inserted into real X-rays, a U-Net on a registry encoder, Dice and friends."""
 
-from .dataset import MaskLoader, SegmentationDataset, check_masks
+from .dataset import MaskLoader, SegmentationDataset, check_masks, resize_images
 from .io import MASK_SUFFIX, DicomSeg, load_dicom_seg, load_png_masks
-from .lesions import LESION_COLUMNS, LesionSpec, insert_lesions, resize_images
+from .lesions import LESION_COLUMNS, LesionSpec, insert_lesions
 from .losses import LOSSES, DiceBCELoss, get_loss
 from .metrics import binarize, dice_per_image, hd95_per_image, iou_per_image, mean_ci, segmentation_metrics
 from .models import (

@@ -5,9 +5,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..data.images import resize_image
 from ..errors import DataError
 
-__all__ = ["SegmentationDataset", "check_masks", "MaskLoader"]
+__all__ = ["SegmentationDataset", "check_masks", "MaskLoader", "resize_images"]
 
 
 def check_masks(masks, labels=(0, 1), what: str = "masks") -> np.ndarray:
@@ -25,6 +26,16 @@ def check_masks(masks, labels=(0, 1), what: str = "masks") -> np.ndarray:
         hint = " A 0/255 PNG mask reads as labels 0/1 with load_png_masks()." if 255 in unexpected else ""
         raise DataError(f"{what}: mask values {unexpected[:10]} are not among the expected labels {list(labels)}.{hint}")
     return masks.astype(np.uint8)
+
+
+def resize_images(images, image_size: int) -> np.ndarray:
+    """Return uint8 images (N, H, W) resized to `image_size` square (bilinear; antialiased when shrinking)."""
+    images = np.asarray(images)
+    if images.ndim != 3:
+        raise DataError(f"Expected grey images (N, H, W), got shape {images.shape}.")
+    if images.shape[1:] == (image_size, image_size):
+        return images.astype(np.uint8)
+    return np.stack([resize_image(image.astype(np.uint8), int(image_size)) for image in images])
 
 
 @dataclass
@@ -75,8 +86,6 @@ class SegmentationDataset:
 
     def resized(self, image_size: int) -> "SegmentationDataset":
         """Return the set at `image_size` square: images bilinear, masks nearest-neighbour (labels stay labels)."""
-        from .lesions import resize_images
-
         masks = torch.from_numpy(self.masks).unsqueeze(1).float()
         masks = torch.nn.functional.interpolate(masks, size=(image_size, image_size), mode="nearest-exact")
         return SegmentationDataset(resize_images(self.images, image_size), masks[:, 0].to(torch.uint8).numpy(),

@@ -11,14 +11,12 @@ Everything is drawn from one seeded generator, so the same seed gives the same i
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from ..data.dataset import ImageDataset
 from ..errors import DataError
-from .dataset import SegmentationDataset
+from .dataset import SegmentationDataset, resize_images
 
-__all__ = ["LesionSpec", "insert_lesions", "resize_images", "LESION_COLUMNS"]
+__all__ = ["LesionSpec", "insert_lesions", "LESION_COLUMNS"]
 
 LESION_COLUMNS = ("image", "cx", "cy", "semi_major", "semi_minor", "angle", "contrast")
 
@@ -44,19 +42,6 @@ class LesionSpec:
             raise DataError(f"LesionSpec: radius, aspect must be > 0 and count >= 0; got {self}.")
         if not 0 <= self.empty_fraction <= 1 or not 0 <= self.box[0] < self.box[1] <= 1:
             raise DataError(f"LesionSpec: empty_fraction must lie in [0, 1] and box within (0, 1); got {self}.")
-
-
-def resize_images(images, image_size: int) -> np.ndarray:
-    """Return uint8 images (N, H, W) resized to `image_size` square (bilinear; antialiased when shrinking)."""
-    images = np.asarray(images)
-    if images.ndim != 3:
-        raise DataError(f"Expected grey images (N, H, W), got shape {images.shape}.")
-    if images.shape[1:] == (image_size, image_size):
-        return images.astype(np.uint8)
-    x = torch.from_numpy(images.astype(np.float32)).unsqueeze(1)
-    x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False,
-                      antialias=image_size < images.shape[-1])
-    return x.squeeze(1).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
 def _draw(rng, spec: LesionSpec, size: int):

@@ -14,7 +14,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import DataError
-from ..evaluate import Interval
+from ..evaluation.evaluate import Interval, mean_ci
 from .dataset import check_masks
 
 __all__ = ["binarize", "dice_per_image", "iou_per_image", "hd95_per_image", "mean_ci", "segmentation_metrics"]
@@ -84,20 +84,6 @@ def hd95_per_image(pred, true, spacing=1.0) -> np.ndarray:
     """Return each image's 95th-percentile Hausdorff distance (pixels, or mm with `spacing`); see module notes."""
     pred, true = _pair(pred, true)
     return np.array([_hd95(p, t, spacing) for p, t in zip(pred, true)])
-
-
-def mean_ci(values, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> Interval:
-    """Return the mean of per-image values with a percentile bootstrap interval (NaNs dropped)."""
-    values = np.asarray(values, dtype=np.float64)
-    values = values[np.isfinite(values)]
-    if len(values) == 0:
-        raise DataError("No defined values to average (every image was undefined for this metric).")
-    if len(values) < 2 or np.ptp(values) == 0:  # nothing to resample: the interval is the point
-        return Interval(float(values.mean()), float(values.mean()), float(values.mean()), level)
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), (int(n_boot), len(values)))].mean(1)
-    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-    return Interval(float(values.mean()), float(low), float(high), level)
 
 
 def segmentation_metrics(pred, true, *, spacing=1.0, n_boot: int = 1000, seed: int = 0) -> dict:

@@ -2,8 +2,8 @@
 
 import time
 
+from ..evaluation.metrics import auc
 from ..features import TensorLoader
-from ..metrics import auc
 from ..train import fit, predict, seed_everything
 from .inflate import volume_net
 

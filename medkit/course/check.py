@@ -8,7 +8,7 @@ change. Lessons record `results()` so the tests know every solution cell's answe
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import UnknownNameError
+from ..errors import UnknownNameError
 
 __all__ = ["Exercise", "exercise", "check", "list_exercises", "results"]
 
@@ -69,7 +69,7 @@ def _close(a, b, tol: float = 1e-6) -> bool:
 @exercise("00.test_counts", "How many normal and pneumonia images are in the held-out test set?",
           "Look at data.pneumonia()['test'].class_counts(); answer as (normal, pneumonia).")
 def _test_counts(answer):
-    from .data import pneumonia
+    from ..data import pneumonia
 
     counts = pneumonia()["test"].class_counts()
     return tuple(int(a) for a in answer) == (counts["normal"], counts["pneumonia"])
@@ -78,7 +78,7 @@ def _test_counts(answer):
 @exercise("00.pneumonia_share", "What fraction of the training images show pneumonia?",
           "Divide the pneumonia count of the train split by its size; answer as a number between 0 and 1.")
 def _pneumonia_share(answer):
-    from .data import pneumonia
+    from ..data import pneumonia
 
     labels = pneumonia()["train"].labels
     return abs(float(answer) - labels.mean()) < 0.01
@@ -87,7 +87,7 @@ def _pneumonia_share(answer):
 @exercise("03.head_parameters", "How many parameters does efficientnet_lite0 train with a 2-class head and the body frozen?",
           "Only the new linear head trains: in_features x classes weights, plus one bias per class.")
 def _head_parameters(answer):
-    from .models import get_backbone, get_spec
+    from ..models import get_backbone, get_spec
 
     head = get_backbone("efficientnet_lite0", weights=None, num_classes=2).get_submodule(get_spec("efficientnet_lite0").head)
     return int(answer) == sum(p.numel() for p in head.parameters())
@@ -96,7 +96,7 @@ def _head_parameters(answer):
 @exercise("04.resnet_cam_layer", "Which layer is the default Grad-CAM target of resnet18?",
           "medkit.models.get_spec('resnet18') knows it; it is the last convolutional stage.")
 def _resnet_cam_layer(answer):
-    from .models import get_spec
+    from ..models import get_spec
 
     return str(answer).strip().removeprefix("model.") == get_spec("resnet18").cam_layer
 
@@ -111,7 +111,7 @@ def _sens_spec(answer):
 @exercise("05.test_threshold", "Choose the screening threshold (sensitivity >= 95 %) on the test set instead.",
           "Make the same evaluate.choose_threshold call as on validation, with the test labels and probabilities.")
 def _test_threshold(answer, y, p):
-    from .evaluate import choose_threshold
+    from ..evaluation.evaluate import choose_threshold
 
     return _close(answer, choose_threshold(y, p, "sensitivity", target=0.95))
 
@@ -185,8 +185,8 @@ def _fedavg(answer):
           "its first k layer groups are frozen, BatchNorm included.",
           "Sum p.numel() over the layer groups from k on: models.parameter_groups(model) lists each group's parameters.")
 def _trainable_params(answer):
-    from .freeze import freeze_to
-    from .models import get_backbone
+    from ..freeze import freeze_to
+    from ..models import get_backbone
 
     model = get_backbone("efficientnet_lite0", weights=None, num_classes=2)
     expected = [sum(p.numel() for p in freeze_to(model, k, train_bn=False).parameters() if p.requires_grad)
@@ -198,7 +198,7 @@ def _trainable_params(answer):
           "the dermoscopy sets? Answer as (ultrasound, dermoscopy).",
           "Label 1 is malignant in both: sum the test labels of data.breast_ultrasound() and data.dermoscopy().")
 def _test_positives(answer):
-    from .data import breast_ultrasound, dermoscopy
+    from ..data import breast_ultrasound, dermoscopy
 
     expected = tuple(int(loader(64)["test"].labels.sum()) for loader in (breast_ultrasound, dermoscopy))
     return tuple(int(a) for a in answer) == expected
@@ -217,7 +217,7 @@ def _thick_spacing(answer, volume, factor):
 def _inflate_kernel(answer):
     import torch
 
-    from .volumes.inflate import inflate_conv
+    from ..volumes.inflate import inflate_conv
 
     conv = torch.nn.Conv2d(3, 4, 3, padding=1)
     return torch.allclose(answer(conv.weight.detach()), inflate_conv(conv).weight.detach(), atol=1e-6)

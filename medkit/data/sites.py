@@ -10,8 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from .data.dataset import ImageDataset
-from .errors import DataError, UnknownNameError
+from ..errors import DataError, UnknownNameError
+from .augment import response_curve
+from .dataset import ImageDataset
 
 __all__ = ["Scanner", "SCANNERS", "make_sites"]
 
@@ -44,8 +45,7 @@ class Scanner:
                              grid_mode=True)
         if self.blur > 0:
             x = ndimage.gaussian_filter(x, sigma=[self.blur * s for s in spatial])
-        x = np.clip(x, 0, 1) ** self.gamma
-        x = (x - 0.5) * self.contrast + 0.5 + self.brightness
+        x = response_curve(x, self.gamma, self.contrast, self.brightness)
         if self.noise > 0:
             x = x + np.random.default_rng(seed).normal(0, self.noise, x.shape).astype(np.float32)
         return (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)

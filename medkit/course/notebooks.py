@@ -3,9 +3,9 @@
 import os
 from pathlib import Path
 
+from ..errors import ConfigError, DataError
+from ..resources import resource_dir
 from . import report
-from .errors import ConfigError, DataError
-from .resources import resource_dir
 
 __all__ = ["notebooks_dir", "lesson_paths", "kernel_names", "check_kernel", "run_notebook", "DEFAULT_KERNEL"]
 

@@ -1,7 +1,7 @@
 """Profiles turn one word (`smoke`, `workshop`, `full`) into the concrete sizes of a lesson.
 
 Every notebook's `parameters` cell sets `PROFILE`; the next cell calls
-`medkit.profiles.resolve(PROFILE, "02")` and uses only what it returns. Tests then inject
+`medkit.course.profiles.resolve(PROFILE, "02")` and uses only what it returns. Tests then inject
 `PROFILE="smoke"` and never edit notebook text.
 
 - smoke: what CI runs; seconds per notebook on tiny data, only checks that the mechanics work.
@@ -11,7 +11,7 @@ Every notebook's `parameters` cell sets `PROFILE`; the next cell calls
 
 from dataclasses import dataclass, field, fields, replace
 
-from .errors import ProfileError
+from ..errors import ProfileError
 
 __all__ = ["PROFILES", "Settings", "resolve", "LESSON_SETTINGS"]
 

@@ -11,10 +11,11 @@ from fairlearn import metrics as fl
 from fairlearn.metrics import MetricFrame, count, true_negative_rate, true_positive_rate
 from sklearn.metrics import roc_auc_score
 
-from .errors import DataError
+from ..errors import DataError
+from .evaluate import metrics_with_ci
 from .metrics import check_probs
 
-__all__ = ["group_metrics", "equalized_odds", "equalized_odds_difference"]
+__all__ = ["group_metrics", "subgroup_results", "equalized_odds", "equalized_odds_difference"]
 
 
 def _checked(labels, probs, groups) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -52,6 +53,28 @@ def group_metrics(labels, probs, groups, threshold: float = 0.5) -> pd.DataFrame
     table = pd.concat([table, overall])
     table["n"] = table["n"].astype(int)
     return table[["n", "prevalence", "sensitivity", "specificity", "auc"]]
+
+
+def subgroup_results(labels, probs, groups, threshold: float = 0.5, *, n_boot: int = 1000, seed: int = 0) -> list:
+    """Return one row per subgroup: its name, size, prevalence and metrics with stratified bootstrap intervals.
+
+    The model card's subgroup table (lesson 06). Unlike `group_metrics`, a subgroup too small for an
+    interval is kept, with a note saying why, rather than refused.
+    """
+    labels, probs, groups = np.asarray(labels), np.asarray(probs), np.asarray(groups)
+    if not len(labels) == len(probs) == len(groups):
+        raise DataError(f"{len(labels)} labels, {len(probs)} probability rows and {len(groups)} group ids: "
+                        "give one of each per image.")
+    rows = []
+    for group in sorted(set(groups.tolist()), key=str):
+        mask = groups == group
+        row = {"group": str(group), "n": int(mask.sum()), "prevalence": float(labels[mask].mean())}
+        try:
+            row.update(metrics_with_ci(labels[mask], probs[mask], threshold, n_boot=n_boot, seed=seed))
+        except DataError as exc:  # too few cases of one class: report it rather than hide the subgroup
+            row["note"] = str(exc)
+        rows.append(row)
+    return rows
 
 
 def equalized_odds(labels, probs, groups, threshold: float = 0.5) -> dict:

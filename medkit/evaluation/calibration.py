@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from .errors import DataError
+from ..errors import DataError
 from .metrics import check_probs
 
 __all__ = ["reliability_curve", "expected_calibration_error", "plot_reliability", "negative_log_likelihood",

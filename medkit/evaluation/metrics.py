@@ -1,11 +1,11 @@
 """The metrics clinicians read: AUROC, accuracy, sensitivity, specificity, balanced accuracy."""
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import confusion_matrix, roc_auc_score
 
-from .errors import DataError
+from ..errors import DataError
 
-__all__ = ["check_probs", "auc", "classification_metrics"]
+__all__ = ["check_probs", "auc", "sensitivity_specificity", "classification_metrics"]
 
 
 def check_probs(probs, labels=None) -> np.ndarray:
@@ -33,6 +33,24 @@ def auc(labels, probs) -> float:
     return float(roc_auc_score(labels, probs, multi_class="ovr", average="macro", labels=np.arange(probs.shape[1])))
 
 
+def sensitivity_specificity(labels, pred, num_classes: int = 2) -> dict:
+    """Return sensitivity and specificity of hard predictions: binary, or one-vs-rest averaged over classes present.
+
+    Binary: the recall of class 1 and of class 0 (NaN when a class is absent). More classes: each class's
+    recall and its one-vs-rest specificity, averaged over the classes that occur.
+    """
+    labels, pred = np.asarray(labels), np.asarray(pred)
+    ks = range(int(num_classes))
+    # one confusion matrix from scikit-learn: rows are true classes, columns predictions
+    cm = confusion_matrix(labels, pred, labels=list(ks))
+    positives, predicted, total = cm.sum(1), cm.sum(0), cm.sum()
+    sens = {k: cm[k, k] / positives[k] for k in ks if positives[k]}
+    spec = {k: (total - positives[k] - predicted[k] + cm[k, k]) / (total - positives[k]) for k in ks if total - positives[k]}
+    if num_classes == 2:
+        return {"sensitivity": float(sens.get(1, float("nan"))), "specificity": float(sens.get(0, float("nan")))}
+    return {"sensitivity": float(np.mean(list(sens.values()))), "specificity": float(np.mean(list(spec.values())))}
+
+
 def classification_metrics(labels, probs, threshold: float = 0.5) -> dict:
     """Return auc, acc, balanced_acc and (binary) sensitivity and specificity at `threshold`, plus n."""
     labels, probs = np.asarray(labels), check_probs(probs, labels)
@@ -45,7 +63,6 @@ def classification_metrics(labels, probs, threshold: float = 0.5) -> dict:
     recalls = [float((pred[labels == k] == k).mean()) for k in range(probs.shape[1]) if (labels == k).any()]
     out["balanced_acc"] = float(np.mean(recalls))
     if probs.shape[1] == 2:
-        out["sensitivity"] = float((pred[labels == 1] == 1).mean()) if (labels == 1).any() else float("nan")
-        out["specificity"] = float((pred[labels == 0] == 0).mean()) if (labels == 0).any() else float("nan")
+        out.update(sensitivity_specificity(labels, pred))
         out["threshold"] = float(threshold)
     return out

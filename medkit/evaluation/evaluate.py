@@ -13,7 +13,7 @@ from sklearn.metrics import auc as area_under
 from sklearn.metrics import average_precision_score, confusion_matrix, precision_recall_curve, roc_curve
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train_test_split
 
-from .errors import DataError
+from ..errors import DataError
 from .metrics import check_probs, classification_metrics
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "Interval",
     "bootstrap_ci",
     "metrics_with_ci",
+    "mean_ci",
     "choose_threshold",
     "confusion",
     "roc_pr",
@@ -213,6 +214,12 @@ def _auc_fast(pos: np.ndarray, neg: np.ndarray) -> float:
 _METRICS = ("auc", "sensitivity", "specificity", "acc")
 
 
+def _percentile_intervals(point, reps: np.ndarray, level: float) -> list[Interval]:
+    """Return one percentile Interval per column of the bootstrap replicates `reps` (n_boot, k) around `point`."""
+    lo, hi = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    return [Interval(float(p), float(low), float(high), level) for p, low, high in zip(point, lo, hi)]
+
+
 def metrics_with_ci(labels, probs, threshold: float = 0.5, *, n_boot: int = 1000, level: float = 0.95,
                     seed: int = 0) -> dict[str, Interval]:
     """Return AUC, sensitivity, specificity and accuracy at `threshold`, each with a stratified bootstrap interval.
@@ -237,8 +244,20 @@ def metrics_with_ci(labels, probs, threshold: float = 0.5, *, n_boot: int = 1000
         reps[b] = (_auc_fast(p, n), hits / len(p), rejections / len(n), (hits + rejections) / n_all)
     hits, rejections = (pos >= threshold).sum(), (neg < threshold).sum()
     point = (_auc_fast(pos, neg), hits / len(pos), rejections / len(neg), (hits + rejections) / n_all)
-    lo, hi = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2], axis=0)
-    return {m: Interval(float(point[i]), float(lo[i]), float(hi[i]), level) for i, m in enumerate(_METRICS)}
+    return dict(zip(_METRICS, _percentile_intervals(point, reps, level)))
+
+
+def mean_ci(values, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> Interval:
+    """Return the mean of per-image values (Dice, IoU... lesson 07) with a percentile bootstrap interval (NaNs dropped)."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        raise DataError("No defined values to average (every image was undefined for this metric).")
+    if len(values) < 2 or np.ptp(values) == 0:  # nothing to resample: the interval is the point
+        return Interval(float(values.mean()), float(values.mean()), float(values.mean()), level)
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), (int(n_boot), len(values)))].mean(1)
+    return _percentile_intervals([values.mean()], means[:, None], level)[0]
 
 
 def bootstrap_ci(labels, probs, metric: str = "auc", threshold: float = 0.5, *, n_boot: int = 1000,
@@ -257,11 +276,14 @@ def choose_threshold(val_labels, val_probs, rule: str = "youden", target: float 
 
     Args:
         val_labels, val_probs: validation labels and probabilities.
-        rule: "youden" (maximise sensitivity + specificity - 1), "sensitivity" (the highest threshold whose
+        rule: "youden" (maximise sensitivity + specificity - 1; `medkit fit` uses it), "0.5" (a fixed cut),
+            "sensitivity" (the highest threshold whose
             sensitivity reaches `target`: screening, miss few cases) or "specificity" (the lowest threshold whose
             specificity reaches `target`: confirmation, few false alarms).
         target: the sensitivity or specificity to reach, e.g. 0.95.
     """
+    if rule in ("0.5", 0.5):
+        return 0.5
     labels, scores = _positive_scores(val_labels, val_probs)
     if len(np.unique(labels)) < 2:
         raise DataError("Choosing a threshold needs both classes in the validation data; it has only one.")
@@ -271,7 +293,7 @@ def choose_threshold(val_labels, val_probs, rule: str = "youden", target: float 
     if rule == "youden":
         return float(thresholds[np.argmax(tpr - fpr)])
     if rule not in ("sensitivity", "specificity"):
-        raise DataError(f"Unknown rule {rule!r}; choose youden, sensitivity or specificity.")
+        raise DataError(f"Unknown rule {rule!r}; choose youden, 0.5, sensitivity or specificity.")
     if target is None or not 0 < target <= 1:
         raise DataError(f"rule={rule!r} needs a target in (0, 1], e.g. target=0.95; got {target}.")
     if rule == "sensitivity":  # thresholds decrease along the curve, so the first hit is the highest threshold

@@ -1,0 +1,102 @@
+"""What both `medkit fit` recipes share (one class per image in `recipe`, findings in `recipe_multilabel`).
+
+The configuration, where the frozen part of the network is cut for caching, the output-folder check and the
+data fingerprint live here, below both recipes, so neither has to import the other's module to reach them.
+"""
+
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConfigError, DataError
+
+__all__ = ["RecipeConfig", "EVAL_BATCH", "METRICS_FILE", "cache_cut", "can_cut", "check_out_dir", "data_fingerprint"]
+
+METRICS_FILE = "metrics.json"
+# images per forward pass when predicting or caching: at 224 px one efficientnet_lite0 image holds ~15 MB of
+# live activations (its 96 x 112 x 112 float32 maps), so 128 images peaked the fit at 3.1 GB; 32 stay ~0.5 GB
+EVAL_BATCH = 32
+
+
+@dataclass
+class RecipeConfig:
+    """The defaults of `medkit fit`: the recipe lesson 03 ends with (measured in benchmarks/RECIPE.md)."""
+
+    backbone: str = "efficientnet_lite0"  # the one backbone with ImageNet weights bundled offline
+    weights: str | None = "DEFAULT"  # ImageNet weights; None trains from scratch
+    # 224 px, the size the X-rays come in: held-out AUC 0.996 with "top" (benchmarks/RECIPE.md); its frozen-group
+    # pass is the fit's main cost (~50 images/s on 2 cores) and it still fits the 10-minute budget
+    image_size: int = 224
+    epochs: int = 6  # 1 head-only + 5 top-group epochs on cached features: val AUC 0.999, ~10 s per epoch on 2 cores
+    # "top": head for 1 epoch, then the top layer group too, on cached features. Held-out AUC 0.996 / acc 0.972
+    # against 0.991 / 0.945 for the head alone; training lower groups costs a full pass per epoch (5-40 images/s)
+    freeze: str = "top"
+    lr: float = 2e-3  # peak lr of the head group in every stage (lower groups get lr / ratio in discriminative ones)
+    head_lr: float | None = None  # lr of head-only stages; None = lr (so --lr is never ignored)
+    weight_decay: float = 1e-4
+    batch_size: int = 64  # not swept: the lessons' size; fine for cached activations (one step ~0.15 s)
+    loss: str = "ce"  # plain cross-entropy: with a chosen threshold, weighting buys nothing on AUC
+    augment: bool = True  # small affine + intensity jitter, on stages that see images (not cached features)
+    # frozen lower groups run once per image: top-group training on their cached outputs runs at ~400 images/s,
+    # full fine-tuning at 224 px at ~5 (bench_fit_224.py); float16 storage: 19 KB per image at the top-group cut
+    cache_features: bool = True
+    group_by: str = "auto"  # patient-disjoint carve whenever every image has a patient key
+    threshold: str = "youden"  # "youden" (max sensitivity + specificity - 1 on val) or "0.5"
+    seed: int = 0
+    threads: int | None = None  # torch threads; None leaves torch's default
+
+    def check(self) -> "RecipeConfig":
+        """Raise ConfigError naming the first setting that cannot work; return self."""
+        for name in ("epochs", "batch_size", "image_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{name.replace('_', '-')} must be a positive integer, got {value!r}.")
+        for name in ("lr", "head_lr", "weight_decay"):
+            value = getattr(self, name)
+            low_ok = value is None or (name == "weight_decay" and value == 0)
+            if not low_ok and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ConfigError(f"{name.replace('_', '-')} must be a positive number, got {value!r}.")
+        if not 16 <= self.image_size <= 512:
+            raise ConfigError(f"image-size {self.image_size} is out of range; use 16 to 512 "
+                              f"({RecipeConfig.image_size} is the recipe).")
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            raise ConfigError(f"threads must be a positive integer, got {self.threads!r}.")
+        return self
+
+
+def cache_cut(stages, n_groups: int) -> int:
+    """Return how many lower layer groups stay frozen in every stage (0: some stage trains them all)."""
+    return min(st.freeze_to % n_groups if st.freeze_to < 0 else st.freeze_to for st in stages)
+
+
+def data_fingerprint(splits: dict) -> str:
+    """Return a sha256 of every part's images and labels, in part order: same data, same fingerprint."""
+    digest = hashlib.sha256()
+    for name in sorted(splits):
+        ds = splits[name]
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(ds.labels).tobytes())
+        digest.update(np.ascontiguousarray(ds.images).tobytes())
+    return digest.hexdigest()
+
+
+def check_out_dir(out_dir, overwrite: bool) -> None:
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder; name a new folder for the checkpoint.")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ConfigError(f"--out {out} is not empty; fit would overwrite what is there. Name a new folder, "
+                          "or pass --overwrite (overwrite=True) to replace its checkpoint.")
+
+
+def can_cut(model) -> bool:
+    from .features import layer_chain
+
+    try:
+        layer_chain(model)
+    except DataError:
+        return False
+    return True

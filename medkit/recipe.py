@@ -131,12 +131,12 @@ def train_and_test(model, train, test, stages, *, image_size: int = 64, batch_si
     pre = get_spec(model).preprocess(image_size)
     train_dl = BatchLoader(train, batch_size, shuffle=True, seed=seed, preprocess=pre,
                            augment=XrayAugment(seed=seed) if augment else None, drop_last=len(train) > batch_size)
-    # scoring in batches of 64, not 256: at 96 px a 256-image forward pass alone adds ~600 MB of peak RSS
-    val_dl = BatchLoader(val, 64, preprocess=pre) if val is not None else None
+    # scoring in batches of EVAL_BATCH (32): at 96 px a 64-image forward pass adds ~200 MB of peak RSS, 32 ~100 MB
+    val_dl = BatchLoader(val, EVAL_BATCH, preprocess=pre) if val is not None else None
     start = time.perf_counter()
     history = fit_stages(model, train_dl, val_dl, stages, loss_fn=loss_fn, progress=progress, train_bn=train_bn)
     seconds = time.perf_counter() - start
-    probs, labels = predict(model, BatchLoader(test, 64, preprocess=pre))
+    probs, labels = predict(model, BatchLoader(test, EVAL_BATCH, preprocess=pre))
     return {**classification_metrics(labels, probs), "seconds": seconds, "history": history.rows}
 
 

@@ -268,7 +268,7 @@ def _split_summary(source) -> dict:
 
 
 def fit_recipe(data, out_dir, cfg: RecipeConfig | None = None, progress: bool = True, log=print,
-               overwrite: bool = False) -> dict:
+               overwrite: bool = False, multi_label: bool | None = None, findings=None) -> dict:
     """Train the recipe on an image source, write checkpoint + metrics.json into `out_dir`, return metrics.
 
     Args:
@@ -279,7 +279,13 @@ def fit_recipe(data, out_dir, cfg: RecipeConfig | None = None, progress: bool = 
             unless `overwrite`.
         cfg: a `RecipeConfig` (defaults: the recipe measured in benchmarks/RECIPE.md).
         log: receives the split report and progress lines (the CLI sends them to stderr).
+        multi_label, findings: a CSV of `|`-separated findings trains one sigmoid output per finding
+            (`medkit.recipe_multilabel`); detected from the labels unless `multi_label` says so.
     """
+    from .recipe_multilabel import fit_multilabel, wants_multilabel
+
+    if findings is not None or wants_multilabel(data, multi_label):
+        return fit_multilabel(data, out_dir, cfg, findings=findings, progress=progress, log=log, overwrite=overwrite)
     from .atomic import write_json
     from .checkpoint import save_checkpoint
     from .freeze import fit_stages, schedule
@@ -371,6 +377,11 @@ def evaluate_checkpoint(ckpt_dir, data, split: str = "auto", backbone: str | Non
 
     if split not in ("auto", "train", "val", "test", "all"):
         raise DataError(f"Unknown split {split!r}; use auto, train, val, test or all.")
+    from .recipe_multilabel import check_task_matches, evaluate_multilabel
+
+    if check_task_matches(ckpt_dir, data):
+        return evaluate_multilabel(ckpt_dir, data, split, backbone=backbone, n_boot=n_boot, log=log,
+                                   batch_size=batch_size)
     model, config = load_checkpoint(ckpt_dir, backbone=backbone)
     recipe = config.get("recipe", {})
     trained_on = config.get("data", {}) if isinstance(config.get("data"), dict) else {}

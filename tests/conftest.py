@@ -11,7 +11,9 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("MEDKIT_CACHE", str(Path(tempfile.gettempdir()) / "medkit-test-cache"))
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
+# ../shared/data beside the checkout; a git worktree one level deeper finds it further up; MEDKIT_SHARED_DATA overrides
+SHARED_DATA = Path(os.environ.get("MEDKIT_SHARED_DATA") or next(
+    (p / "shared" / "data" for p in ROOT.parents if (p / "shared" / "data").is_dir()), ROOT.parent / "shared" / "data"))
 
 
 @pytest.fixture

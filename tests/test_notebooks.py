@@ -8,11 +8,18 @@ from pathlib import Path
 
 import pytest
 from claims import claims_for
+from conftest import SHARED_DATA
 
 from medkit.notebooks import lesson_paths, run_notebook
 
 SMOKE_RUNS: dict[str, dict] = {}  # lesson stem -> metrics of its smoke run, reused by the reproducibility test
 NOTEBOOKS = sorted(Path(__file__).resolve().parents[1].joinpath("notebooks").glob("[0-9][0-9]_*.ipynb"))
+NIH = SHARED_DATA / "nih_cxr14_1000"  # lesson 05's NIH section runs when the development copy is there
+
+
+def lesson_parameters(path) -> dict:
+    """Return the parameters a lesson gets beyond PROFILE and SEED: lesson 05 reads the NIH subset when present."""
+    return {"NIH_DIR": str(NIH)} if path.stem.startswith("05") and NIH.is_dir() else {}
 
 
 def test_lessons_found():
@@ -98,7 +105,7 @@ def test_markdown_types_no_measured_number(path):
 @pytest.mark.notebooks
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_and_claims_hold(path, tmp_path):
-    metrics = run_notebook(path, tmp_path, profile="smoke")
+    metrics = run_notebook(path, tmp_path, profile="smoke", **lesson_parameters(path))
     assert metrics["lesson"] == path.stem
     assert metrics["profile"] == "smoke"
     SMOKE_RUNS[path.stem] = metrics
@@ -109,7 +116,8 @@ def test_notebook_runs_and_claims_hold(path, tmp_path):
 @pytest.mark.parametrize("lesson", ["04", "05"])
 def test_claims_that_need_a_workshop_size_model_hold(lesson, tmp_path):
     """Lesson 04's faithfulness and lesson 05's site-shift claims need the default profile (~100 s and ~35 s)."""
-    metrics = run_notebook(next(p for p in NOTEBOOKS if p.stem.startswith(lesson)), tmp_path, profile="workshop")
+    path = next(p for p in NOTEBOOKS if p.stem.startswith(lesson))
+    metrics = run_notebook(path, tmp_path, profile="workshop", **lesson_parameters(path))
     assert metrics["profile"] == "workshop"
     claims_for(lesson)(metrics)
 
@@ -170,6 +178,6 @@ def test_same_numbers_tolerates_float_noise_only():
 @pytest.mark.notebooks
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_same_seed_same_profile_gives_the_same_numbers(path, tmp_path):
-    first = SMOKE_RUNS.get(path.stem) or run_notebook(path, tmp_path / "first", profile="smoke")
-    second = run_notebook(path, tmp_path / "second", profile="smoke")
+    first = SMOKE_RUNS.get(path.stem) or run_notebook(path, tmp_path / "first", profile="smoke", **lesson_parameters(path))
+    second = run_notebook(path, tmp_path / "second", profile="smoke", **lesson_parameters(path))
     assert_same_numbers(_without_timings(first), _without_timings(second))

@@ -10,6 +10,8 @@ test split) scores that; a folder, CSV or file with no split parts is scored who
 on one folder, scored on another). Class names must match the checkpoint's. The threshold is the one
 fit chose on val. Intervals: stratified bootstrap, 1000 replicates (medkit.evaluate.metrics_with_ci).
 For more than two classes, auc is the one-vs-rest macro AUC and there are no intervals.
+A multi-label checkpoint (|-separated findings) reports each finding's AUC with its interval, the macro
+AUC over the findings with positives and negatives in the part, and the findings it skipped.
 A summary table goes to stderr; stdout is one JSON line.
 """
 
@@ -33,6 +35,12 @@ def _summary(result) -> str:
         if key in result:
             low, high = result.get("ci95", {}).get(key, (None, None))
             lines.append(f"  {key:<12} {result[key]:.3f}" + (f"  [{low:.3f}, {high:.3f}]" if low is not None else ""))
+    if result.get("task") == "multilabel":  # medkit.recipe_multilabel: one line per finding, macro AUC above
+        lines[1:] = [f"  macro AUC    {result['macro_auc']:.3f}" if result["macro_auc"] is not None else "  macro AUC    -"]
+        for name, row in result["findings"].items():
+            ci = f"  [{row['ci95'][0]:.3f}, {row['ci95'][1]:.3f}]" if row["ci95"] else ""
+            lines.append(f"  {name:<20} AUC {row['auc']:.3f}{ci}  ({row['positives']} positive)")
+        lines += [f"  {name:<20} skipped: {why}" for name, why in result["skipped"].items()]
     return "\n".join(lines)
 
 

@@ -18,6 +18,12 @@ discriminative, freeze_to:K (keep the first K groups frozen). --lr is the head g
 every stage; --head-lr overrides it for head-only stages. When every stage keeps the lower groups
 frozen, they run once per image and the rest trains on their cached outputs (no augmentation there).
 
+multi-label findings: a CSV whose label column holds `|`-separated findings (Effusion|Mass, or
+"No Finding" for none) is detected by its `|`s and trained with one sigmoid output per finding (binary
+cross-entropy); --multi-label forces it, --findings A,B,C fixes the names and their order (a finding
+outside the list is refused). The checkpoint stores the names; evaluate reports per-finding AUC with
+95% intervals and the macro AUC, and lists findings it could not score.
+
 stdout is one JSON line; progress and the split report go to stderr.
 """
 
@@ -49,6 +55,10 @@ def add_arguments(parser):
     parser.add_argument("--no-cache", action="store_true", help="run frozen groups on every batch (allows augmentation)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--multi-label", action="store_true", default=None,
+                        help="labels are `|`-separated findings (auto-detected when some CSV label holds a `|`)")
+    parser.add_argument("--findings", default=None, metavar="A,B,...",
+                        help="finding names in output order (multi-label; default: those in the CSV, sorted)")
 
 
 def run(args) -> int:
@@ -61,7 +71,14 @@ def run(args) -> int:
                        seed=args.seed, lr=args.lr, head_lr=args.head_lr, batch_size=args.batch_size, loss=args.loss,
                        weights=None if args.no_pretrained else "DEFAULT", augment=not args.no_augment,
                        cache_features=not args.no_cache, group_by=args.group_by, threads=args.threads)
-    metrics = fit_recipe(args.data, args.out, cfg, progress=not args.quiet, log=log, overwrite=args.overwrite)
+    findings = None if args.findings is None else [f.strip() for f in args.findings.split(",")]
+    metrics = fit_recipe(args.data, args.out, cfg, progress=not args.quiet, log=log, overwrite=args.overwrite,
+                         multi_label=args.multi_label, findings=findings)
+    if metrics.get("task") == "multilabel":
+        from ..recipe_multilabel import fit_summary
+
+        emit(args, fit_summary(args.out, metrics), json.dumps(fit_summary(args.out, metrics)))
+        return 0
     summary = {k: metrics["val"][k] for k in ("auc", "acc", "sensitivity", "specificity", "n") if k in metrics["val"]}
     result = {"out": str(args.out), "threshold": round(metrics["threshold"], 4),
               "train_seconds": round(metrics["train_seconds"], 1), "val": summary, "n": metrics["n"],

@@ -22,7 +22,7 @@ from torch import nn
 
 from ..atomic import atomic_path, write_json
 from ..cache import sha256sum
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..models import Preprocess, get_spec
 
 __all__ = [
@@ -189,6 +189,10 @@ def checkpoint_input(config: dict, ckpt_dir, input_size: int | None = None,
 def checkpoint_export_args(ckpt_dir, config: dict, *, input_size: int | None = None, channels: int | None = None,
                            modalities=None) -> dict:
     """Return the keyword arguments of `export_onnx` for a checkpoint: sizes, classes and statistics from its config."""
+    if config.get("task") == "multilabel":  # the exported graph ends in a softmax: one class per image
+        raise ConfigError(f"{ckpt_dir} is a multi-label checkpoint (findings {config.get('findings')}); ONNX export "
+                          "handles one class per image only, so it is refused rather than exported with a softmax "
+                          "across findings. Score it with `medkit evaluate`.")
     input_size, channels = checkpoint_input(config, ckpt_dir, input_size, channels)
     provenance = {"checkpoint": str(Path(ckpt_dir).resolve()),
                   **{k: v for k, v in config.items() if k not in _PREPROCESSING and k not in ("mean", "std")}}

@@ -1,0 +1,307 @@
+"""`medkit fit` / `medkit evaluate` on multi-label findings: a CSV whose label column holds `|`-separated findings.
+
+    path,label,patient
+    images/a.png,Effusion|Infiltration,p001
+    images/b.png,No Finding,p002
+
+One sigmoid output per finding, trained with binary cross-entropy ("No Finding" is all zeros). The checkpoint
+stores the finding names (`findings`), a threshold per finding chosen on val (Youden), and `task: multilabel`;
+`medkit evaluate` refuses a CSV with a finding the checkpoint does not know. Scores: per-finding AUC with a
+stratified bootstrap 95% interval and the macro AUC over the findings that have both positives and negatives in
+the scored part; the others are reported as skipped, with the reason. Test and val parts are carved from the
+CSV as `medkit fit` carves any source (test 20%, val 10%, seed `HELD_OUT_SEED`), by patient when every line
+has one. `medkit.recipe.fit_recipe` and `evaluate_checkpoint` hand multi-label data and checkpoints here.
+"""
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data import HELD_OUT_SEED, BatchLoader
+from .errors import ConfigError, DataError
+
+__all__ = ["TASK", "wants_multilabel", "is_multilabel_checkpoint", "check_task_matches", "carve_findings", "predict_sigmoid",
+           "score_findings", "fit_multilabel", "evaluate_multilabel", "fit_summary"]
+
+TASK = "multilabel"
+VAL_SIZE, TEST_SIZE = 0.1, 0.2  # the fractions `load_source` carves for single-label sources
+
+
+def wants_multilabel(data, multi_label: bool | None = None, label_column: str = "label") -> bool:
+    """Return True when `data` should be trained as multi-label: `multi_label`, else a CSV whose labels use `|`.
+
+    Auto-detection (multi_label=None) needs a CSV whose label column holds a `|` somewhere; a CSV of single
+    names ("No Finding" included) stays one class per image unless multi_label=True.
+    """
+    from .data.findings import is_multilabel
+    from .data.table import read_table
+
+    path = Path(data)
+    is_csv = path.suffix.lower() == ".csv" and path.is_file()
+    if multi_label:
+        if not is_csv:
+            raise ConfigError(f"--multi-label needs a CSV (path,label[,patient]) with `|`-separated findings; "
+                              f"{data} is not one.")
+        return True
+    if multi_label is False or not is_csv:
+        return False
+    table = read_table(path)
+    return label_column in table.columns and is_multilabel(table[label_column])
+
+
+def is_multilabel_checkpoint(config: dict) -> bool:
+    """Return True for a checkpoint written by `fit_multilabel`."""
+    return config.get("task") == TASK
+
+
+def check_task_matches(ckpt_dir, data) -> bool:
+    """Return True for a multi-label checkpoint; refuse findings data for a one-class-per-image checkpoint."""
+    from .checkpoint import read_config
+
+    config = read_config(ckpt_dir)
+    if is_multilabel_checkpoint(config):
+        return True
+    if wants_multilabel(data):
+        raise DataError(f"{data} holds `|`-separated findings, but {ckpt_dir} predicts one class per image "
+                        f"({config['classes']}). Train a multi-label checkpoint on it: medkit fit --data {data}.")
+    return False
+
+
+def carve_findings(findings, group_by: str = "auto", seed: int = HELD_OUT_SEED) -> tuple[dict, str]:
+    """Return ({"train", "val", "test"} index arrays, how they were carved): by patient when every image has one."""
+    from .data.splits import check_no_leakage, group_split, stratified_split
+
+    if group_by not in ("auto", "patient", "none"):
+        raise ConfigError(f"group_by={group_by!r}: a multi-label CSV is grouped by its `patient` column "
+                          "(auto or patient) or not at all (none).")
+    grouped = findings.patients is not None and group_by != "none"
+    if group_by == "patient" and findings.patients is None:
+        raise DataError(f"{findings.meta.get('source')}: group_by='patient' needs a `patient` column with an id on "
+                        "every line. Add one, or pass group_by='none'.")
+    any_finding = findings.Y.any(1).astype(int)
+    index = np.arange(len(findings))
+    parts = {}
+    for part, size, part_seed in (("test", TEST_SIZE, seed), ("val", VAL_SIZE / (1 - TEST_SIZE), seed + 1)):
+        if grouped:
+            keep, out = group_split(findings.patients[index], size, part_seed, any_finding[index])
+        else:
+            keep, out = stratified_split(any_finding[index], size, part_seed)
+        parts[part], index = np.sort(index[out]), np.sort(index[keep])
+    parts["train"] = index
+    if grouped:
+        check_no_leakage(**{k: findings.patients[v] for k, v in parts.items()})
+    how = "patient-grouped" if grouped else "stratified by image (no patient id on every line)"
+    return {k: parts[k] for k in ("train", "val", "test")}, f"carved {how}, seed {seed} (test) and {seed + 1} (val)"
+
+
+class _Targets:
+    """Wrap a batch loader so its labels are the float multi-hot rows of `Y` (what BCE needs)."""
+
+    def __init__(self, loader, Y):
+        loader.labels = torch.as_tensor(np.asarray(Y), dtype=torch.float32)  # both loaders index `labels` per batch
+        self.loader = loader
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        return iter(self.loader)
+
+
+@torch.inference_mode()
+def predict_sigmoid(model: nn.Module, loader) -> np.ndarray:
+    """Return P(finding) per image and finding, (N, K): a sigmoid per output, not a softmax across them."""
+    from .train import logits_of
+
+    model.eval()
+    return torch.cat([torch.sigmoid(logits_of(model(x)).float()) for x, _ in loader]).numpy()
+
+
+def score_findings(Y, P, names, *, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Return JSON-ready scores: per-finding AUC (with a 95% interval where 2+ positives and negatives), macro AUC.
+
+    A finding with no positive or no negative in the part is skipped and named with the reason.
+    """
+    from .evaluate import bootstrap_ci
+    from .metrics import auc
+
+    per, skipped = {}, {}
+    for k, name in enumerate(names):
+        pos = int(Y[:, k].sum())
+        neg = len(Y) - pos
+        if pos == 0 or neg == 0:
+            skipped[name] = f"{pos} positive(s) and {neg} negative(s) in this part: AUC undefined"
+            continue
+        row = {"auc": auc(Y[:, k], P[:, k]), "positives": pos, "ci95": None}
+        if min(pos, neg) >= 2:
+            ci = bootstrap_ci(Y[:, k], P[:, k], "auc", n_boot=n_boot, seed=seed)
+            row["ci95"] = [round(ci.low, 6), round(ci.high, 6)]
+        per[name] = row
+    macro = float(np.mean([r["auc"] for r in per.values()])) if per else None
+    return {"macro_auc": macro, "auc": macro, "findings": per, "skipped": skipped, "n": int(len(Y))}
+
+
+def _thresholds(Y, P, names, rule) -> dict:
+    from .recipe import choose_threshold
+
+    return {name: choose_threshold(Y[:, k], P[:, k], rule) if 0 < Y[:, k].sum() < len(Y) else 0.5
+            for k, name in enumerate(names)}
+
+
+def fit_multilabel(data, out_dir, cfg=None, *, findings=None, progress: bool = True, log=print,
+                   overwrite: bool = False) -> dict:
+    """Train the recipe with one sigmoid output per finding on a multi-label CSV; write checkpoint + metrics.json.
+
+    Args:
+        data: a CSV (path, label[, patient]) whose labels are `|`-separated findings or "No Finding".
+        findings: the finding names, in output order (default: those in the CSV, sorted); a finding in the
+            CSV outside this list is refused.
+        out_dir, cfg, progress, log, overwrite: as in `medkit.recipe.fit_recipe`.
+    """
+    from .atomic import write_json
+    from .checkpoint import save_checkpoint
+    from .data.findings import from_findings_csv
+    from .freeze import fit_stages, schedule
+    from .models import get_backbone, get_spec
+    from .recipe import (
+        EVAL_BATCH,
+        METRICS_FILE,
+        RecipeConfig,
+        XrayAugment,
+        _can_cut,
+        _check_out_dir,
+        cache_cut,
+        data_fingerprint,
+    )
+    from .train import seed_everything
+
+    cfg = (cfg or RecipeConfig()).check()
+    if cfg.loss != "ce":
+        raise ConfigError(f"--loss {cfg.loss} is for one class per image; multi-label findings train with binary "
+                          "cross-entropy per finding. Leave --loss at its default.")
+    start = time.perf_counter()
+    _check_out_dir(out_dir, overwrite)
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    spec = get_spec(cfg.backbone)
+    stages = schedule(cfg.freeze, cfg.epochs, cfg.lr, cfg.head_lr, n_groups=len(spec.groups))
+    pre = spec.preprocess(cfg.image_size)
+    table = from_findings_csv(data, names=findings, image_size=cfg.image_size,
+                              fix="Add it to --findings, or correct the CSV.")
+    names = table.names
+    parts, how = carve_findings(table, cfg.group_by)
+    splits = {k: table.dataset(v, f"{Path(data).stem}:{k}") for k, v in parts.items()}
+    Y = {k: table.Y[v] for k, v in parts.items()}
+    absent = [n for k, n in enumerate(names) if Y["train"][:, k].sum() == 0]
+    report = [{"part": k, "images": len(v), "groups": None if table.patients is None else
+               int(len(np.unique(table.patients[v]))), "findings": {n: int(c) for n, c in zip(names, Y[k].sum(0))},
+               "origin": how if k != "train" else "the rest"} for k, v in parts.items()]
+    for row in report:
+        log(f"{row['part']:<6}{row['images']:>6} images" + (f" {row['groups']:>5} patients" if row["groups"] else "")
+            + "  " + ", ".join(f"{n} {c}" for n, c in row["findings"].items()))
+    if absent:
+        log(f"note: no training image shows {absent}; their outputs cannot learn anything")
+    seed_everything(cfg.seed)
+    model = get_backbone(cfg.backbone, weights=cfg.weights, num_classes=len(names))
+    model = model.to(memory_format=torch.channels_last)
+    cut = cache_cut(stages, len(spec.groups)) if cfg.cache_features else 0
+    if cut and not _can_cut(model):
+        cut = 0
+    log(f"medkit fit (multi-label, {len(names)} findings): {cfg.backbone} at {cfg.image_size} px, "
+        f"{len(parts['train'])} train / {len(parts['val'])} val images, {cfg.epochs} epochs, freeze={cfg.freeze}")
+    if cut:
+        from .features import TensorLoader, cache_activations, split_at_group
+
+        lower, net = split_at_group(model, cut)
+        acts = {k: cache_activations(lower, BatchLoader(splits[k], EVAL_BATCH, preprocess=pre), progress=progress)
+                for k in ("train", "val")}
+        train_dl = _Targets(TensorLoader(acts["train"], splits["train"].labels, cfg.batch_size, shuffle=True,
+                                         seed=cfg.seed, drop_last=len(parts["train"]) > cfg.batch_size), Y["train"])
+        val_dl = TensorLoader(acts["val"], splits["val"].labels, 256)
+    else:
+        net = model
+        augment = XrayAugment(seed=cfg.seed) if cfg.augment else None
+        train_dl = _Targets(BatchLoader(splits["train"], cfg.batch_size, shuffle=True, seed=cfg.seed, preprocess=pre,
+                                        augment=augment, drop_last=len(parts["train"]) > cfg.batch_size), Y["train"])
+        val_dl = BatchLoader(splits["val"], EVAL_BATCH, preprocess=pre)
+    # no per-epoch validation inside the loop: its loss and AUC assume one class per image
+    history = fit_stages(model, train_dl, None, stages, weight_decay=cfg.weight_decay, loss_fn=nn.BCEWithLogitsLoss(),
+                         progress=progress, net=net)
+    P_val = predict_sigmoid(net, val_dl)
+    thresholds = _thresholds(Y["val"], P_val, names, cfg.threshold)
+    val_metrics = score_findings(Y["val"], P_val, names)
+    seconds = time.perf_counter() - start
+    data_info = {"path": str(Path(data).resolve()), "fingerprint": data_fingerprint(splits), "group_by": cfg.group_by,
+                 "channels": int(splits["train"].channels), "cached_groups": cut}
+    split_info = {"report": report, "group_kind": "patient" if "patient-grouped" in how else None, "notes": []}
+    height, width = table.images.shape[1:3]
+    save_checkpoint(out_dir, model, image_size=cfg.image_size, classes=names, threshold=0.5, channels=data_info["channels"],
+                    input_size=height if height == width else None, recipe=asdict(cfg), splits=split_info,
+                    data=data_info, task=TASK, findings=list(names), thresholds=thresholds)
+    metrics = {"task": TASK, "val": val_metrics, "threshold": None, "thresholds": thresholds, "train_seconds": seconds,
+               "history": history.rows, "splits": split_info, "data": data_info, "recipe": asdict(cfg),
+               "n": {k: len(v) for k, v in parts.items()}, "findings": list(names)}
+    write_json(Path(out_dir) / METRICS_FILE, metrics)
+    return metrics
+
+
+def evaluate_multilabel(ckpt_dir, data, split: str = "auto", backbone: str | None = None, n_boot: int = 1000,
+                        log=None, batch_size: int = 32) -> dict:
+    """Return per-finding AUC with 95% intervals, macro AUC, skipped findings, n and patients of a multi-label checkpoint.
+
+    What is scored: the test part `fit` carved when `data` is the CSV the checkpoint was trained on, else
+    every line of `data` (`split` "train"/"val"/"test" need the training CSV, "all" scores every line).
+    """
+    from .checkpoint import load_checkpoint
+    from .data.findings import from_findings_csv
+    from .models import get_spec
+    from .recipe import data_fingerprint
+
+    model, config = load_checkpoint(ckpt_dir, backbone=backbone)
+    names = config.get("findings") or config["classes"]
+    path = Path(data)
+    if path.suffix.lower() != ".csv" or not path.is_file():
+        raise DataError(f"{ckpt_dir} is a multi-label checkpoint (findings {names}); score it on a CSV "
+                        f"(path,label[,patient]) of `|`-separated findings, not {data}.")
+    trained_on = config.get("data") if isinstance(config.get("data"), dict) else {}
+    same = trained_on.get("path") == str(path.resolve())
+    table = from_findings_csv(path, names=names, image_size=int(config["image_size"]),
+                              fix=f"The checkpoint {ckpt_dir} knows only these findings: score it on data labelled "
+                                  "with them, or train a checkpoint that includes the new one.")
+    if split == "auto":
+        split = "test" if same else "all"
+    if split == "all":
+        index, origin = np.arange(len(table)), f"every line of {path.name}"
+    else:
+        if not same:
+            raise DataError(f"--split {split} names a part fit carved, but {data} is not the CSV {ckpt_dir} was "
+                            f"trained on ({trained_on.get('path')}). Pass --split all (or auto).")
+        parts, origin = carve_findings(table, trained_on.get("group_by", "auto"))
+        index = parts[split]
+        splits = {k: table.dataset(v) for k, v in parts.items()}
+        if trained_on.get("fingerprint") not in (None, data_fingerprint(splits)) and log:
+            log(f"warning: {data} changed since the checkpoint was trained (fingerprint differs): its carved test "
+                "part may now hold images the model was trained on")
+    pre = get_spec(config["backbone"]).preprocess(config["image_size"])
+    loader = BatchLoader(table.dataset(index), batch_size, preprocess=pre)
+    P = predict_sigmoid(model.to(memory_format=torch.channels_last), loader)
+    out = score_findings(table.Y[index], P, names, n_boot=n_boot)
+    out.update({"task": TASK, "split": split, "source": origin, "thresholds": config.get("thresholds", {}),
+                "patients": None if table.patients is None else int(len(np.unique(table.patients[index]))),
+                "trained_on_this_data": same})
+    return out
+
+
+def fit_summary(out, metrics: dict) -> dict:
+    """Return the one JSON line `medkit fit` prints for a multi-label fit."""
+    val = metrics["val"]
+    return {"out": str(out), "task": TASK, "findings": metrics["findings"],
+            "thresholds": {k: round(v, 4) for k, v in metrics["thresholds"].items()},
+            "train_seconds": round(metrics["train_seconds"], 1),
+            "val": {"macro_auc": None if val["macro_auc"] is None else round(val["macro_auc"], 6), "n": val["n"],
+                    "auc": {k: round(v["auc"], 6) for k, v in val["findings"].items()}, "skipped": val["skipped"]},
+            "n": metrics["n"], "patients": {r["part"]: r["groups"] for r in metrics["splits"]["report"]}}

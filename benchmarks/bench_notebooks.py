@@ -7,8 +7,15 @@ kernel's, where the lesson's code runs (the papermill client is a separate proce
 student's JupyterLab does not have): the peak is the kernel's own high-water mark (VmHWM in
 /proc/PID/status, kept by Linux, read until the kernel exits), not the largest of all child processes.
 Budget (issue 16, mybinder guarantees 1 GB): <= 5 min and <= 1 GB per notebook, each in its own kernel.
-Run it where torch is the CPU build, as on Binder: PyPI's default (CUDA) build holds about 285 MB more
-after `import torch` alone (VmHWM 520 MB for 2.14.1+cu130 against 235 MB for 2.13.0+cpu, measured here).
+
+Run it where torch is the CPU build, as on Binder: PyPI's default (CUDA) build loads its CUDA libraries and
+triton into every kernel, about 350 MB that Binder never holds (the lesson imports peak at 838 MB with
+2.14.1+cu130 against 492 MB with 2.13.0+cpu, measured here). The script prints which build it ran. A CPU
+build beside a CUDA install, without touching it:
+
+    python -m venv --system-site-packages /tmp/cpu
+    /tmp/cpu/bin/pip install torch==2.14.1+cpu torchvision==0.29.1+cpu --index-url https://download.pytorch.org/whl/cpu
+    /tmp/cpu/bin/python benchmarks/bench_notebooks.py --keep /tmp/lessons   # then check the claims on the kept runs
 """
 
 import argparse
@@ -65,6 +72,22 @@ def _is_kernel(pid: int) -> bool:
         return False
 
 
+def torch_build() -> str:
+    """Return one line naming the torch build this Python (and so every kernel it starts) imports."""
+    probe = ("import importlib.util, torch; cuda = torch.version.cuda; "
+             "print(torch.__version__, 'CUDA ' + cuda if cuda else 'CPU', importlib.util.find_spec('triton') is not None, "
+             "sep='|')")
+    try:
+        version, kind, triton = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                                               check=True).stdout.strip().split("|")
+    except (subprocess.CalledProcessError, ValueError):
+        return "torch: could not be imported"
+    if kind == "CPU" and triton == "False":
+        return f"torch {version} (CPU build, as on Binder)"
+    return (f"torch {version} ({kind} build{', triton importable' if triton == 'True' else ''}): peaks include "
+            "CUDA libraries or triton that Binder's CPU build never loads (about 350 MB); see the docstring")
+
+
 def run_one(path: str, profile: str, out_dir: str) -> None:
     """Child mode: run one notebook with papermill and print wall time and the kernel's and client's peak RSS as JSON."""
     Path(out_dir).mkdir(parents=True, exist_ok=True)
@@ -93,6 +116,7 @@ def main() -> None:
     parser.add_argument("--profile", default="workshop")
     parser.add_argument("--lessons", nargs="*", help="lesson numbers to run, e.g. 03 05 (default: all)")
     parser.add_argument("--core", type=int, default=0, help="CPU core to pin the notebooks to (default: %(default)s)")
+    parser.add_argument("--keep", help="keep each run's outputs (metrics.json, executed notebook) under this folder")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -103,10 +127,11 @@ def main() -> None:
     paths = [p for p in paths if not args.lessons or p.stem[:2] in args.lessons]
     if not paths:
         parser.error(f"no lesson numbered {' or '.join(args.lessons)}; pass two-digit numbers such as 03")
-    rows = []
+    rows, build = [], torch_build()
+    print(build, flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for path in paths:
-            out = Path(tmp) / path.stem
+            out = Path(args.keep or tmp).resolve() / path.stem
             cmd = ["taskset", "-c", str(args.core), sys.executable, __file__, "--one", str(path), "--profile", args.profile,
                    "--out", str(out)]
             result = json.loads(subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout.strip().splitlines()[-1])
@@ -117,7 +142,7 @@ def main() -> None:
                   f"{result['client_mb']:>6.0f} MB client  {'within' if within else 'OVER'} budget  {status}",
                   flush=True)
     print(f"\nprofile={args.profile}, 1 core (taskset -c {args.core}), 1 thread; budget {BUDGET_S} s and {BUDGET_MB} MB "
-          "of kernel memory per notebook")
+          f"of kernel memory per notebook; {build}")
     print(f"total {sum(r['wall_s'] for _, r in rows):.0f} s, max kernel peak {max(r['peak_mb'] for _, r in rows):.0f} MB")
 
 

@@ -10,7 +10,7 @@ from PIL import Image
 from medkit import multilabel
 from medkit.cli import main
 from medkit.data.findings import NIH_COLUMNS, from_findings_csv, nih_findings, parse_findings
-from medkit.errors import ConfigError, DataError, MedkitError
+from medkit.errors import ConfigError, DataError, MedkitError, UnknownNameError
 from medkit.recipe import evaluate_checkpoint
 
 FAST = ["--epochs", "2", "--image-size", "48", "--quiet", "--batch-size", "16"]
@@ -111,6 +111,9 @@ def test_nih_subset_reads_and_splits_by_patient():
     parts = multilabel.patient_split(nih.patients, nih.Y, seed=0)
     assert multilabel.patients_on_both_sides(nih.patients, parts) == 0
     assert sorted(np.concatenate(list(parts.values())).tolist()) == list(range(1000))
+    assert nih.names[nih.column("Effusion")] == "Effusion"
+    with pytest.raises(UnknownNameError, match="Unknown finding 'Efusion'"):  # lesson 05's NIH_FINDING, misspelt
+        nih.column("Efusion")
 
 
 # --- metrics ---------------------------------------------------------------------------------------

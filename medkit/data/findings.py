@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, UnknownNameError
 from .dataset import ImageDataset
 from .decoded import load_images
 
@@ -60,6 +60,12 @@ class Findings:
         meta = {k: v[index] if isinstance(v, np.ndarray) and len(v) == len(self) else v for k, v in self.meta.items()}
         return Findings(self.images[index], self.Y[index], list(self.names),
                         None if self.patients is None else self.patients[index], meta)
+
+    def column(self, name: str) -> int:
+        """Return the column of `Y` that holds finding `name`."""
+        if name not in self.names:
+            raise UnknownNameError(f"Unknown finding {name!r}; these data have {', '.join(self.names)}.")
+        return self.names.index(name)
 
     def counts(self) -> dict:
         """Return {finding: number of images showing it}."""

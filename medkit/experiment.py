@@ -7,13 +7,9 @@ from .data.augment import XrayAugment
 from .evaluation.metrics import classification_metrics
 from .freeze import fit_stages
 from .models import get_spec
-from .train import predict, seed_everything
+from .train import SCORE_BATCH, predict, seed_everything
 
-__all__ = ["train_and_test", "SCORE_BATCH"]
-
-# images per scoring pass: at 96 px a 64-image forward pass adds ~200 MB to the kernel's peak, 32 about 100 MB,
-# and the workshop lessons are held to Binder's 1 GB (benchmarks/bench_notebooks.py)
-SCORE_BATCH = 32
+__all__ = ["train_and_test"]
 
 
 def train_and_test(model, train, test, stages, *, image_size: int = 64, batch_size: int = 64, val=None,

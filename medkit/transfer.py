@@ -14,7 +14,7 @@ from .evaluation.metrics import auc
 from .features import TensorLoader, cache_activations, extract_features, linear_probe, probe_metrics, split_at_group
 from .freeze import Stage, fit_stages
 from .models import get_backbone, get_spec
-from .train import predict, seed_everything
+from .train import SCORE_BATCH, predict, seed_everything
 
 __all__ = ["EVAL_PARTS", "draw_train", "probe", "fit_frozen", "choose_lr", "freeze_depth_sweep", "group_depths"]
 
@@ -64,9 +64,9 @@ def _loaders(model, k: int, splits: dict, image_size: int, batch_size: int, seed
     drop = len(train) > batch_size
     if k == 0:
         return (model, BatchLoader(train, batch_size, shuffle=True, seed=seed, preprocess=pre, drop_last=drop),
-                {p: BatchLoader(splits[p], 64, preprocess=pre) for p in EVAL_PARTS})
+                {p: BatchLoader(splits[p], SCORE_BATCH, preprocess=pre) for p in EVAL_PARTS})
     lower, upper = split_at_group(model, k)  # the frozen groups run once, in eval mode: BatchNorm as ImageNet left it
-    acts = {p: cache_activations(lower, BatchLoader(splits[p], 64, preprocess=pre)) for p in ("train", *EVAL_PARTS)}
+    acts = {p: cache_activations(lower, BatchLoader(splits[p], SCORE_BATCH, preprocess=pre)) for p in ("train", *EVAL_PARTS)}
     return (upper, TensorLoader(acts["train"], train.labels, batch_size, shuffle=True, seed=seed, drop_last=drop),
             {p: TensorLoader(acts[p], splits[p].labels, 256) for p in EVAL_PARTS})
 

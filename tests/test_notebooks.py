@@ -65,6 +65,7 @@ ALLOWED_IN_MARKDOWN = {
     "-100": "textbook HU of fat",
     "+200": "textbook lung HU (-800) plus the file's stored offset 1024: what skipping the rescale gives",
     "+1050": "textbook muscle HU (about +25) plus the file's stored offset 1024",
+    "1GB": "the memory mybinder.org guarantees, which every workshop lesson is held to: a budget, not a result",
     "2GB": "the workshop's memory budget (Binder gives 2 GB): a constraint the lesson is designed for, not a result",
     "1.3": "ImageNet's 1.3 million training images (a fact about the dataset)",
     "4.0": "the licence name CC BY 4.0",

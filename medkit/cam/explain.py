@@ -37,10 +37,11 @@ class Explainer:
         model: a classifier returning logits (N, K).
         method: one of `METHODS`.
         layer: dotted module name; None takes the registry's default for this backbone.
-        batch_size: images per forward/backward pass.
+        batch_size: images per forward/backward pass; the maps do not depend on it (eval mode), the peak memory
+            does: 16 keeps lesson 04's 128 px workshop kernel within Binder's 1 GB.
     """
 
-    def __init__(self, model: nn.Module, method: str = "gradcam", layer=None, batch_size: int = 32):
+    def __init__(self, model: nn.Module, method: str = "gradcam", layer=None, batch_size: int = 16):
         if method not in METHODS:
             raise UnknownNameError(f"Unknown CAM method {method!r}; choose one of {', '.join(METHODS)}.")
         self.model, self.method, self.batch_size = model, method, max(1, int(batch_size))
@@ -92,6 +93,6 @@ class Explainer:
 
 
 def cams(model: nn.Module, x: torch.Tensor, method: str = "gradcam", layer=None, target=None,
-         batch_size: int = 32) -> np.ndarray:
+         batch_size: int = 16) -> np.ndarray:
     """Return CAMs (N, H, W) in [0, 1] of `method` on `layer` (None: the registry default) for `target` (None: predicted)."""
     return Explainer(model, method, layer, batch_size)(x, target)

@@ -5,7 +5,8 @@ Every notebook's `parameters` cell sets `PROFILE`; the next cell calls
 `PROFILE="smoke"` and never edit notebook text.
 
 - smoke: what CI runs; seconds per notebook on tiny data, only checks that the mechanics work.
-- workshop: the default; a few minutes per notebook on 2 CPU cores, under 2 GB RAM, results worth teaching.
+- workshop: the default; a few minutes per notebook on 2 CPU cores, results worth teaching, held to Binder's
+  1 GB per kernel (benchmarks/bench_notebooks.py, with the CPU build of torch Binder installs).
 - full: the full datasets (online) at larger sizes, and a GPU when one is present.
 """
 

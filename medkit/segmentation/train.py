@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from ..train import History, fit, seed_everything
+from ..train import SCORE_BATCH, History, fit, seed_everything
 from .dataset import MaskLoader, SegmentationDataset
 from .losses import get_loss
 from .metrics import binarize, dice_per_image, hd95_per_image, iou_per_image, segmentation_metrics
@@ -26,7 +26,7 @@ def fit_segmenter(model, train: SegmentationDataset, *, loss: str = "dice", step
 
 
 @torch.no_grad()
-def predict_masks(model, images, batch_size: int = 64, device: str = "cpu") -> np.ndarray:
+def predict_masks(model, images, batch_size: int = SCORE_BATCH, device: str = "cpu") -> np.ndarray:
     """Return foreground probabilities (N, H, W) for grey uint8 images (N, H, W) or a SegmentationDataset."""
     images = images.images if isinstance(images, SegmentationDataset) else np.asarray(images)
     if images.ndim != 3:

@@ -4,7 +4,7 @@ import time
 
 from ..evaluation.metrics import auc
 from ..features import TensorLoader
-from ..train import fit, predict, seed_everything
+from ..train import SCORE_BATCH, fit, predict, seed_everything
 from .inflate import volume_net
 
 __all__ = ["train_and_test", "compare_inits"]
@@ -20,7 +20,7 @@ def train_and_test(model, splits: dict, *, epochs: int, lr: float, batch_size: i
                   progress=False)
     scores = {}
     for part in ("val", "test"):
-        probs, labels = predict(model, TensorLoader(*splits[part], batch_size=64), device)
+        probs, labels = predict(model, TensorLoader(*splits[part], batch_size=SCORE_BATCH), device)
         scores[f"{part}_auc"] = auc(labels, probs[:, 1])
     return {**scores, "train_loss": history.rows[-1]["train_loss"], "seconds": time.perf_counter() - start}
 

@@ -8,7 +8,7 @@ What is scored (--split auto): given the data the checkpoint was trained on, the
 and never saw (same carve, same seed); a source with its own test part (a test/ subfolder, an npz
 test split) scores that; a folder, CSV or file with no split parts is scored whole (a checkpoint trained
 on one folder, scored on another). Class names must match the checkpoint's. The threshold is the one
-fit chose on val. Intervals: stratified bootstrap, 1000 replicates (medkit.evaluate.metrics_with_ci).
+fit chose on val. Intervals: stratified bootstrap, 1000 replicates (medkit.evaluation.metrics_with_ci).
 For more than two classes, auc is the one-vs-rest macro AUC and there are no intervals.
 A multi-label checkpoint (|-separated findings) reports each finding's AUC with its interval, the macro
 AUC over the findings with positives and negatives in the part, and the findings it skipped.

@@ -11,7 +11,7 @@ from .evaluation.metrics import classification_metrics
 from .experiment import train_and_test
 from .freeze import Stage
 from .models import get_backbone, get_spec, split_head
-from .train import seed_everything
+from .train import SCORE_BATCH, seed_everything
 
 __all__ = ["feature_extractor", "extract_features", "linear_probe", "probe_metrics", "FeatureMaps", "depth_layers",
            "first_layer_filters", "embed_2d", "budget_curve", "layer_chain", "split_at_group", "cache_activations",
@@ -27,7 +27,7 @@ def feature_extractor(model, weights="DEFAULT") -> nn.Module:
 
 
 @torch.inference_mode()
-def extract_features(model, dataset: ImageDataset, *, image_size: int = 64, batch_size: int = 128,
+def extract_features(model, dataset: ImageDataset, *, image_size: int = 64, batch_size: int = SCORE_BATCH,
                      weights="DEFAULT", progress: bool = True, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """Return (features (N, D) float32, labels (N,)) of a dataset through a backbone's frozen body.
 

@@ -26,7 +26,7 @@ from .errors import DataError
 from .evaluation.metrics import auc as auc_score
 from .features import linear_probe
 from .models.small import SmallCNN, grey_preprocess
-from .train import fit, predict, seed_everything
+from .train import SCORE_BATCH, fit, predict, seed_everything
 
 __all__ = ["SmallCNN", "grey_preprocess", "ContrastiveViews", "nt_xent", "SimCLR", "pretrain", "classifier",
            "encode", "probe_auc", "probe_budgets", "fit_and_score", "choose_lr"]
@@ -212,7 +212,7 @@ def fit_and_score(build, train: ImageDataset, score_on: ImageDataset, *, preproc
     model = build()
     fit(model, BatchLoader(train, batch_size, shuffle=True, seed=seed, preprocess=preprocess), epochs=epochs, lr=lr,
         progress=False)
-    probs, labels = predict(model, BatchLoader(score_on, 256, preprocess=preprocess))
+    probs, labels = predict(model, BatchLoader(score_on, SCORE_BATCH, preprocess=preprocess))
     return model, auc_score(labels, probs)
 
 

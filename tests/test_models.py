@@ -1,5 +1,7 @@
 """The backbone registry: names, layer groups, bundled weights that really are pretrained, clear errors."""
 
+import dataclasses
+
 import pytest
 import torch
 from skimage import data as skdata
@@ -77,6 +79,15 @@ def test_offline_without_cached_weights_names_fetch_command(tmp_cache, monkeypat
     monkeypatch.setenv("MEDKIT_OFFLINE", "1")
     with pytest.raises(OfflineError, match="medkit fetch --weights resnet18"):
         models.get_backbone("resnet18")
+
+
+def test_missing_weights_are_refused_before_the_model_is_built(tmp_cache, monkeypatch):
+    # vit_b_16's architecture alone is 330 MB: a lesson that only learns the weights are absent must not pay for it
+    monkeypatch.setenv("MEDKIT_OFFLINE", "1")
+    unbuildable = dataclasses.replace(models.get_spec("vit_b_16"), build=lambda: pytest.fail("built before the weights"))
+    monkeypatch.setitem(registry._REGISTRY._entries, "vit_b_16", unbuildable)
+    with pytest.raises(OfflineError, match="medkit fetch --weights vit_b_16"):
+        models.get_backbone("vit_b_16")
 
 
 def test_cached_weights_with_wrong_hash_are_not_trusted(tmp_cache, monkeypatch):

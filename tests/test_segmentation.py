@@ -242,11 +242,13 @@ def test_train_and_evaluate_is_reproducible(pneumonia):
     spec = LesionSpec(radius=(3, 5))
     train = insert_lesions(pneumonia["train"].images[:8], spec, image_size=32, seed=0)
     test = insert_lesions(pneumonia["test"].images[:6], spec, image_size=32, seed=1)
-    runs = [train_and_evaluate(train, test, steps=2, batch_size=4, seed=5, n_boot=50) for _ in range(2)]
+    runs = [train_and_evaluate(train, test, steps=2, batch_size=4, seed=5, n_boot=50, keep_model=True) for _ in range(2)]
     assert runs[0]["dice"] == runs[1]["dice"]
     np.testing.assert_array_equal(runs[0]["probs"], runs[1]["probs"])
     assert runs[0]["probs"].shape == (6, 32, 32)
     assert np.array_equal(predict_masks(runs[0]["model"], test), runs[0]["probs"])
+    assert all(p.grad is None for p in runs[0]["model"].parameters())  # trained models do not keep gradients
+    assert "model" not in train_and_evaluate(train, test, steps=1, batch_size=4, n_boot=10)  # not kept by default
 
 
 # --- loading real segmentations --------------------------------------------------------------

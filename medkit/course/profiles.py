@@ -136,7 +136,7 @@ LESSON_SETTINGS: dict[str, dict[str, dict]] = {
         "smoke": dict(n_unlabelled=1024, ssl_width=16, ssl_epochs=6, ssl_batch=128, probe_budgets=(20, 100),
                       probe_seeds=(0, 1), n_probe_train=256, n_test=312, n_val=200, finetune_labels=50, finetune_epochs=5,
                       vit_budgets=(200,), vit_epochs=3, pretrained_vit_labels=0, lrs=(1e-3, 3e-3)),
-        "workshop": dict(n_unlabelled=None, ssl_width=32, ssl_epochs=5, ssl_batch=256, probe_budgets=(20, 50, 100, 500),
+        "workshop": dict(n_unlabelled=None, ssl_width=32, ssl_epochs=5, ssl_batch=128, probe_budgets=(20, 50, 100, 500),
                          probe_seeds=(0, 1, 2), n_probe_train=None, n_test=None, n_val=None, finetune_labels=50,
                          finetune_epochs=20, vit_budgets=(300, 1500), vit_epochs=10, pretrained_vit_labels=0,
                          lrs=(1e-3, 3e-3)),

@@ -226,6 +226,8 @@ def get_backbone(name: str, weights="DEFAULT", num_classes: int | None = None) -
         num_classes: replace the ImageNet head with a new `num_classes` head (None keeps it).
     """
     spec = get_spec(name)
+    if weights is not None:  # find (or refuse) the file before building: vit_b_16 alone allocates 330 MB
+        weights_path(spec.name, weights)
     model = spec.build()
     if weights is not None:
         load_weights(model, spec.name, weights)

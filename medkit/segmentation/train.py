@@ -40,11 +40,12 @@ def predict_masks(model, images, batch_size: int = SCORE_BATCH, device: str = "c
 def train_and_evaluate(train: SegmentationDataset, test: SegmentationDataset, *, encoder: str = "efficientnet_lite0",
                        weights="DEFAULT", loss: str = "dice", frozen: bool = False, steps: int = 100,
                        batch_size: int = 16, lr: float = 3e-3, encoder_depth: int = 4, seed: int = 0,
-                       n_boot: int = 1000, device: str = "cpu") -> dict:
-    """Seed, build, train and test one configuration; return its metrics, per-image scores, model and predictions.
+                       n_boot: int = 1000, device: str = "cpu", keep_model: bool = False) -> dict:
+    """Seed, build, train and test one configuration; return its metrics, per-image scores and predictions.
 
     The returned dict holds `dice`, `iou`, `hd95` (Intervals), `hd95_undefined`, `n`, `seconds`, `trainable`
-    (parameters trained), per-image `dice_per_image`, `iou_per_image`, `hd95_per_image`, and `model`, `probs`.
+    (parameters trained), per-image `dice_per_image`, `iou_per_image`, `hd95_per_image`, `probs`, and with
+    `keep_model=True` the trained `model` (off by default: a learning curve trains many, ~13 MB of weights each).
     """
     seed_everything(seed)  # the random encoder and the decoder start from the same draw for a given seed
     model = build_segmenter(encoder, weights, encoder_depth=encoder_depth)
@@ -59,7 +60,9 @@ def train_and_evaluate(train: SegmentationDataset, test: SegmentationDataset, *,
     out.update(seconds=time.perf_counter() - start, train_loss=history.last["train_loss"],
                trainable=sum(t for t, _ in parameter_counts(model).values()),
                dice_per_image=dice_per_image(pred, test.masks), iou_per_image=iou_per_image(pred, test.masks),
-               hd95_per_image=hd95_per_image(pred, test.masks), model=model, probs=probs)
+               hd95_per_image=hd95_per_image(pred, test.masks), probs=probs)
+    if keep_model:
+        out["model"] = model
     return out
 
 

@@ -1,0 +1,12 @@
+"""`medkit fit` / `medkit evaluate`: the fine-tuning recipe lesson 03 ends with, on any image source.
+
+`config` (what both recipes share), `single_label` (one class per image; hands findings on), `multilabel`
+(`|`-separated findings, one sigmoid each) and `table` (the measured recipe table lesson 03 renders).
+"""
+
+from .config import EVAL_BATCH, METRICS_FILE, RecipeConfig
+from .single_label import evaluate_checkpoint, fit_recipe
+from .table import load_table, recipe_table
+
+__all__ = ["RecipeConfig", "EVAL_BATCH", "METRICS_FILE", "fit_recipe", "evaluate_checkpoint", "load_table",
+           "recipe_table"]

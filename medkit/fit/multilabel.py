@@ -122,27 +122,19 @@ def predict_sigmoid(model: nn.Module, loader) -> np.ndarray:
 
 
 def score_findings(Y, P, names, *, n_boot: int = 1000, seed: int = 0) -> dict:
-    """Return JSON-ready scores: per-finding AUC (with a 95% interval where 2+ positives and negatives), macro AUC.
+    """Return `finding_aucs` as JSON: per-finding AUC (95% interval where 2+ positives and negatives), macro AUC.
 
-    A finding with no positive or no negative in the part is skipped and named with the reason.
+    Every finding with a positive and a negative in the part is scored; the others are skipped and named with
+    the reason.
     """
-    from ..evaluation.evaluate import bootstrap_ci
-    from ..evaluation.metrics import auc
+    from ..multilabel import finding_aucs
 
-    per, skipped = {}, {}
-    for k, name in enumerate(names):
-        pos = int(Y[:, k].sum())
-        neg = len(Y) - pos
-        if pos == 0 or neg == 0:
-            skipped[name] = f"{pos} positive(s) and {neg} negative(s) in this part: AUC undefined"
-            continue
-        row = {"auc": auc(Y[:, k], P[:, k]), "positives": pos, "ci95": None}
-        if min(pos, neg) >= 2:
-            ci = bootstrap_ci(Y[:, k], P[:, k], "auc", n_boot=n_boot, seed=seed)
-            row["ci95"] = [round(ci.low, 6), round(ci.high, 6)]
-        per[name] = row
+    scores = finding_aucs(Y, P, names, min_positives=1, n_boot=n_boot, seed=seed)
+    per = {row.finding: {"auc": float(row.auc), "positives": int(row.positives),
+                         "ci95": None if np.isnan(row.low) else [round(float(row.low), 6), round(float(row.high), 6)]}
+           for row in scores["table"].itertuples()}
     macro = float(np.mean([r["auc"] for r in per.values()])) if per else None
-    return {"macro_auc": macro, "auc": macro, "findings": per, "skipped": skipped, "n": int(len(Y))}
+    return {"macro_auc": macro, "auc": macro, "findings": per, "skipped": scores["skipped"], "n": int(len(Y))}
 
 
 def _thresholds(Y, P, names, rule) -> dict:

@@ -6,7 +6,6 @@
 
 from .config import EVAL_BATCH, METRICS_FILE, RecipeConfig
 from .single_label import evaluate_checkpoint, fit_recipe
-from .table import load_table, recipe_table
 
-__all__ = ["RecipeConfig", "EVAL_BATCH", "METRICS_FILE", "fit_recipe", "evaluate_checkpoint", "load_table",
-           "recipe_table"]
+# `table` is not imported here, so `python -m medkit.fit.table RECIPE.md` runs it as a script cleanly
+__all__ = ["RecipeConfig", "EVAL_BATCH", "METRICS_FILE", "fit_recipe", "evaluate_checkpoint"]

@@ -3,7 +3,7 @@
 import time
 
 from .data import BatchLoader
-from .data.augment import XrayAugment
+from .data.augment import Augment
 from .evaluation.metrics import classification_metrics
 from .freeze import fit_stages
 from .models import get_spec
@@ -22,7 +22,7 @@ def train_and_test(model, train, test, stages, *, image_size: int = 64, batch_si
     seed_everything(seed)
     pre = get_spec(model).preprocess(image_size)
     train_dl = BatchLoader(train, batch_size, shuffle=True, seed=seed, preprocess=pre,
-                           augment=XrayAugment(seed=seed) if augment else None, drop_last=len(train) > batch_size)
+                           augment=Augment.xray(seed=seed) if augment else None, drop_last=len(train) > batch_size)
     val_dl = BatchLoader(val, SCORE_BATCH, preprocess=pre) if val is not None else None
     start = time.perf_counter()
     history = fit_stages(model, train_dl, val_dl, stages, loss_fn=loss_fn, progress=progress, train_bn=train_bn)

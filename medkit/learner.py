@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from fastai.callback.core import Callback
 
-from .data import ImageDataset, to_tensor
+from .data import ImageDataset, load_splits, to_tensor
 from .errors import DataError
 from .models import get_backbone, get_spec, parameter_groups
 
@@ -82,7 +82,7 @@ def medical_learner(splits, backbone: str = "efficientnet_lite0", *, image_size:
         image_size: side of the images fed to the backbone.
         weights: "DEFAULT" (ImageNet) or None; a pretrained Learner starts frozen, like `vision_learner`.
         loss_func: defaults to cross-entropy.
-        augment: a float-batch augmentation applied to training batches (e.g. `medkit.data.XrayAugment()`).
+        augment: a float-batch augmentation applied to training batches (e.g. `medkit.data.Augment.xray()`).
     """
     from fastai.data.core import DataLoaders
     from fastai.data.load import DataLoader
@@ -90,8 +90,6 @@ def medical_learner(splits, backbone: str = "efficientnet_lite0", *, image_size:
     from fastai.losses import CrossEntropyLossFlat
 
     if isinstance(splits, (str, Path)):
-        from .recipe import load_splits
-
         splits = load_splits(splits)[0]
     if not isinstance(splits, dict) or not {"train", "val"} <= set(splits):
         raise DataError("medical_learner needs {'train': ImageDataset, 'val': ImageDataset} or a MedMNIST .npz path.")

@@ -60,12 +60,15 @@ def finding_aucs(Y, P, names, *, min_positives: int = MIN_POSITIVES, n_boot: int
     """Return per-finding AUC with stratified bootstrap 95% intervals, the macro AUC, and the findings skipped.
 
     A finding is scored when the part holds at least `min_positives` positives and as many negatives (and
-    a prediction); the others go to `skipped` with the reason. Macro AUC is the mean over scored findings.
+    a prediction); the others go to `skipped` with the reason. Its interval needs 2 of each (NaN below that,
+    where `min_positives` < 2). Macro AUC is the mean over scored findings.
 
     Returns:
         {"table": DataFrame (finding, positives, auc, low, high, width), "macro_auc": float,
          "scored": [names], "skipped": {name: reason}}
     """
+    from .evaluation.metrics import auc
+
     Y, P = np.asarray(Y), np.asarray(P, dtype=float)
     if Y.shape != P.shape or Y.ndim != 2 or Y.shape[1] != len(names):
         raise DataError(f"Labels {Y.shape}, predictions {P.shape} and {len(names)} finding names must agree "
@@ -77,11 +80,15 @@ def finding_aucs(Y, P, names, *, min_positives: int = MIN_POSITIVES, n_boot: int
         if np.isnan(P[:, k]).any():
             skipped[name] = "no prediction (no positive or no negative training image)"
         elif min(pos, neg) < min_positives:
-            skipped[name] = f"{pos} positive(s) and {neg} negative(s) here; an AUC needs {min_positives} of each"
+            why = "in this part: AUC undefined" if min_positives == 1 else f"here; an AUC needs {min_positives} of each"
+            skipped[name] = f"{pos} positive(s) and {neg} negative(s) {why}"
         else:
-            ci = bootstrap_ci(Y[:, k], P[:, k], "auc", n_boot=n_boot, seed=seed)
-            rows.append({"finding": name, "positives": pos, "auc": ci.estimate, "low": ci.low, "high": ci.high,
-                         "width": ci.width})
+            low = high = np.nan
+            if min(pos, neg) >= 2:
+                ci = bootstrap_ci(Y[:, k], P[:, k], "auc", n_boot=n_boot, seed=seed)
+                low, high = ci.low, ci.high
+            rows.append({"finding": name, "positives": pos, "auc": auc(Y[:, k], P[:, k]), "low": low, "high": high,
+                         "width": high - low})
     table = pd.DataFrame(rows, columns=["finding", "positives", "auc", "low", "high", "width"])
     return {"table": table, "macro_auc": float(table["auc"].mean()) if len(table) else float("nan"),
             "scored": table["finding"].tolist(), "skipped": skipped}

@@ -59,3 +59,15 @@ def test_bad_inputs_raise(two_sites):
         fairness.group_metrics(y, np.full((10, 3), 1 / 3), g)
     with pytest.raises(DataError, match="0/1"):
         fairness.equalized_odds(y * 2, p, g)
+
+
+def test_group_metrics_with_intervals_keep_the_points_and_note_small_groups(two_sites):
+    y, p, g = two_sites
+    y, p, g = np.r_[y, 1, 1], np.r_[p, 0.9, 0.3], np.concatenate([g, ["c", "c"]])  # group c: positives only
+    table = fairness.group_metrics(y, p, g, threshold=0.5, n_boot=50)
+    assert table.loc["a", "sensitivity"] == pytest.approx(0.75) and table.loc["a", "n"] == 6
+    ci = table.loc["a", "sensitivity_ci"]
+    assert ci.estimate == pytest.approx(0.75) and ci.low <= ci.estimate <= ci.high
+    assert "2 positives and 2 negatives" in table.loc["c", "note"] and np.isnan(table.loc["c", "specificity"])
+    rows = fairness.subgroup_results(y, p, g, n_boot=50)
+    assert [r["group"] for r in rows] == ["a", "b", "c"] and rows[0]["sensitivity"] == ci and "note" in rows[2]

@@ -44,7 +44,7 @@ def test_wheel_in_a_fresh_venv_runs_lesson_00(tmp_path):
     env = _clean_env(PATH=f"{bindir}{os.pathsep}{os.environ['PATH']}", MEDKIT_CACHE=str(tmp_path / "cache"))
     work = tmp_path / "work"
     work.mkdir()
-    where = subprocess.run([str(python), "-c", "import medkit.course.notebooks as n, medkit.data as d, medkit.recipe_table as r; "
+    where = subprocess.run([str(python), "-c", "import medkit.course.notebooks as n, medkit.data as d, medkit.fit.table as r; "
                             "print(n.notebooks_dir()); print(d.samples_dir()); print(r.load_table()['source'])"],
                            capture_output=True, text=True, env=env, cwd=work, check=True).stdout.split()
     assert all(str(venv) in path and "_resources" in path for path in where[:2]), where

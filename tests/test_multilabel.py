@@ -11,7 +11,7 @@ from medkit import multilabel
 from medkit.cli import main
 from medkit.data.findings import NIH_COLUMNS, from_findings_csv, nih_findings, parse_findings
 from medkit.errors import ConfigError, DataError, MedkitError, UnknownNameError
-from medkit.recipe import evaluate_checkpoint
+from medkit.fit import evaluate_checkpoint
 
 FAST = ["--epochs", "2", "--image-size", "48", "--quiet", "--batch-size", "16"]
 NIH = SHARED_DATA / "nih_cxr14_1000"
@@ -213,7 +213,7 @@ def test_fit_refuses_a_finding_outside_findings(tmp_path, capsys):
 
 
 def test_fit_refuses_an_empty_label_and_a_class_loss(tmp_path):
-    from medkit.recipe import RecipeConfig, fit_recipe
+    from medkit.fit import RecipeConfig, fit_recipe
 
     data = _csv(tmp_path, labels=["Effusion", "", "Mass", "No Finding"])
     with pytest.raises(DataError, match="empty"):
@@ -226,7 +226,7 @@ def test_fit_refuses_an_empty_label_and_a_class_loss(tmp_path):
 
 
 def test_binary_checkpoint_refuses_findings_csv(tmp_path):
-    from medkit.recipe import RecipeConfig, fit_recipe
+    from medkit.fit import RecipeConfig, fit_recipe
 
     single = _csv(tmp_path / "s", labels=["Effusion" if i % 2 else "Mass" for i in range(40)])
     ckpt = tmp_path / "ck"
@@ -244,7 +244,7 @@ def test_export_refuses_a_multilabel_checkpoint(fitted, tmp_path, capsys):
 
 
 def test_only_a_bar_makes_a_csv_multilabel(tmp_path):
-    from medkit.recipe_multilabel import wants_multilabel
+    from medkit.fit.multilabel import wants_multilabel
 
     plain = _csv(tmp_path / "a", labels=["No Finding", "Effusion"] * 3)  # two classes that happen to be findings
     assert not wants_multilabel(plain) and wants_multilabel(plain, multi_label=True)

@@ -5,12 +5,12 @@ import pytest
 
 from medkit.checkpoint import CONFIG_FILE
 from medkit.cli import main
+from medkit.data import load_splits, sample_path, subsample
 from medkit.data import pneumonia as load_pneumonia
-from medkit.data import sample_path, subsample
-from medkit.data.augment import XrayAugment
+from medkit.data.augment import Augment
 from medkit.errors import ConfigError, DataError, MedkitError, UnknownNameError, WeightsError
 from medkit.evaluation.evaluate import choose_threshold
-from medkit.recipe import RecipeConfig, evaluate_checkpoint, fit_recipe, load_splits
+from medkit.fit import RecipeConfig, evaluate_checkpoint, fit_recipe
 
 FAST = ["--epochs", "2", "--image-size", "48", "--quiet", "--batch-size", "32"]
 SMALL = ["--epochs", "3", "--image-size", "48", "--quiet", "--batch-size", "16"]
@@ -122,7 +122,7 @@ def test_augment_is_seeded_and_in_range():
     import torch
 
     x = torch.rand(4, 1, 28, 28)
-    a, b = XrayAugment(seed=1)(x), XrayAugment(seed=1)(x)
+    a, b = Augment.xray(seed=1)(x), Augment.xray(seed=1)(x)
     assert torch.equal(a, b) and a.shape == x.shape and 0 <= a.min() and a.max() <= 1
 
 

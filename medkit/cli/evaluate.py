@@ -35,7 +35,7 @@ def _summary(result) -> str:
         if key in result:
             low, high = result.get("ci95", {}).get(key, (None, None))
             lines.append(f"  {key:<12} {result[key]:.3f}" + (f"  [{low:.3f}, {high:.3f}]" if low is not None else ""))
-    if result.get("task") == "multilabel":  # medkit.recipe_multilabel: one line per finding, macro AUC above
+    if result.get("task") == "multilabel":  # medkit.fit.multilabel: one line per finding, macro AUC above
         lines[1:] = [f"  macro AUC    {result['macro_auc']:.3f}" if result["macro_auc"] is not None else "  macro AUC    -"]
         for name, row in result["findings"].items():
             ci = f"  [{row['ci95'][0]:.3f}, {row['ci95'][1]:.3f}]" if row["ci95"] else ""
@@ -47,7 +47,7 @@ def _summary(result) -> str:
 def run(args) -> int:
     import json
 
-    from ..recipe import evaluate_checkpoint
+    from ..fit import evaluate_checkpoint
     from . import emit, log
 
     result = evaluate_checkpoint(args.checkpoint, args.data, args.split, backbone=args.backbone, log=log)

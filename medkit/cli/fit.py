@@ -31,7 +31,7 @@ stdout is one JSON line; progress and the split report go to stderr.
 def add_arguments(parser):
     import argparse
 
-    from ..recipe import RecipeConfig
+    from ..fit import RecipeConfig
 
     d = RecipeConfig()
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -64,7 +64,7 @@ def add_arguments(parser):
 def run(args) -> int:
     import json
 
-    from ..recipe import RecipeConfig, fit_recipe
+    from ..fit import RecipeConfig, fit_recipe
     from . import emit, log
 
     cfg = RecipeConfig(backbone=args.backbone, image_size=args.image_size, epochs=args.epochs, freeze=args.freeze,
@@ -75,7 +75,7 @@ def run(args) -> int:
     metrics = fit_recipe(args.data, args.out, cfg, progress=not args.quiet, log=log, overwrite=args.overwrite,
                          multi_label=args.multi_label, findings=findings)
     if metrics.get("task") == "multilabel":
-        from ..recipe_multilabel import fit_summary
+        from ..fit.multilabel import fit_summary
 
         emit(args, fit_summary(args.out, metrics), json.dumps(fit_summary(args.out, metrics)))
         return 0

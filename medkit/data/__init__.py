@@ -1,6 +1,6 @@
 """Getting medical images into a model: sources, DICOM, normalisation, augmentation, splits and batches."""
 
-from .augment import Augment, PerSample, XrayAugment, response_curve
+from .augment import Augment, PerSample, response_curve
 from .convert import normalize, resize, to_float, to_three_channels
 from .dataset import ImageDataset
 from .decoded import decode_key, decoded_dir, load_images
@@ -14,9 +14,12 @@ from .medmnist import (
     HELD_OUT_SEED,
     HELD_OUT_SIZE,
     PNEUMONIA_CLASSES,
+    VAL_SEED,
     available_splits,
     from_medmnist,
+    held_out_size,
     load_npz,
+    load_splits,
     pneumonia,
     sample_path,
     samples_dir,
@@ -27,6 +30,7 @@ from .sources import GROUP_BY, SPLIT_FOLDERS, Source, load_source
 from .splits import (
     carve,
     check_no_leakage,
+    check_trainable,
     group_split,
     split_dataset,
     stratified_split,
@@ -38,6 +42,8 @@ from .table import from_csv
 __all__ = [
     "ImageDataset", "BatchLoader", "to_tensor", "load_npz", "available_splits", "pneumonia", "sample_path",
     "samples_dir", "PNEUMONIA_CLASSES", "HELD_OUT_SEED", "HELD_OUT_SIZE", "stratified_split", "subsample",
+    # a MedMNIST file carved into train / val / test the way `medkit fit` and the fastai Learner read it
+    "load_splits", "held_out_size", "VAL_SEED",
     # sources
     "from_medmnist", "from_folder", "scan_folder", "from_csv", "load_image", "stack_images", "to_uint8", "resize_image",
     # patient keys in file names (the Kermany chest X-rays)
@@ -52,9 +58,9 @@ __all__ = [
     # MRI intensity normalisation
     "zscore", "percentile_clip", "histogram_match", "foreground_mask",
     # augmentation
-    "Augment", "PerSample", "XrayAugment", "response_curve",
+    "Augment", "PerSample", "response_curve",
     # splits
-    "group_split", "train_val_test_split", "split_dataset", "carve", "check_no_leakage",
+    "group_split", "train_val_test_split", "split_dataset", "carve", "check_no_leakage", "check_trainable",
     # conversions for pretrained backbones
     "to_float", "to_three_channels", "resize", "normalize",
     # lesson 10: more modalities, bundled (label 1 = malignant)

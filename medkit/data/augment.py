@@ -1,7 +1,7 @@
 """On-the-fly augmentation of whole batches, with per-image random parameters drawn from a seeded generator.
 
 `Augment` is what `BatchLoader(augment=...)` calls: it takes a float batch (N, C, H, W) in [0, 1]
-and returns one of the same shape and dtype. Rotation, flips and elastic deformation are folded into
+and returns one of the same shape and dtype. Rotation, scale, shift, flips and elastic deformation are folded into
 one sampling grid (`affine_grid` + `grid_sample`, the primitives torchvision.transforms.v2 uses), so a
 batch costs one resampling, not one per image and per transform. `PerSample` wraps any
 torchvision.transforms.v2 transform when you want one of its many others, at per-image speed.
@@ -15,11 +15,10 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ..errors import DataError
 
-__all__ = ["Augment", "XrayAugment", "PerSample", "response_curve"]
+__all__ = ["Augment", "PerSample", "response_curve"]
 
 
 def _check_batch(x) -> torch.Tensor:
@@ -40,9 +39,10 @@ def response_curve(x, gamma=1.0, contrast=1.0, brightness=0.0):
 
 @dataclass
 class Augment:
-    """Random rotation, optional flips, elastic deformation, brightness/contrast/gamma and noise, per image.
+    """Random rotation, scale, shift, optional flips, elastic deformation, a detector's response curve and noise.
 
-    Every range is symmetric around "no change"; 0 (or False) switches a transform off.
+    Every range is symmetric around "no change"; 0 (or False) switches a transform off. `Augment.xray()` is the
+    setting `medkit fit` and lessons 02-03 train with.
     """
 
     rotate: float = 10.0  # degrees: angle uniform in [-rotate, rotate]; small, anatomy is upright
@@ -51,18 +51,27 @@ class Augment:
     elastic: float = 0.0  # elastic displacement, in pixels (std at the control points)
     elastic_grid: int = 4  # control points per side; the field between them is smooth (bicubic)
     scale: float = 0.0  # zoom factor uniform in [1 - scale, 1 + scale]
+    shift: float = 0.0  # translation uniform in [-shift, shift] per axis, in half image sides (0.1 = 5% of the side)
+    # the intensity part is `response_curve`, the curve the simulated scanners apply (`medkit.data.sites.Scanner`)
     brightness: float = 0.1  # additive offset uniform in [-brightness, brightness]
-    contrast: float = 0.1  # factor uniform in [1 - contrast, 1 + contrast] around each image's mean
+    contrast: float = 0.1  # factor uniform in [1 - contrast, 1 + contrast] around mid-grey
     gamma: float = 0.0  # gamma log-uniform in [exp(-gamma), exp(gamma)]: a detector's response curve
     noise: float = 0.0  # std of Gaussian noise, in [0, 1] intensity units
     padding: str = "reflection"  # what fills pixels rotated in from outside: "zeros", "border", "reflection"
     seed: int = 0  # seeds this augmenter's own generator: same seed, same sequence of batches
     generator: torch.Generator = field(default=None, repr=False)
 
+    @classmethod
+    def xray(cls, seed: int = 0) -> "Augment":
+        """Return the small affine + intensity jitter `medkit fit` trains chest X-rays with (no flips, no noise)."""
+        # border padding: a rotated film shows its own edge, not a mirrored or black one
+        return cls(rotate=10.0, scale=0.1, shift=0.08, brightness=0.1, contrast=0.15, gamma=0.2, padding="border",
+                   seed=seed)
+
     def __post_init__(self):
         if self.padding not in ("zeros", "border", "reflection"):
             raise DataError(f"padding must be 'zeros', 'border' or 'reflection', got {self.padding!r}.")
-        for name in ("rotate", "elastic", "scale", "brightness", "contrast", "gamma", "noise"):
+        for name in ("rotate", "elastic", "scale", "shift", "brightness", "contrast", "gamma", "noise"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise DataError(f"Augment.{name} must be a number >= 0, got {value!r}.")
@@ -79,26 +88,30 @@ class Augment:
         self.generator = torch.Generator().manual_seed(int(self.seed))
         return self
 
-    def _uniform(self, n, low, high, like):
-        return torch.rand(n, generator=self.generator, dtype=like.dtype).mul_(high - low).add_(low)
+    def _spread(self, n, spread, like):
+        """Return `n` draws uniform in [-spread, spread] (0 when off, drawing nothing)."""
+        if not spread:
+            return torch.zeros(n, dtype=like.dtype)
+        return (torch.rand(n, generator=self.generator, dtype=like.dtype) * 2 - 1) * spread
+
+    def _sign(self, n, flip, like):
+        if not flip:
+            return torch.ones(n, dtype=like.dtype)
+        return torch.where(torch.rand(n, generator=self.generator) < 0.5, -1.0, 1.0).to(like.dtype)
 
     def _geometry(self, x):
         n, _, h, w = x.shape
-        if not (self.rotate or self.hflip or self.vflip or self.elastic or self.scale):
+        if not (self.rotate or self.scale or self.shift or self.hflip or self.vflip or self.elastic):
             return x
-        angle = self._uniform(n, -self.rotate, self.rotate, x) * (math.pi / 180)
-        zoom = self._uniform(n, 1 - self.scale, 1 + self.scale, x) if self.scale else torch.ones(n, dtype=x.dtype)
-        sx = torch.ones(n, dtype=x.dtype) / zoom
-        sy = sx.clone()
-        if self.hflip:
-            sx = torch.where(torch.rand(n, generator=self.generator) < 0.5, -sx, sx)
-        if self.vflip:
-            sy = torch.where(torch.rand(n, generator=self.generator) < 0.5, -sy, sy)
-        cos, sin = torch.cos(angle), torch.sin(angle)
+        angle = self._spread(n, math.radians(self.rotate), x)
+        zoom = 1 + self._spread(n, self.scale, x)
+        tx, ty = self._spread(n, self.shift, x), self._spread(n, self.shift, x)
+        fx, fy = self._sign(n, self.hflip, x), self._sign(n, self.vflip, x)
+        cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
         # theta maps output to input coordinates in [-1, 1]; aspect fixes rotation of non-square images
         aspect = w / h
-        theta = torch.stack([torch.stack([cos * sx, -sin * sy / aspect, torch.zeros_like(cos)], 1),
-                             torch.stack([sin * sx * aspect, cos * sy, torch.zeros_like(cos)], 1)], 1)
+        theta = torch.stack([torch.stack([cos * fx, -sin * fy / aspect, tx], 1),
+                             torch.stack([sin * fx * aspect, cos * fy, ty], 1)], 1)
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         if self.elastic:
             g = int(self.elastic_grid)
@@ -111,13 +124,10 @@ class Augment:
     def _intensity(self, x):
         n = x.shape[0]
         view = (n, 1, 1, 1)
-        if self.contrast:
-            mean = x.mean(dim=(1, 2, 3), keepdim=True)
-            x = (x - mean) * self._uniform(n, 1 - self.contrast, 1 + self.contrast, x).view(view) + mean
-        if self.brightness:
-            x = x + self._uniform(n, -self.brightness, self.brightness, x).view(view)
-        if self.gamma:
-            x = x.clamp(0, 1) ** torch.exp(self._uniform(n, -self.gamma, self.gamma, x)).view(view)
+        if self.gamma or self.contrast or self.brightness:
+            gamma = torch.exp(self._spread(n, self.gamma, x)).view(view)
+            contrast = (1 + self._spread(n, self.contrast, x)).view(view)
+            x = response_curve(x, gamma, contrast, self._spread(n, self.brightness, x).view(view))
         if self.noise:
             x = x + torch.randn(x.shape, generator=self.generator, dtype=x.dtype) * self.noise
         return x.clamp(0.0, 1.0)
@@ -129,38 +139,6 @@ class Augment:
             return x.clone()
         with torch.no_grad():
             return self._intensity(self._geometry(x)).contiguous()
-
-
-class XrayAugment(nn.Module):
-    """Random small affine (rotation, scale, shift) and intensity (brightness, contrast, gamma) changes.
-
-    Works on a float [0, 1] batch (N, C, H, W) at the stored resolution, before resizing, so it is cheap.
-    The intensity part is `response_curve`, the same curve the simulated scanners apply (`medkit.data.sites.Scanner`).
-    """
-
-    def __init__(self, degrees: float = 10.0, scale: float = 0.1, shift: float = 0.08, brightness: float = 0.1,
-                 contrast: float = 0.15, gamma: float = 0.2, seed: int = 0):
-        super().__init__()
-        self.degrees, self.scale, self.shift = degrees, scale, shift
-        self.brightness, self.contrast, self.gamma = brightness, contrast, gamma
-        self.generator = torch.Generator().manual_seed(int(seed))
-
-    def _uniform(self, n, spread):
-        return (torch.rand(n, generator=self.generator) * 2 - 1) * spread
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n = x.shape[0]
-        angle = self._uniform(n, math.radians(self.degrees))
-        scale = 1 + self._uniform(n, self.scale)
-        tx, ty = self._uniform(n, self.shift), self._uniform(n, self.shift)
-        cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-        theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
-        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        gamma = torch.exp(self._uniform(n, self.gamma)).view(n, 1, 1, 1)
-        contrast = (1 + self._uniform(n, self.contrast)).view(n, 1, 1, 1)
-        brightness = self._uniform(n, self.brightness).view(n, 1, 1, 1)
-        return response_curve(x, gamma, contrast, brightness).clamp(0, 1)
 
 
 class PerSample:

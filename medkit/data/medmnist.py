@@ -11,14 +11,16 @@ from ..errors import DataError, UnknownNameError
 from ..resources import resource_dir
 from .dataset import ImageDataset
 from .images import float_to_uint8
-from .splits import carve
+from .splits import carve, check_trainable
 
 __all__ = ["samples_dir", "sample_path", "load_npz", "from_medmnist", "available_splits", "pneumonia", "PNEUMONIA_CLASSES",
-           "HELD_OUT_SEED", "HELD_OUT_SIZE", "DATASETS", "dataset_path", "dataset_state"]
+           "HELD_OUT_SEED", "HELD_OUT_SIZE", "DATASETS", "dataset_path", "dataset_state", "load_splits", "held_out_size",
+           "VAL_SEED"]
 
 PNEUMONIA_CLASSES = ["normal", "pneumonia"]
 HELD_OUT_SEED = 20240  # fixed, independent of a lesson's SEED, so every lesson tests on the same images
 HELD_OUT_SIZE = 624  # the size of the official test split, which is not shipped
+VAL_SEED = 20241  # carves a validation part from train when a file has none; fixed like HELD_OUT_SEED
 
 # MedMNIST files on Zenodo: name -> (medmnist flag, size suffix). MedMNIST publishes MD5 checksums.
 DATASETS = {"pneumoniamnist": ("pneumoniamnist", ""), "pneumoniamnist_64": ("pneumoniamnist", "_64"),
@@ -162,3 +164,35 @@ def pneumonia(path=None, held_out: int = HELD_OUT_SIZE) -> dict:
     val = load_npz(path, "val", PNEUMONIA_CLASSES, name="pneumonia:val")
     train, test = carve(train, held_out, HELD_OUT_SEED, ("pneumonia:train", "pneumonia:test"))
     return {"train": train, "val": val, "test": test}
+
+
+def held_out_size(n_train: int) -> int:
+    """Return how many images to hold out of a train split: PneumoniaMNIST's 624, at most a fifth of it."""
+    return min(HELD_OUT_SIZE, n_train // 5)
+
+
+def load_splits(path, classes=None) -> tuple[dict, dict]:
+    """Return ({"train", "val", "test"} datasets, {split: where it came from}) for a MedMNIST-format file."""
+    path = Path(path)
+    have = set(available_splits(path))
+    if "train" not in have:
+        raise DataError(f"{path} has no train split (needs `train_images` and `train_labels`; it has splits "
+                        f"{sorted(have) or 'none'}). Pass a MedMNIST-format .npz file.")
+    train = load_npz(path, "train", classes)
+    splits, source = {"train": train}, {"train": "train"}
+    if "test" in have:
+        splits["test"], source["test"] = load_npz(path, "test", classes), "test"
+    else:
+        size = held_out_size(len(train))
+        splits["train"], splits["test"] = carve(train, size, HELD_OUT_SEED, (f"{path.stem}:test:train", f"{path.stem}:test"))
+        source["test"] = f"{size} images carved from train (stratified, seed {HELD_OUT_SEED}); never trained or tuned on"
+        source["train"] = "train minus the carved test"
+    if "val" in have:
+        splits["val"], source["val"] = load_npz(path, "val", classes), "val"
+    else:
+        size = max(2, len(splits["train"]) // 8)
+        splits["train"], splits["val"] = carve(splits["train"], size, VAL_SEED, (f"{path.stem}:val:train", f"{path.stem}:val"))
+        source["val"] = f"{size} images carved from train (stratified, seed {VAL_SEED})"
+        source["train"] += " minus the carved val"
+    check_trainable(path, splits)
+    return splits, source

@@ -5,7 +5,8 @@ from sklearn.model_selection import train_test_split
 
 from ..errors import DataError
 
-__all__ = ["stratified_split", "subsample", "group_split", "train_val_test_split", "split_dataset", "carve", "check_no_leakage"]
+__all__ = ["stratified_split", "subsample", "group_split", "train_val_test_split", "split_dataset", "carve", "check_no_leakage",
+           "check_trainable"]
 
 
 def stratified_split(labels, test_size, seed: int = 0):
@@ -132,3 +133,18 @@ def check_no_leakage(**groups) -> None:
             if shared:
                 raise DataError(f"{len(shared)} group(s) appear in both {a} and {b}, e.g. {sorted(shared)[:3]}: "
                                 "images of one patient or site leak across splits. Use group_split().")
+
+
+def check_trainable(path, splits: dict) -> None:
+    """Raise DataError unless train holds two classes or more, labelled 0..K-1, and images are 8 to 1024 px."""
+    k = int(max(ds.labels.max() for ds in splits.values())) + 1
+    present = np.unique(splits["train"].labels)
+    if len(present) < 2:
+        raise DataError(f"{path}: the training labels hold a single class ({present.tolist()}); need at least two.")
+    if len(present) != k:
+        missing = sorted(set(range(k)) - set(present.tolist()))
+        raise DataError(f"{path}: labels must be 0..K-1 with every class in train; labels go up to {k - 1} but "
+                        f"classes {missing} have no training image. Relabel them consecutively.")
+    sizes = {ds.images.shape[1] for ds in splits.values()}
+    if not all(8 <= s <= 1024 for s in sizes):
+        raise DataError(f"{path}: image sizes {sorted(sizes)} px are outside what medkit fit handles (28 to 224).")

@@ -87,6 +87,7 @@ def augment_explorer(images, n_show: int = 8, seed: int = 0, display_size: int =
         "rotate": widgets.FloatSlider(value=10, min=0, max=45, step=1, description="rotate"),
         "elastic": widgets.FloatSlider(value=0, min=0, max=4, step=0.25, description="elastic"),
         "scale": widgets.FloatSlider(value=0, min=0, max=0.3, step=0.05, description="scale"),
+        "shift": widgets.FloatSlider(value=0, min=0, max=0.3, step=0.02, description="shift"),
         "brightness": widgets.FloatSlider(value=0.1, min=0, max=0.5, step=0.05, description="brightness"),
         "contrast": widgets.FloatSlider(value=0.1, min=0, max=0.9, step=0.05, description="contrast"),
         "gamma": widgets.FloatSlider(value=0, min=0, max=1, step=0.05, description="gamma"),

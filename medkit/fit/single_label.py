@@ -1,4 +1,4 @@
-"""The `medkit fit` / `medkit evaluate` recipe: the fine-tuning lesson 03 recommends, on any image source.
+"""`medkit fit` / `medkit evaluate` with one class per image: the fine-tuning lesson 03 recommends, on any source.
 
 `--data` is anything `medkit.data.load_source` reads: a class-folder tree, a folder with train/val/test
 subfolders, a CSV (path, label, optional patient/site columns) or a MedMNIST `.npz`. Parts the source
@@ -18,82 +18,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import HELD_OUT_SEED, HELD_OUT_SIZE, BatchLoader, load_npz
-from .data.augment import XrayAugment
-from .data.medmnist import available_splits
-from .data.splits import carve
-from .errors import DataError
-from .evaluation.evaluate import choose_threshold, metrics_with_ci
-from .evaluation.metrics import classification_metrics, sensitivity_specificity
-from .experiment import train_and_test
-from .recipe_config import (
-    EVAL_BATCH,
-    METRICS_FILE,
-    RecipeConfig,
-    cache_cut,
-    can_cut,
-    check_out_dir,
-    data_fingerprint,
-)
+from ..data import BatchLoader, check_trainable
+from ..data.augment import Augment
+from ..errors import DataError
+from ..evaluation.evaluate import choose_threshold, metrics_with_ci
+from ..evaluation.metrics import classification_metrics, sensitivity_specificity
+from .config import EVAL_BATCH, METRICS_FILE, RecipeConfig, cache_cut, can_cut, check_out_dir, data_fingerprint
 
-__all__ = ["RecipeConfig", "XrayAugment", "train_and_test", "load_splits", "held_out_size",
-           "fit_recipe", "evaluate_checkpoint", "cache_cut", "data_fingerprint", "VAL_SEED", "METRICS_FILE"]
-
-VAL_SEED = 20241  # carves a validation part from train when a file has none; fixed like HELD_OUT_SEED
-
-
-def held_out_size(n_train: int) -> int:
-    """Return how many images to hold out of a train split: PneumoniaMNIST's 624, at most a fifth of it."""
-    return min(HELD_OUT_SIZE, n_train // 5)
-
-
-def _carve(dataset, size, seed, name):
-    return carve(dataset, size, seed, (f"{name}:train", name))
-
-
-def load_splits(path, classes=None) -> tuple[dict, dict]:
-    """Return ({"train", "val", "test"} datasets, {split: where it came from}) for a MedMNIST-format file."""
-    path = Path(path)
-    have = set(available_splits(path))
-    if "train" not in have:
-        raise DataError(f"{path} has no train split (needs `train_images` and `train_labels`; it has splits "
-                        f"{sorted(have) or 'none'}). Pass a MedMNIST-format .npz file.")
-    train = load_npz(path, "train", classes)
-    splits, source = {"train": train}, {"train": "train"}
-    if "test" in have:
-        splits["test"], source["test"] = load_npz(path, "test", classes), "test"
-    else:
-        size = held_out_size(len(train))
-        splits["train"], splits["test"] = _carve(train, size, HELD_OUT_SEED, f"{path.stem}:test")
-        source["test"] = f"{size} images carved from train (stratified, seed {HELD_OUT_SEED}); never trained or tuned on"
-        source["train"] = "train minus the carved test"
-    if "val" in have:
-        splits["val"], source["val"] = load_npz(path, "val", classes), "val"
-    else:
-        size = max(2, len(splits["train"]) // 8)
-        splits["train"], splits["val"] = _carve(splits["train"], size, VAL_SEED, f"{path.stem}:val")
-        source["val"] = f"{size} images carved from train (stratified, seed {VAL_SEED})"
-        source["train"] += " minus the carved val"
-    _check_labels(path, splits)
-    return splits, source
-
-
-def _check_labels(path, splits):
-    k = int(max(ds.labels.max() for ds in splits.values())) + 1
-    present = np.unique(splits["train"].labels)
-    if len(present) < 2:
-        raise DataError(f"{path}: the training labels hold a single class ({present.tolist()}); need at least two.")
-    if len(present) != k:
-        missing = sorted(set(range(k)) - set(present.tolist()))
-        raise DataError(f"{path}: labels must be 0..K-1 with every class in train; labels go up to {k - 1} but "
-                        f"classes {missing} have no training image. Relabel them consecutively.")
-    sizes = {ds.images.shape[1] for ds in splits.values()}
-    if not all(8 <= s <= 1024 for s in sizes):
-        raise DataError(f"{path}: image sizes {sorted(sizes)} px are outside what medkit fit handles (28 to 224).")
-
+__all__ = ["fit_recipe", "evaluate_checkpoint"]
 
 def _image_loaders(splits, pre, cfg: RecipeConfig):
-    augment = XrayAugment(seed=cfg.seed) if cfg.augment else None
+    augment = Augment.xray(seed=cfg.seed) if cfg.augment else None
     train_dl = BatchLoader(splits["train"], cfg.batch_size, shuffle=True, seed=cfg.seed, preprocess=pre,
                            augment=augment, drop_last=len(splits["train"]) > cfg.batch_size)
     val_dl = BatchLoader(splits["val"], EVAL_BATCH, preprocess=pre)
@@ -102,7 +37,7 @@ def _image_loaders(splits, pre, cfg: RecipeConfig):
 
 def _cached_loaders(model, cut, splits, pre, cfg: RecipeConfig, progress: bool):
     """Return (upper part of `model`, train and val loaders over the frozen lower part's cached outputs)."""
-    from .features import TensorLoader, cache_activations, split_at_group
+    from ..features import TensorLoader, cache_activations, split_at_group
 
     lower, upper = split_at_group(model, cut)
     acts = {part: cache_activations(lower, BatchLoader(splits[part], EVAL_BATCH, preprocess=pre), progress=progress)
@@ -114,7 +49,7 @@ def _cached_loaders(model, cut, splits, pre, cfg: RecipeConfig, progress: bool):
 
 
 def _load_source(data, cfg: RecipeConfig, *, carve: bool, log):
-    from .data import load_source
+    from ..data import load_source
 
     return load_source(data, image_size=cfg.image_size, group_by=cfg.group_by, carve=carve, log=log)
 
@@ -136,18 +71,18 @@ def fit_recipe(data, out_dir, cfg: RecipeConfig | None = None, progress: bool = 
         cfg: a `RecipeConfig` (defaults: the recipe measured in benchmarks/RECIPE.md).
         log: receives the split report and progress lines (the CLI sends them to stderr).
         multi_label, findings: a CSV of `|`-separated findings trains one sigmoid output per finding
-            (`medkit.recipe_multilabel`); detected from the labels unless `multi_label` says so.
+            (`medkit.fit.multilabel`); detected from the labels unless `multi_label` says so.
     """
-    from .recipe_multilabel import fit_multilabel, wants_multilabel
+    from .multilabel import fit_multilabel, wants_multilabel
 
     if findings is not None or wants_multilabel(data, multi_label):
         return fit_multilabel(data, out_dir, cfg, findings=findings, progress=progress, log=log, overwrite=overwrite)
-    from .atomic import write_json
-    from .checkpoint import save_checkpoint
-    from .freeze import fit_stages, schedule
-    from .losses import make_loss
-    from .models import get_backbone, get_spec
-    from .train import predict, seed_everything
+    from ..atomic import write_json
+    from ..checkpoint import save_checkpoint
+    from ..freeze import fit_stages, schedule
+    from ..losses import make_loss
+    from ..models import get_backbone, get_spec
+    from ..train import predict, seed_everything
 
     cfg = (cfg or RecipeConfig()).check()
     start = time.perf_counter()
@@ -159,7 +94,7 @@ def fit_recipe(data, out_dir, cfg: RecipeConfig | None = None, progress: bool = 
     pre = spec.preprocess(cfg.image_size)  # a size too small for this backbone's features (ConfigError) fails here too
     source = _load_source(data, cfg, carve=True, log=log)
     splits, classes = source.splits, source.classes
-    _check_labels(data, splits)
+    check_trainable(data, splits)
     seed_everything(cfg.seed)
     model = get_backbone(cfg.backbone, weights=cfg.weights, num_classes=len(classes))
     model = model.to(memory_format=torch.channels_last)  # about twice as fast on CPU (bench_fit_224.py)
@@ -216,13 +151,13 @@ def evaluate_checkpoint(ckpt_dir, data, split: str = "auto", backbone: str | Non
     on (same carve, same seed); a source's own test part (a `test/` subfolder, an npz `test` split); or every
     image of a source with no split parts (a checkpoint trained on one folder, scored on another).
     """
-    from .checkpoint import load_checkpoint
-    from .models import get_spec
-    from .train import predict
+    from ..checkpoint import load_checkpoint
+    from ..models import get_spec
+    from ..train import predict
 
     if split not in ("auto", "train", "val", "test", "all"):
         raise DataError(f"Unknown split {split!r}; use auto, train, val, test or all.")
-    from .recipe_multilabel import check_task_matches, evaluate_multilabel
+    from .multilabel import check_task_matches, evaluate_multilabel
 
     if check_task_matches(ckpt_dir, data):
         return evaluate_multilabel(ckpt_dir, data, split, backbone=backbone, n_boot=n_boot, log=log,

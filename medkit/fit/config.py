@@ -1,4 +1,4 @@
-"""What both `medkit fit` recipes share (one class per image in `recipe`, findings in `recipe_multilabel`).
+"""What both `medkit fit` recipes share (one class per image in `single_label`, findings in `multilabel`).
 
 The configuration, where the frozen part of the network is cut for caching, the output-folder check and the
 data fingerprint live here, below both recipes, so neither has to import the other's module to reach them.
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError, DataError
+from ..errors import ConfigError, DataError
 
 __all__ = ["RecipeConfig", "EVAL_BATCH", "METRICS_FILE", "cache_cut", "can_cut", "check_out_dir", "data_fingerprint"]
 
@@ -93,7 +93,7 @@ def check_out_dir(out_dir, overwrite: bool) -> None:
 
 
 def can_cut(model) -> bool:
-    from .features import layer_chain
+    from ..features import layer_chain
 
     try:
         layer_chain(model)

@@ -10,7 +10,7 @@ stores the finding names (`findings`), a threshold per finding chosen on val (Yo
 stratified bootstrap 95% interval and the macro AUC over the findings that have both positives and negatives in
 the scored part; the others are reported as skipped, with the reason. Test and val parts are carved from the
 CSV as `medkit fit` carves any source (test 20%, val 10%, seed `HELD_OUT_SEED`), by patient when every line
-has one. `medkit.recipe.fit_recipe` and `evaluate_checkpoint` hand multi-label data and checkpoints here.
+has one. `medkit.fit.fit_recipe` and `evaluate_checkpoint` hand multi-label data and checkpoints here.
 """
 
 import time
@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import HELD_OUT_SEED, BatchLoader
-from .errors import ConfigError, DataError
+from ..data import HELD_OUT_SEED, BatchLoader
+from ..errors import ConfigError, DataError
 
 __all__ = ["TASK", "wants_multilabel", "is_multilabel_checkpoint", "check_task_matches", "carve_findings", "predict_sigmoid",
            "score_findings", "fit_multilabel", "evaluate_multilabel", "fit_summary"]
@@ -37,8 +37,8 @@ def wants_multilabel(data, multi_label: bool | None = None, label_column: str = 
     Auto-detection (multi_label=None) needs a CSV whose label column holds a `|` somewhere; a CSV of single
     names ("No Finding" included) stays one class per image unless multi_label=True.
     """
-    from .data.findings import is_multilabel
-    from .data.table import read_table
+    from ..data.findings import is_multilabel
+    from ..data.table import read_table
 
     path = Path(data)
     is_csv = path.suffix.lower() == ".csv" and path.is_file()
@@ -60,7 +60,7 @@ def is_multilabel_checkpoint(config: dict) -> bool:
 
 def check_task_matches(ckpt_dir, data) -> bool:
     """Return True for a multi-label checkpoint; refuse findings data for a one-class-per-image checkpoint."""
-    from .checkpoint import read_config
+    from ..checkpoint import read_config
 
     config = read_config(ckpt_dir)
     if is_multilabel_checkpoint(config):
@@ -73,7 +73,7 @@ def check_task_matches(ckpt_dir, data) -> bool:
 
 def carve_findings(findings, group_by: str = "auto", seed: int = HELD_OUT_SEED) -> tuple[dict, str]:
     """Return ({"train", "val", "test"} index arrays, how they were carved): by patient when every image has one."""
-    from .data.splits import check_no_leakage, group_split, stratified_split
+    from ..data.splits import check_no_leakage, group_split, stratified_split
 
     if group_by not in ("auto", "patient", "none"):
         raise ConfigError(f"group_by={group_by!r}: a multi-label CSV is grouped by its `patient` column "
@@ -115,38 +115,30 @@ class _Targets:
 @torch.inference_mode()
 def predict_sigmoid(model: nn.Module, loader) -> np.ndarray:
     """Return P(finding) per image and finding, (N, K): a sigmoid per output, not a softmax across them."""
-    from .train import logits_of
+    from ..train import logits_of
 
     model.eval()
     return torch.cat([torch.sigmoid(logits_of(model(x)).float()) for x, _ in loader]).numpy()
 
 
 def score_findings(Y, P, names, *, n_boot: int = 1000, seed: int = 0) -> dict:
-    """Return JSON-ready scores: per-finding AUC (with a 95% interval where 2+ positives and negatives), macro AUC.
+    """Return `finding_aucs` as JSON: per-finding AUC (95% interval where 2+ positives and negatives), macro AUC.
 
-    A finding with no positive or no negative in the part is skipped and named with the reason.
+    Every finding with a positive and a negative in the part is scored; the others are skipped and named with
+    the reason.
     """
-    from .evaluation.evaluate import bootstrap_ci
-    from .evaluation.metrics import auc
+    from ..multilabel import finding_aucs
 
-    per, skipped = {}, {}
-    for k, name in enumerate(names):
-        pos = int(Y[:, k].sum())
-        neg = len(Y) - pos
-        if pos == 0 or neg == 0:
-            skipped[name] = f"{pos} positive(s) and {neg} negative(s) in this part: AUC undefined"
-            continue
-        row = {"auc": auc(Y[:, k], P[:, k]), "positives": pos, "ci95": None}
-        if min(pos, neg) >= 2:
-            ci = bootstrap_ci(Y[:, k], P[:, k], "auc", n_boot=n_boot, seed=seed)
-            row["ci95"] = [round(ci.low, 6), round(ci.high, 6)]
-        per[name] = row
+    scores = finding_aucs(Y, P, names, min_positives=1, n_boot=n_boot, seed=seed)
+    per = {row.finding: {"auc": float(row.auc), "positives": int(row.positives),
+                         "ci95": None if np.isnan(row.low) else [round(float(row.low), 6), round(float(row.high), 6)]}
+           for row in scores["table"].itertuples()}
     macro = float(np.mean([r["auc"] for r in per.values()])) if per else None
-    return {"macro_auc": macro, "auc": macro, "findings": per, "skipped": skipped, "n": int(len(Y))}
+    return {"macro_auc": macro, "auc": macro, "findings": per, "skipped": scores["skipped"], "n": int(len(Y))}
 
 
 def _thresholds(Y, P, names, rule) -> dict:
-    from .evaluation.evaluate import choose_threshold
+    from ..evaluation.evaluate import choose_threshold
 
     return {name: choose_threshold(Y[:, k], P[:, k], rule) if 0 < Y[:, k].sum() < len(Y) else 0.5
             for k, name in enumerate(names)}
@@ -160,24 +152,16 @@ def fit_multilabel(data, out_dir, cfg=None, *, findings=None, progress: bool = T
         data: a CSV (path, label[, patient]) whose labels are `|`-separated findings or "No Finding".
         findings: the finding names, in output order (default: those in the CSV, sorted); a finding in the
             CSV outside this list is refused.
-        out_dir, cfg, progress, log, overwrite: as in `medkit.recipe.fit_recipe`.
+        out_dir, cfg, progress, log, overwrite: as in `medkit.fit.fit_recipe`.
     """
-    from .atomic import write_json
-    from .checkpoint import save_checkpoint
-    from .data.augment import XrayAugment
-    from .data.findings import from_findings_csv
-    from .freeze import fit_stages, schedule
-    from .models import get_backbone, get_spec
-    from .recipe_config import (
-        EVAL_BATCH,
-        METRICS_FILE,
-        RecipeConfig,
-        cache_cut,
-        can_cut,
-        check_out_dir,
-        data_fingerprint,
-    )
-    from .train import seed_everything
+    from ..atomic import write_json
+    from ..checkpoint import save_checkpoint
+    from ..data.augment import Augment
+    from ..data.findings import from_findings_csv
+    from ..freeze import fit_stages, schedule
+    from ..models import get_backbone, get_spec
+    from ..train import seed_everything
+    from .config import EVAL_BATCH, METRICS_FILE, RecipeConfig, cache_cut, can_cut, check_out_dir, data_fingerprint
 
     cfg = (cfg or RecipeConfig()).check()
     if cfg.loss != "ce":
@@ -214,7 +198,7 @@ def fit_multilabel(data, out_dir, cfg=None, *, findings=None, progress: bool = T
     log(f"medkit fit (multi-label, {len(names)} findings): {cfg.backbone} at {cfg.image_size} px, "
         f"{len(parts['train'])} train / {len(parts['val'])} val images, {cfg.epochs} epochs, freeze={cfg.freeze}")
     if cut:
-        from .features import TensorLoader, cache_activations, split_at_group
+        from ..features import TensorLoader, cache_activations, split_at_group
 
         lower, net = split_at_group(model, cut)
         acts = {k: cache_activations(lower, BatchLoader(splits[k], EVAL_BATCH, preprocess=pre), progress=progress)
@@ -224,7 +208,7 @@ def fit_multilabel(data, out_dir, cfg=None, *, findings=None, progress: bool = T
         val_dl = TensorLoader(acts["val"], splits["val"].labels, 256)
     else:
         net = model
-        augment = XrayAugment(seed=cfg.seed) if cfg.augment else None
+        augment = Augment.xray(seed=cfg.seed) if cfg.augment else None
         train_dl = _Targets(BatchLoader(splits["train"], cfg.batch_size, shuffle=True, seed=cfg.seed, preprocess=pre,
                                         augment=augment, drop_last=len(parts["train"]) > cfg.batch_size), Y["train"])
         val_dl = BatchLoader(splits["val"], EVAL_BATCH, preprocess=pre)
@@ -256,10 +240,10 @@ def evaluate_multilabel(ckpt_dir, data, split: str = "auto", backbone: str | Non
     What is scored: the test part `fit` carved when `data` is the CSV the checkpoint was trained on, else
     every line of `data` (`split` "train"/"val"/"test" need the training CSV, "all" scores every line).
     """
-    from .checkpoint import load_checkpoint
-    from .data.findings import from_findings_csv
-    from .models import get_spec
-    from .recipe_config import data_fingerprint
+    from ..checkpoint import load_checkpoint
+    from ..data.findings import from_findings_csv
+    from ..models import get_spec
+    from .config import data_fingerprint
 
     model, config = load_checkpoint(ckpt_dir, backbone=backbone)
     names = config.get("findings") or config["classes"]

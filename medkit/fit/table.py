@@ -4,14 +4,14 @@ The recipe sweep (`benchmarks/sweep_recipe.py`) writes its results as a markdown
 `benchmarks/RECIPE.md`. `update_from_markdown` copies that table into `recipe_table.json` next to
 this module, so lessons show measured numbers without anyone typing them into a notebook:
 
-    python -m medkit.recipe_table benchmarks/RECIPE.md
+    python -m medkit.fit.table benchmarks/RECIPE.md
 """
 
 import json
 import sys
 from pathlib import Path
 
-from .errors import DataError
+from ..errors import DataError
 
 __all__ = ["TABLE_FILE", "load_table", "recipe_table", "table_from_markdown", "update_from_markdown"]
 
@@ -24,7 +24,7 @@ def load_table(path=TABLE_FILE) -> dict:
     try:
         table = json.loads(path.read_text())
     except FileNotFoundError:
-        raise DataError(f"No recipe table at {path}; write one with `python -m medkit.recipe_table RECIPE.md`.") from None
+        raise DataError(f"No recipe table at {path}; write one with `python -m medkit.fit.table RECIPE.md`.") from None
     except json.JSONDecodeError as exc:
         raise DataError(f"{path} is not valid JSON ({exc}); regenerate it from benchmarks/RECIPE.md.") from None
     missing = {"source", "note", "columns", "rows"} - set(table)

@@ -132,7 +132,8 @@ LESSON_SETTINGS: dict[str, dict[str, dict]] = {
                      loss_budget=128, radius=(4.0, 12.0), small_radius=(3.0, 6.0), lr=3e-3, lr_random=3e-3, encoder_depth=5, n_boot=2000, threads=None),
     },
     "08": {  # SimCLR on unlabelled X-rays (ssl_*), probes per label budget, few-label fine-tuning, ViT vs CNN;
-        # lrs: every fine-tuned or from-scratch model gets the one of these that scores best on n_val validation images
+        # lrs: every fine-tuned or from-scratch model gets the one of these that scores best on n_val validation images.
+        # workshop ssl_batch 128: 256 images (512 views) took SimCLR's step 450 MB over the kernel's baseline, past 1 GB.
         "smoke": dict(n_unlabelled=1024, ssl_width=16, ssl_epochs=6, ssl_batch=128, probe_budgets=(20, 100),
                       probe_seeds=(0, 1), n_probe_train=256, n_test=312, n_val=200, finetune_labels=50, finetune_epochs=5,
                       vit_budgets=(200,), vit_epochs=3, pretrained_vit_labels=0, lrs=(1e-3, 3e-3)),

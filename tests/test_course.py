@@ -40,6 +40,18 @@ def test_clean_check_then_clean(tmp_path, capsys):
     assert main(["clean", "--check", str(src)]) == 0
 
 
+def test_clean_gives_every_cell_a_unique_id(tmp_path):
+    src = _notebook(tmp_path / "01_x.ipynb")
+    nb = json.loads(src.read_text())
+    nb["cells"][0].pop("id", None)
+    nb["cells"][1]["id"] = "cell-00"  # the name the first cell would get is taken
+    src.write_text(json.dumps(nb))
+    assert clean_notebooks([src]) == [src]
+    ids = [cell["id"] for cell in json.loads(src.read_text())["cells"]]
+    assert all(ids) and len(set(ids)) == len(ids), ids
+    assert clean_notebooks([src], check=True) == []
+
+
 def test_summary_table_lists_every_number_and_failures():
     table = summary_table([
         {"lesson": "00_start_here", "seconds": 12.0, "error": None, "metrics": {"lesson": "00", "auc": 0.91234, "n": 3}},

@@ -134,10 +134,23 @@ def summary_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _free_id(stem: str, taken: set) -> str:
+    """Return `stem`, or `stem-1`, `stem-2`... whichever no cell has yet, and mark it taken."""
+    name, n = stem, 0
+    while name in taken:
+        n += 1
+        name = f"{stem}-{n}"
+    taken.add(name)
+    return name
+
+
 def strip_outputs(nb: dict) -> bool:
-    """Remove outputs, execution counts and widget state from a notebook dict; return True if it changed."""
+    """Remove outputs, execution counts and widget state, and give every cell an id; return True if it changed."""
     before = json.dumps(nb, sort_keys=True)
-    for cell in nb.get("cells", []):
+    taken = {cell.get("id") for cell in nb.get("cells", [])}
+    for i, cell in enumerate(nb.get("cells", [])):
+        if not cell.get("id"):  # nbformat 4.5 requires one (a cell pasted in by hand has none): papermill warns
+            cell["id"] = _free_id(f"cell-{i:02d}", taken)
         if cell.get("cell_type") == "code":
             cell["outputs"], cell["execution_count"] = [], None
         for key in ("execution", "collapsed", "scrolled"):

@@ -12,8 +12,10 @@ from .evaluation.metrics import auc as auc_score
 
 __all__ = ["seed_everything", "History", "fit", "predict", "logits_of", "SCORE_BATCH"]
 
-# images per scoring pass in the lessons: at 96 px a 64-image forward pass adds ~200 MB to the kernel's peak and
-# 32 about 100 MB (at 128 px, 350 and 175), and workshop lessons are held to Binder's 1 GB (bench_notebooks.py)
+# images per scoring or caching pass, in the lessons and in `medkit fit`: at 96 px a 64-image forward pass adds
+# ~200 MB to the kernel's peak and 32 about 100 MB (at 128 px, 350 and 175), and workshop lessons are held to
+# Binder's 1 GB (bench_notebooks.py); at 224 px one efficientnet_lite0 image holds ~15 MB of live activations, so
+# 128 images peaked `medkit fit` at 3.1 GB and 32 stay ~0.5 GB (benchmarks/RECIPE.md)
 SCORE_BATCH = 32
 
 

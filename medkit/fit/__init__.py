@@ -4,8 +4,8 @@
 (`|`-separated findings, one sigmoid each) and `table` (the measured recipe table lesson 03 renders).
 """
 
-from .config import EVAL_BATCH, METRICS_FILE, RecipeConfig
+from .config import METRICS_FILE, RecipeConfig
 from .single_label import evaluate_checkpoint, fit_recipe
 
 # `table` is not imported here, so `python -m medkit.fit.table RECIPE.md` runs it as a script cleanly
-__all__ = ["RecipeConfig", "EVAL_BATCH", "METRICS_FILE", "fit_recipe", "evaluate_checkpoint"]
+__all__ = ["RecipeConfig", "METRICS_FILE", "fit_recipe", "evaluate_checkpoint"]

@@ -1,7 +1,8 @@
 """What both `medkit fit` recipes share (one class per image in `single_label`, findings in `multilabel`).
 
-The configuration, where the frozen part of the network is cut for caching, the output-folder check and the
-data fingerprint live here, below both recipes, so neither has to import the other's module to reach them.
+The configuration, where the frozen part of the network is cut for caching, the training and validation loaders
+(over images, or over the frozen part's cached outputs), the output-folder check and the data fingerprint live
+here, below both recipes, so neither has to import the other's module to reach them.
 """
 
 import hashlib
@@ -11,14 +12,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data import BatchLoader
+from ..data.augment import Augment
 from ..errors import ConfigError, DataError
+from ..features import TensorLoader, cache_activations, layer_chain, split_at_group
+from ..train import SCORE_BATCH
 
-__all__ = ["RecipeConfig", "EVAL_BATCH", "METRICS_FILE", "cache_cut", "can_cut", "check_out_dir", "data_fingerprint"]
+__all__ = ["RecipeConfig", "METRICS_FILE", "cache_cut", "can_cut", "image_loaders", "cached_loaders", "check_out_dir",
+           "data_fingerprint"]
 
 METRICS_FILE = "metrics.json"
-# images per forward pass when predicting or caching: at 224 px one efficientnet_lite0 image holds ~15 MB of
-# live activations (its 96 x 112 x 112 float32 maps), so 128 images peaked the fit at 3.1 GB; 32 stay ~0.5 GB
-EVAL_BATCH = 32
 
 
 @dataclass
@@ -93,10 +96,28 @@ def check_out_dir(out_dir, overwrite: bool) -> None:
 
 
 def can_cut(model) -> bool:
-    from ..features import layer_chain
-
+    """Return True when `model` is a chain of layers `split_at_group` can cut (so its lower part can be cached)."""
     try:
         layer_chain(model)
     except DataError:
         return False
     return True
+
+
+def image_loaders(splits, pre, cfg: RecipeConfig) -> tuple[BatchLoader, BatchLoader]:
+    """Return (train, val) loaders over the images, with the x-ray augmentation on train when `cfg.augment`."""
+    augment = Augment.xray(seed=cfg.seed) if cfg.augment else None
+    train_dl = BatchLoader(splits["train"], cfg.batch_size, shuffle=True, seed=cfg.seed, preprocess=pre,
+                           augment=augment, drop_last=len(splits["train"]) > cfg.batch_size)
+    return train_dl, BatchLoader(splits["val"], SCORE_BATCH, preprocess=pre)
+
+
+def cached_loaders(model, cut: int, splits, pre, cfg: RecipeConfig, progress: bool):
+    """Return (upper part of `model`, train and val loaders over the frozen lower part's cached outputs)."""
+    lower, upper = split_at_group(model, cut)
+    acts = {part: cache_activations(lower, BatchLoader(splits[part], SCORE_BATCH, preprocess=pre), progress=progress)
+            for part in ("train", "val")}
+    train = splits["train"]
+    train_dl = TensorLoader(acts["train"], train.labels, cfg.batch_size, shuffle=True, seed=cfg.seed,
+                            drop_last=len(train) > cfg.batch_size)
+    return upper, train_dl, TensorLoader(acts["val"], splits["val"].labels, 256)

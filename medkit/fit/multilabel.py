@@ -21,8 +21,28 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..atomic import write_json
+from ..checkpoint import load_checkpoint, read_config, save_checkpoint
 from ..data import HELD_OUT_SEED, BatchLoader
+from ..data.findings import from_findings_csv, is_multilabel
+from ..data.splits import check_no_leakage, group_split, stratified_split
+from ..data.table import read_table
 from ..errors import ConfigError, DataError
+from ..evaluation.evaluate import choose_threshold
+from ..freeze import fit_stages, schedule
+from ..models import get_backbone, get_spec
+from ..multilabel import finding_aucs
+from ..train import logits_of, seed_everything
+from .config import (
+    METRICS_FILE,
+    RecipeConfig,
+    cache_cut,
+    cached_loaders,
+    can_cut,
+    check_out_dir,
+    data_fingerprint,
+    image_loaders,
+)
 
 __all__ = ["TASK", "wants_multilabel", "is_multilabel_checkpoint", "check_task_matches", "carve_findings", "predict_sigmoid",
            "score_findings", "fit_multilabel", "evaluate_multilabel", "fit_summary"]
@@ -37,9 +57,6 @@ def wants_multilabel(data, multi_label: bool | None = None, label_column: str = 
     Auto-detection (multi_label=None) needs a CSV whose label column holds a `|` somewhere; a CSV of single
     names ("No Finding" included) stays one class per image unless multi_label=True.
     """
-    from ..data.findings import is_multilabel
-    from ..data.table import read_table
-
     path = Path(data)
     is_csv = path.suffix.lower() == ".csv" and path.is_file()
     if multi_label:
@@ -60,8 +77,6 @@ def is_multilabel_checkpoint(config: dict) -> bool:
 
 def check_task_matches(ckpt_dir, data) -> bool:
     """Return True for a multi-label checkpoint; refuse findings data for a one-class-per-image checkpoint."""
-    from ..checkpoint import read_config
-
     config = read_config(ckpt_dir)
     if is_multilabel_checkpoint(config):
         return True
@@ -73,8 +88,6 @@ def check_task_matches(ckpt_dir, data) -> bool:
 
 def carve_findings(findings, group_by: str = "auto", seed: int = HELD_OUT_SEED) -> tuple[dict, str]:
     """Return ({"train", "val", "test"} index arrays, how they were carved): by patient when every image has one."""
-    from ..data.splits import check_no_leakage, group_split, stratified_split
-
     if group_by not in ("auto", "patient", "none"):
         raise ConfigError(f"group_by={group_by!r}: a multi-label CSV is grouped by its `patient` column "
                           "(auto or patient) or not at all (none).")
@@ -115,8 +128,6 @@ class _Targets:
 @torch.inference_mode()
 def predict_sigmoid(model: nn.Module, loader) -> np.ndarray:
     """Return P(finding) per image and finding, (N, K): a sigmoid per output, not a softmax across them."""
-    from ..train import logits_of
-
     model.eval()
     return torch.cat([torch.sigmoid(logits_of(model(x)).float()) for x, _ in loader]).numpy()
 
@@ -127,8 +138,6 @@ def score_findings(Y, P, names, *, n_boot: int = 1000, seed: int = 0) -> dict:
     Every finding with a positive and a negative in the part is scored; the others are skipped and named with
     the reason.
     """
-    from ..multilabel import finding_aucs
-
     scores = finding_aucs(Y, P, names, min_positives=1, n_boot=n_boot, seed=seed)
     per = {row.finding: {"auc": float(row.auc), "positives": int(row.positives),
                          "ci95": None if np.isnan(row.low) else [round(float(row.low), 6), round(float(row.high), 6)]}
@@ -138,8 +147,6 @@ def score_findings(Y, P, names, *, n_boot: int = 1000, seed: int = 0) -> dict:
 
 
 def _thresholds(Y, P, names, rule) -> dict:
-    from ..evaluation.evaluate import choose_threshold
-
     return {name: choose_threshold(Y[:, k], P[:, k], rule) if 0 < Y[:, k].sum() < len(Y) else 0.5
             for k, name in enumerate(names)}
 
@@ -154,15 +161,6 @@ def fit_multilabel(data, out_dir, cfg=None, *, findings=None, progress: bool = T
             CSV outside this list is refused.
         out_dir, cfg, progress, log, overwrite: as in `medkit.fit.fit_recipe`.
     """
-    from ..atomic import write_json
-    from ..checkpoint import save_checkpoint
-    from ..data.augment import Augment
-    from ..data.findings import from_findings_csv
-    from ..freeze import fit_stages, schedule
-    from ..models import get_backbone, get_spec
-    from ..train import seed_everything
-    from .config import EVAL_BATCH, METRICS_FILE, RecipeConfig, cache_cut, can_cut, check_out_dir, data_fingerprint
-
     cfg = (cfg or RecipeConfig()).check()
     if cfg.loss != "ce":
         raise ConfigError(f"--loss {cfg.loss} is for one class per image; multi-label findings train with binary "
@@ -198,20 +196,10 @@ def fit_multilabel(data, out_dir, cfg=None, *, findings=None, progress: bool = T
     log(f"medkit fit (multi-label, {len(names)} findings): {cfg.backbone} at {cfg.image_size} px, "
         f"{len(parts['train'])} train / {len(parts['val'])} val images, {cfg.epochs} epochs, freeze={cfg.freeze}")
     if cut:
-        from ..features import TensorLoader, cache_activations, split_at_group
-
-        lower, net = split_at_group(model, cut)
-        acts = {k: cache_activations(lower, BatchLoader(splits[k], EVAL_BATCH, preprocess=pre), progress=progress)
-                for k in ("train", "val")}
-        train_dl = _Targets(TensorLoader(acts["train"], splits["train"].labels, cfg.batch_size, shuffle=True,
-                                         seed=cfg.seed, drop_last=len(parts["train"]) > cfg.batch_size), Y["train"])
-        val_dl = TensorLoader(acts["val"], splits["val"].labels, 256)
+        net, train_dl, val_dl = cached_loaders(model, cut, splits, pre, cfg, progress)
     else:
-        net = model
-        augment = Augment.xray(seed=cfg.seed) if cfg.augment else None
-        train_dl = _Targets(BatchLoader(splits["train"], cfg.batch_size, shuffle=True, seed=cfg.seed, preprocess=pre,
-                                        augment=augment, drop_last=len(parts["train"]) > cfg.batch_size), Y["train"])
-        val_dl = BatchLoader(splits["val"], EVAL_BATCH, preprocess=pre)
+        net, (train_dl, val_dl) = model, image_loaders(splits, pre, cfg)
+    train_dl = _Targets(train_dl, Y["train"])
     # no per-epoch validation inside the loop: its loss and AUC assume one class per image
     history = fit_stages(model, train_dl, None, stages, weight_decay=cfg.weight_decay, loss_fn=nn.BCEWithLogitsLoss(),
                          progress=progress, net=net)
@@ -240,11 +228,6 @@ def evaluate_multilabel(ckpt_dir, data, split: str = "auto", backbone: str | Non
     What is scored: the test part `fit` carved when `data` is the CSV the checkpoint was trained on, else
     every line of `data` (`split` "train"/"val"/"test" need the training CSV, "all" scores every line).
     """
-    from ..checkpoint import load_checkpoint
-    from ..data.findings import from_findings_csv
-    from ..models import get_spec
-    from .config import data_fingerprint
-
     model, config = load_checkpoint(ckpt_dir, backbone=backbone)
     names = config.get("findings") or config["classes"]
     path = Path(data)

@@ -18,39 +18,31 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import BatchLoader, check_trainable
-from ..data.augment import Augment
+from ..atomic import write_json
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..data import BatchLoader, check_trainable, load_source
 from ..errors import DataError
 from ..evaluation.evaluate import choose_threshold, metrics_with_ci
 from ..evaluation.metrics import classification_metrics, sensitivity_specificity
-from .config import EVAL_BATCH, METRICS_FILE, RecipeConfig, cache_cut, can_cut, check_out_dir, data_fingerprint
+from ..freeze import fit_stages, schedule
+from ..losses import make_loss
+from ..models import get_backbone, get_spec
+from ..train import SCORE_BATCH, predict, seed_everything
+from .config import (
+    METRICS_FILE,
+    RecipeConfig,
+    cache_cut,
+    cached_loaders,
+    can_cut,
+    check_out_dir,
+    data_fingerprint,
+    image_loaders,
+)
+from .multilabel import check_task_matches, evaluate_multilabel, fit_multilabel, wants_multilabel
 
 __all__ = ["fit_recipe", "evaluate_checkpoint"]
 
-def _image_loaders(splits, pre, cfg: RecipeConfig):
-    augment = Augment.xray(seed=cfg.seed) if cfg.augment else None
-    train_dl = BatchLoader(splits["train"], cfg.batch_size, shuffle=True, seed=cfg.seed, preprocess=pre,
-                           augment=augment, drop_last=len(splits["train"]) > cfg.batch_size)
-    val_dl = BatchLoader(splits["val"], EVAL_BATCH, preprocess=pre)
-    return train_dl, val_dl
-
-
-def _cached_loaders(model, cut, splits, pre, cfg: RecipeConfig, progress: bool):
-    """Return (upper part of `model`, train and val loaders over the frozen lower part's cached outputs)."""
-    from ..features import TensorLoader, cache_activations, split_at_group
-
-    lower, upper = split_at_group(model, cut)
-    acts = {part: cache_activations(lower, BatchLoader(splits[part], EVAL_BATCH, preprocess=pre), progress=progress)
-            for part in ("train", "val")}
-    train = splits["train"]
-    train_dl = TensorLoader(acts["train"], train.labels, cfg.batch_size, shuffle=True, seed=cfg.seed,
-                            drop_last=len(train) > cfg.batch_size)
-    return upper, train_dl, TensorLoader(acts["val"], splits["val"].labels, 256)
-
-
 def _load_source(data, cfg: RecipeConfig, *, carve: bool, log):
-    from ..data import load_source
-
     return load_source(data, image_size=cfg.image_size, group_by=cfg.group_by, carve=carve, log=log)
 
 
@@ -73,17 +65,8 @@ def fit_recipe(data, out_dir, cfg: RecipeConfig | None = None, progress: bool = 
         multi_label, findings: a CSV of `|`-separated findings trains one sigmoid output per finding
             (`medkit.fit.multilabel`); detected from the labels unless `multi_label` says so.
     """
-    from .multilabel import fit_multilabel, wants_multilabel
-
     if findings is not None or wants_multilabel(data, multi_label):
         return fit_multilabel(data, out_dir, cfg, findings=findings, progress=progress, log=log, overwrite=overwrite)
-    from ..atomic import write_json
-    from ..checkpoint import save_checkpoint
-    from ..freeze import fit_stages, schedule
-    from ..losses import make_loss
-    from ..models import get_backbone, get_spec
-    from ..train import predict, seed_everything
-
     cfg = (cfg or RecipeConfig()).check()
     start = time.perf_counter()
     check_out_dir(out_dir, overwrite)
@@ -108,9 +91,9 @@ def fit_recipe(data, out_dir, cfg: RecipeConfig | None = None, progress: bool = 
         + (f"; layer groups 0-{cut - 1} frozen throughout: their outputs are cached once per image "
            "(no augmentation on cached features)" if cut else ""))
     if cut:
-        net, train_dl, val_dl = _cached_loaders(model, cut, splits, pre, cfg, progress)
+        net, train_dl, val_dl = cached_loaders(model, cut, splits, pre, cfg, progress)
     else:
-        net, (train_dl, val_dl) = model, _image_loaders(splits, pre, cfg)
+        net, (train_dl, val_dl) = model, image_loaders(splits, pre, cfg)
     history = fit_stages(model, train_dl, val_dl, stages, weight_decay=cfg.weight_decay, loss_fn=loss_fn,
                          progress=progress, net=net)
     for row in history.rows:
@@ -143,7 +126,7 @@ def _pick_part(source, split: str, data) -> str:
     raise DataError(f"{data} holds parts {sorted(source.splits)} but no test part to score; pass --split.")
 
 
-def evaluate_checkpoint(ckpt_dir, data, split: str = "auto", backbone: str | None = None, batch_size: int = EVAL_BATCH,
+def evaluate_checkpoint(ckpt_dir, data, split: str = "auto", backbone: str | None = None, batch_size: int = SCORE_BATCH,
                         n_boot: int = 1000, log=None) -> dict:
     """Return AUC, accuracy, sensitivity, specificity (with 95% bootstrap intervals), n and patients of a checkpoint.
 
@@ -151,14 +134,8 @@ def evaluate_checkpoint(ckpt_dir, data, split: str = "auto", backbone: str | Non
     on (same carve, same seed); a source's own test part (a `test/` subfolder, an npz `test` split); or every
     image of a source with no split parts (a checkpoint trained on one folder, scored on another).
     """
-    from ..checkpoint import load_checkpoint
-    from ..models import get_spec
-    from ..train import predict
-
     if split not in ("auto", "train", "val", "test", "all"):
         raise DataError(f"Unknown split {split!r}; use auto, train, val, test or all.")
-    from .multilabel import check_task_matches, evaluate_multilabel
-
     if check_task_matches(ckpt_dir, data):
         return evaluate_multilabel(ckpt_dir, data, split, backbone=backbone, n_boot=n_boot, log=log,
                                    batch_size=batch_size)

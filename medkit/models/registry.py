@@ -165,8 +165,12 @@ def weights_path(name: str, tag: str = "DEFAULT") -> Path:
 
 def load_weights(model: nn.Module, name: str, tag: str = "DEFAULT") -> nn.Module:
     """Load a backbone's published weights into `model` (which must have its original head)."""
+    return _load_file(model, name, tag, weights_path(name, tag))
+
+
+def _load_file(model: nn.Module, name: str, tag: str, path: Path) -> nn.Module:
+    """Load the weights file `path` (found by `weights_path`, which verified it) into `model`."""
     spec, entry = get_spec(name), get_spec(name).get_weights(tag)
-    path = weights_path(name, tag)
     # weights_only=True, and a refusal never suggests loading the file unsafely
     state = read_state_dict(path, fix=f"Delete it and run `medkit fetch --weights {spec.name}`.")
     if entry.convert is not None:
@@ -226,11 +230,12 @@ def get_backbone(name: str, weights="DEFAULT", num_classes: int | None = None) -
         num_classes: replace the ImageNet head with a new `num_classes` head (None keeps it).
     """
     spec = get_spec(name)
-    if weights is not None:  # find (or refuse) the file before building: vit_b_16 alone allocates 330 MB
-        weights_path(spec.name, weights)
+    # find (or refuse) the file before building: vit_b_16 alone allocates 330 MB; found once, as a cached
+    # download is hashed again on every lookup
+    path = None if weights is None else weights_path(spec.name, weights)
     model = spec.build()
-    if weights is not None:
-        load_weights(model, spec.name, weights)
+    if path is not None:
+        _load_file(model, spec.name, weights, path)
     if getattr(model, "aux_logits", False):  # Inception: the auxiliary head only served ImageNet training
         model.aux_logits, model.AuxLogits = False, None
     if num_classes is not None:

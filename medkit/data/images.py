@@ -73,11 +73,6 @@ def float_to_uint8(images: np.ndarray, what: str) -> tuple[np.ndarray, str]:
                     "to one of those (for CT, window the Hounsfield units first: medkit.data.window).")
 
 
-def _read_dicom_uint8(path: Path) -> np.ndarray:
-    # Window in the stored-value domain first, then invert MONOCHROME1 (dicom_to_uint8 keeps that order).
-    return dicom_to_uint8(path)
-
-
 def _unreadable(path: Path, reason: str) -> DataError:
     return DataError(f"{path} is not a readable image ({reason}). Remove or replace it, or pass on_error='skip' "
                      "to leave it out (the count and names are reported).")
@@ -117,8 +112,8 @@ def _decode(path, size: int | None = None) -> tuple[np.ndarray, list]:
     if not path.is_file():
         raise DataError(f"Image file {path} does not exist.")
     suffix = path.suffix.lower()
-    if suffix in DICOM_EXTENSIONS:
-        return _read_dicom_uint8(path), []
+    if suffix in DICOM_EXTENSIONS:  # windowed in the stored-value domain, then MONOCHROME1 inverted
+        return dicom_to_uint8(path), []
     if path.stat().st_size == 0:
         raise _unreadable(path, "the file is empty, 0 bytes")
     try:
@@ -131,7 +126,7 @@ def _decode(path, size: int | None = None) -> tuple[np.ndarray, list]:
     except Exception as exc:  # hostile files raise many kinds (OSError, SyntaxError, struct.error...): name the file
         if suffix not in IMAGE_EXTENSIONS:  # maybe a DICOM without an extension
             try:
-                return _read_dicom_uint8(path), []
+                return dicom_to_uint8(path), []
             except DataError:
                 pass
         raise _unreadable(path, f"{type(exc).__name__}: {exc}") from exc

@@ -1,6 +1,5 @@
 """What a pretrained body sees: pooled features, a linear probe on them, feature maps, filters (lesson 02)."""
 
-
 import numpy as np
 import torch
 from torch import nn

@@ -9,8 +9,13 @@ A save never leaves a half-written checkpoint: the weights go to `model.pt.new` 
 `config.json` is replaced atomically (the commit point: it names the new weights' sha256), then
 `model.pt.new` is renamed to `model.pt`. Killed before the commit, the folder still holds the
 previous checkpoint (or none); killed after it, `load_checkpoint` finishes the rename itself.
+
+`record_validation` appends what a checkpoint was later validated on (`medkit evaluate --record`) to the
+config's `validation` list: config.json is rewritten through the same atomic commit, naming the same
+weights sha256, so the weights are never touched and a crash leaves the old record or the new one.
 """
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -22,7 +27,8 @@ from .cache import sha256sum
 from .errors import ConfigError, DataError, WeightsError
 from .models import get_backbone, get_spec
 
-__all__ = ["save_checkpoint", "load_checkpoint", "read_config", "read_state_dict", "CONFIG_FILE", "WEIGHTS_FILE"]
+__all__ = ["save_checkpoint", "load_checkpoint", "read_config", "read_state_dict", "record_validation", "CONFIG_FILE",
+           "WEIGHTS_FILE"]
 
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.pt"
 _PENDING = WEIGHTS_FILE + ".new"  # weights written but not yet committed by config.json
@@ -112,3 +118,38 @@ def load_checkpoint(ckpt_dir, backbone: str | None = None) -> tuple[nn.Module, d
         raise WeightsError(f"The weights in {ckpt_dir} do not fit a {config['backbone']} with "
                            f"{config['num_classes']} classes: {str(exc)[:200]}") from exc
     return model.eval(), config
+
+
+@contextlib.contextmanager
+def _locked(folder: Path):
+    """Hold an exclusive lock on `folder` so two `--record`s cannot both read the old list and drop each other's."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock; a lost record there is the price of a concurrent --record
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def record_validation(ckpt_dir, entry: dict) -> dict:
+    """Append one validation `entry` to the checkpoint's config.json and return the new config.
+
+    The weights must still match the sha256 the config commits to (a record describes those weights, not
+    others); the rewritten config keeps that sha256, so `load_checkpoint` loads the same model afterwards.
+    """
+    ckpt_dir = Path(ckpt_dir)
+    with _locked(ckpt_dir):
+        config = read_config(ckpt_dir)
+        _weights_file(ckpt_dir, config)  # refuses weights replaced or damaged since the fit
+        records = config.get("validation", [])
+        if not isinstance(records, list):
+            raise ConfigError(f"{ckpt_dir / CONFIG_FILE}: `validation` is a {type(records).__name__}, not the list "
+                              "medkit writes. Restore config.json from a copy, or retrain with `medkit fit`.")
+        updated = {**config, "validation": [*records, entry]}
+        write_json(ckpt_dir / CONFIG_FILE, updated)  # serialised first: a value JSON cannot hold writes nothing
+    return updated

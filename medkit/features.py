@@ -226,21 +226,24 @@ def split_at_group(model: nn.Module, k: int) -> tuple[nn.Sequential, nn.Sequenti
     return nn.Sequential(*(m for _, m in chain[:cut])), nn.Sequential(*(m for _, m in chain[cut:]))
 
 
-def cache_activations(lower: nn.Module, loader, *, dtype=torch.float16, progress: bool = False) -> torch.Tensor:
+def cache_activations(lower: nn.Module, loader, *, dtype=torch.float16, progress: bool = False,
+                      device: str = "cpu") -> torch.Tensor:
     """Return the outputs of a frozen `lower` part for every batch of `loader`, stored as `dtype` (N, C, H, W).
 
     Runs in eval mode (BatchNorm uses its ImageNet statistics, so the cache is deterministic), under
     `torch.inference_mode` and channels_last (see benchmarks/bench_fit_224.py for what each buys).
-    float16 halves the memory; the AUC it costs is measured in benchmarks/RECIPE.md.
+    float16 halves the memory; the AUC it costs is measured in benchmarks/RECIPE.md. `lower` runs on `device`;
+    the cache is kept in CPU memory (a GPU's memory is for the training steps), and `TensorLoader` batches from it.
     """
-    lower.eval()
+    lower.eval().to(device)
     batches = loader
     if progress:
         from tqdm.auto import tqdm
 
         batches = tqdm(loader, desc="caching features", leave=False)
     with torch.inference_mode():
-        out = [lower(x.contiguous(memory_format=torch.channels_last)).to(dtype) for x, _ in batches]
+        out = [lower(x.to(device).contiguous(memory_format=torch.channels_last)).to(dtype).cpu()
+               for x, _ in batches]
     return torch.cat(out).contiguous()  # cat outside inference mode: a normal tensor that may feed autograd
 
 

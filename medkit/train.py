@@ -8,15 +8,43 @@ import numpy as np
 import torch
 from torch import nn
 
+from .errors import ConfigError
 from .evaluation.metrics import auc as auc_score
 
-__all__ = ["seed_everything", "History", "fit", "predict", "logits_of", "SCORE_BATCH"]
+__all__ = ["seed_everything", "History", "fit", "predict", "logits_of", "SCORE_BATCH", "DEVICES", "available_devices",
+           "pick_device"]
 
 # images per scoring or caching pass, in the lessons and in `medkit fit`: at 96 px a 64-image forward pass adds
 # ~200 MB to the kernel's peak and 32 about 100 MB (at 128 px, 350 and 175), and workshop lessons are held to
 # Binder's 1 GB (bench_notebooks.py); at 224 px one efficientnet_lite0 image holds ~15 MB of live activations, so
 # 128 images peaked `medkit fit` at 3.1 GB and 32 stay ~0.5 GB (benchmarks/RECIPE.md)
 SCORE_BATCH = 32
+
+
+# what `--device` accepts; medkit.cli.DEVICE_CHOICES repeats it so `--help` needs no torch (a test keeps them equal)
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def available_devices() -> list[str]:
+    """Return the devices torch can use here, fastest first ("cpu" always last)."""
+    found = ["cuda"] if torch.cuda.is_available() else []
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        found.append("mps")
+    return [*found, "cpu"]
+
+
+def pick_device(name: str = "auto") -> str:
+    """Return the torch device to run on: "auto" is cuda if present, else mps, else cpu; a missing one is refused."""
+    if name not in DEVICES:
+        raise ConfigError(f"Unknown device {name!r}; choose one of {', '.join(DEVICES)}.")
+    here = available_devices()
+    if name == "auto":
+        return here[0]
+    if name not in here:
+        raise ConfigError(f"device {name!r} is not available on this machine (torch {torch.__version__} sees "
+                          f"{', '.join(here)}). Pass --device auto or one of those.")
+    return name
 
 
 def seed_everything(seed: int) -> None:

@@ -212,3 +212,64 @@ def test_missing_checkpoint_parts(tmp_path):
         load_checkpoint(tmp_path)
     with pytest.raises(DataError, match="channels must be 1"):
         save_checkpoint(tmp_path, _model(0), image_size=48, classes=["a", "b"], channels=2)
+
+
+def _entry(i: int, role: str = "external") -> dict:
+    return {"role": role, "part": "all", "data": f"/sites/{i}", "fingerprint": "f" * 64, "n": 10, "patients": 5,
+            "auc": 0.9, "ci95": {"auc": [0.8, 0.95]}, "threshold": 0.5, "date": "2025-01-01T00:00:00+00:00"}
+
+
+def test_record_validation_keeps_the_weights_commit(tmp_path, monkeypatch):
+    from medkit.checkpoint import record_validation
+
+    model = _model(0)
+    save_checkpoint(tmp_path, model, image_size=48, classes=["a", "b"], validation=[_entry(0, "internal")])
+    before = read_config(tmp_path)
+    config = record_validation(tmp_path, _entry(1))
+    assert config == read_config(tmp_path) and config["weights_sha256"] == before["weights_sha256"]
+    assert [r["data"] for r in config["validation"]] == ["/sites/0", "/sites/1"]
+    assert _same_weights(model, load_checkpoint(tmp_path)[0])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [CONFIG_FILE, WEIGHTS_FILE]  # no temporary files left
+    import medkit.checkpoint as ckpt
+
+    def die(*_, **__):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ckpt, "write_json", die)  # killed while recording: the previous config stays whole
+    with pytest.raises(KeyboardInterrupt):
+        record_validation(tmp_path, _entry(2))
+    monkeypatch.undo()
+    assert read_config(tmp_path) == config
+    with pytest.raises(TypeError):  # a value JSON cannot hold is refused before anything is written
+        record_validation(tmp_path, {**_entry(3), "n": object()})
+    assert read_config(tmp_path) == config
+
+
+def test_record_validation_refuses_swapped_weights_and_a_bad_list(tmp_path):
+    from medkit.checkpoint import record_validation
+
+    save_checkpoint(tmp_path, _model(0), image_size=48, classes=["a", "b"])
+    torch.save(_model(1).state_dict(), tmp_path / WEIGHTS_FILE)  # a record would describe weights nobody validated
+    with pytest.raises(WeightsError, match="does not match"):
+        record_validation(tmp_path, _entry(0))
+    save_checkpoint(tmp_path, _model(0), image_size=48, classes=["a", "b"], validation={"not": "a list"})
+    with pytest.raises(ConfigError, match="not the list"):
+        record_validation(tmp_path, _entry(0))
+
+
+_RECORDER = """
+import sys
+from medkit.checkpoint import record_validation
+for i in range(int(sys.argv[2])):
+    record_validation(sys.argv[1], {"role": "external", "data": f"{sys.argv[3]}-{i}"})
+"""
+
+
+def test_concurrent_records_are_all_kept(tmp_path):
+    save_checkpoint(tmp_path, _model(0), image_size=48, classes=["a", "b"])
+    procs = [subprocess.Popen([sys.executable, "-c", _RECORDER, str(tmp_path), "15", name],
+                              env={**os.environ, "PYTHONPATH": ROOT}) for name in ("p", "q")]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    data = [r["data"] for r in read_config(tmp_path)["validation"]]
+    assert sorted(data) == sorted(f"{name}-{i}" for name in "pq" for i in range(15))
+    load_checkpoint(tmp_path)

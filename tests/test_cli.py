@@ -131,3 +131,20 @@ def test_every_command_help_renders(command, capsys):
     with pytest.raises(SystemExit) as exc:
         main([command, "--help"])
     assert exc.value.code == 0 and command in capsys.readouterr().out
+
+
+@pytest.mark.timeout(120)
+def test_evaluate_help_lists_devices_without_importing_torch():
+    code = ("import sys, contextlib, io\nfrom medkit.cli import main\nout = io.StringIO()\n"
+            "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(out): main(['evaluate', '--help'])\n"
+            "print('torch' in sys.modules, '--internal-too' in out.getvalue(), 'cuda,mps' in out.getvalue())")
+    proc = _python(code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", "True", "True"]
+
+
+def test_cli_device_choices_are_the_train_modules():
+    from medkit.cli import DEVICE_CHOICES
+    from medkit.train import DEVICES
+
+    assert DEVICE_CHOICES == DEVICES

@@ -67,3 +67,51 @@ def test_bad_inputs():
     assert all("note" in r for r in rows)  # a one-class subgroup is reported, with why there is no interval
     with pytest.raises(DataError, match="needs validation results"):
         ModelCard(name="x", model={}, data=[], validation={}, validation_set="", intended_use="").to_markdown()
+
+
+def _checkpoint(tmp_path, records):
+    from medkit.checkpoint import save_checkpoint
+    from medkit.models import get_backbone
+
+    train = str(tmp_path / "hospital_a")
+    save_checkpoint(tmp_path, get_backbone("resnet18", weights=None, num_classes=2), image_size=48,
+                    classes=["NORMAL", "PNEUMONIA"], threshold=0.7, data={"path": train, "fingerprint": "a" * 64},
+                    recipe={"epochs": 3, "weights": "DEFAULT"}, validation=records)
+    return train
+
+
+def _record(role, data, part, auc):
+    return {"role": role, "part": part, "data": data, "fingerprint": "b" * 64, "n": 300, "patients": 200, "auc": auc,
+            "specificity": 0.479, "ci95": {"auc": [auc - 0.02, auc + 0.01], "specificity": [0.39, 0.57]},
+            "threshold": 0.7, "date": "2025-12-07T16:00:00+00:00"}
+
+
+def test_card_from_checkpoint_lists_internal_and_external_apart(tmp_path):
+    from medkit.deploy.modelcard import NO_EXTERNAL
+
+    train = str(tmp_path / "hospital_a")
+    records = [_record("internal", train, "val", 0.999), _record("internal", train, "test", 0.995),
+               _record("external", "/data/hospital_b", "all", 0.958)]
+    _checkpoint(tmp_path, records)
+    text = ModelCard.from_checkpoint(tmp_path, intended_use="Teaching only.").to_markdown()
+    internal = text[text.index("### Internal validation"):text.index("### External validation")]
+    external = text[text.index("### External validation"):]
+    assert train in internal and "/data/hospital_b" not in internal and "0.995 (0.975 to 1.005)" in internal
+    assert "/data/hospital_b" in external and train not in external and "0.958 (0.938 to 0.968)" in external
+    assert "0.479 (0.390 to 0.570)" in external and NO_EXTERNAL not in text
+    provenance = text[text.index("## Data provenance"):text.index("## Validation results")]
+    assert "external validation" in provenance and "training and internal validation" in provenance
+    assert "Teaching only." in text and "resnet18" in text
+
+
+def test_card_says_plainly_when_no_external_validation_is_recorded(tmp_path):
+    from medkit.deploy.modelcard import NO_EXTERNAL
+
+    train = _checkpoint(tmp_path, [_record("internal", str(tmp_path / "hospital_a"), "val", 0.999)])
+    text = ModelCard.from_checkpoint(tmp_path, intended_use="Teaching only.").to_markdown()
+    assert NO_EXTERNAL in text[text.index("### External validation"):] and train in text
+    # a card built by hand from in-memory results (lesson 06) says it too
+    labels, probs = _scores()
+    card = ModelCard(name="x", model={}, data=[], validation=validation_results(labels, probs, n_boot=50),
+                     validation_set="held-out test", intended_use="")
+    assert NO_EXTERNAL in card.to_markdown()

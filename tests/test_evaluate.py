@@ -223,3 +223,20 @@ def test_sensitivity_specificity_binary_and_macro():
     sens = np.mean([(pred3[y3 == c] == c).mean() for c in range(3)])
     spec = np.mean([(pred3[y3 != c] != c).mean() for c in range(3)])
     assert out == {"sensitivity": sens, "specificity": spec}
+
+
+def test_metric_gaps_of_two_sets():
+    y, p = scores()
+    y2, p2 = scores(400, seed=3)
+    p2 = np.clip(p2 * 0.6 + 0.35, 0, 1)  # a second site: scores squeezed upwards, so specificity falls
+    gaps = evaluate.metric_gaps((y, p), (y2, p2), 0.5, n_boot=300)
+    own = evaluate.metrics_with_ci(y, p, 0.5, n_boot=300)
+    other = evaluate.metrics_with_ci(y2, p2, 0.5, n_boot=300)
+    for key, interval in gaps.items():
+        assert interval.estimate == pytest.approx(other[key].estimate - own[key].estimate)
+        assert interval.low <= interval.estimate <= interval.high
+    assert gaps["specificity"].high < 0  # a real drop: the interval excludes no change
+    same = evaluate.metric_gaps((y, p), (y, p), 0.5, n_boot=300)
+    assert all(i.estimate == 0 and i.contains(0) for i in same.values())
+    # the gap's spread comes from both sets: wider than either set's own interval
+    assert gaps["auc"].width > max(own["auc"].width, other["auc"].width)

@@ -301,3 +301,153 @@ def test_fit_refuses_a_non_empty_out_unless_overwrite(folder_fit, tmp_path, caps
 def test_group_by_patient_needs_patient_keys(tiny, tmp_path, capsys):
     assert main(["fit", "--data", str(tiny), "--out", str(tmp_path / "o"), *FAST, "--group-by", "patient"]) != 0
     assert "patient" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+# --- issue 28: internal vs external validation, records in the checkpoint, the device ---------------------------
+
+
+def test_fit_labels_its_val_internal_and_records_it(folder_fit):
+    from medkit.train import pick_device
+
+    data, out, stdout, _ = folder_fit
+    summary = json.loads(stdout)
+    assert summary["val"]["role"] == "internal" and summary["val"]["part"] == "val"
+    assert summary["device"] == pick_device("auto")
+    metrics = json.loads((out / "metrics.json").read_text())
+    config = json.loads((out / CONFIG_FILE).read_text())
+    assert metrics["val"]["role"] == "internal" and metrics["val"]["part"] == "val"
+    (entry,) = config["validation"]
+    val_row = next(r for r in config["splits"]["report"] if r["part"] == "val")
+    assert entry["role"] == "internal" and entry["part"] == "val" and entry["data"] == str(data.resolve())
+    assert entry["fingerprint"] == config["data"]["fingerprint"] and entry["n"] == val_row["images"]
+    assert entry["patients"] == val_row["groups"] and entry["threshold"] == config["threshold"]
+    assert entry["threshold_chosen_on_this_part"] and entry["auc"] == pytest.approx(metrics["val"]["auc"])
+    low, high = entry["ci95"]["specificity"]
+    assert low <= entry["specificity"] <= high and entry["date"][:2] == "20"
+
+
+def test_internal_too_scores_both_roles_side_by_side_and_records_them(folder_fit, tmp_path, capsys):
+    import shutil
+
+    from medkit.checkpoint import load_checkpoint
+    from medkit.deploy import ModelCard
+    from medkit.deploy.modelcard import NO_EXTERNAL
+
+    data, fitted, _, _ = folder_fit
+    ck = tmp_path / "ck"
+    shutil.copytree(fitted, ck)  # --record writes into the checkpoint: keep the module's one clean
+    other = _folder(tmp_path / "site_b", n_patients=6, seed=5, start=100)
+    before = json.loads((ck / CONFIG_FILE).read_text())
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", str(ck), "--data", str(other), "--internal-too", "--record"]) == 0
+    captured = capsys.readouterr()
+    (line,) = captured.out.strip().splitlines()
+    result = json.loads(line)
+    internal, external, gap = result["internal"], result["external"], result["gap"]
+    test_row = next(r for r in before["splits"]["report"] if r["part"] == "test")
+    assert internal["role"] == "internal" and internal["split"] == "test" and internal["n"] == test_row["images"]
+    assert internal["data"] == str(data.resolve()) and internal["fingerprint"] == before["data"]["fingerprint"]
+    assert external["role"] == "external" and external["split"] == "all" and external["n"] == 24
+    assert external["patients"] == 12 and external["data"] == str(other.resolve())
+    for key in ("auc", "acc", "sensitivity", "specificity"):
+        assert gap[key] == pytest.approx(external[key] - internal[key], abs=1e-5)
+        assert gap["ci95"][key][0] <= gap[key] <= gap["ci95"][key][1]
+    # the table: metric, internal [CI], external [CI], gap, on stderr
+    table = captured.err[captured.err.index("metric"):]
+    assert "internal [95% CI]" in table and "external [95% CI]" in table and "gap" in table
+    auc_row = next(r for r in table.splitlines() if r.startswith("auc"))
+    assert f"{internal['auc']:.3f}" in auc_row and f"{external['auc']:.3f}" in auc_row
+    # recorded: fit's val, then the internal test part and the external folder; weights untouched, still loads
+    config = json.loads((ck / CONFIG_FILE).read_text())
+    assert config["weights_sha256"] == before["weights_sha256"]
+    assert [(r["role"], r["part"]) for r in config["validation"]] == [("internal", "val"), ("internal", "test"),
+                                                                      ("external", "all")]
+    ext = config["validation"][-1]
+    assert ext["data"] == str(other.resolve()) and len(ext["fingerprint"]) == 64 and ext["n"] == 24
+    assert ext["patients"] == 12 and ext["threshold"] == pytest.approx(config["threshold"])
+    assert ext["auc"] == pytest.approx(external["auc"], abs=1e-6) and set(ext["ci95"]) >= {"auc", "specificity"}
+    load_checkpoint(ck)  # sha256 intact: a mismatch would raise WeightsError
+    assert evaluate_checkpoint(ck, other, n_boot=50)["auc"] == pytest.approx(external["auc"], abs=1e-6)
+    # the model card names the external source in its own section; the unrecorded checkpoint's says there is none
+    card = ModelCard.from_checkpoint(ck, intended_use="Tests only.").to_markdown()
+    external_part = card[card.index("### External validation"):]
+    assert str(other.resolve()) in external_part and NO_EXTERNAL not in card
+    assert str(data.resolve()) in card[card.index("### Internal validation"):card.index("### External validation")]
+    assert NO_EXTERNAL in ModelCard.from_checkpoint(fitted, intended_use="Tests only.").to_markdown()
+
+
+def test_internal_too_without_the_training_data_still_reports_external(folder_fit, tmp_path, capsys):
+    import shutil
+
+    from medkit.atomic import write_json
+
+    _, fitted, _, _ = folder_fit
+    ck = tmp_path / "ck"
+    shutil.copytree(fitted, ck)
+    config = json.loads((ck / CONFIG_FILE).read_text())
+    gone = tmp_path / "moved_away"
+    write_json(ck / CONFIG_FILE, {**config, "data": {**config["data"], "path": str(gone)}})
+    other = _folder(tmp_path / "site_b", n_patients=4, seed=5, start=100)
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", str(ck), "--data", str(other), "--internal-too"]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert result["internal"]["available"] is False and str(gone) in result["internal"]["reason"]
+    assert result["gap"] is None and result["external"]["role"] == "external" and result["external"]["n"] == 16
+    assert "not scored" in captured.err and str(gone) in captured.err
+
+
+def test_internal_too_refuses_the_training_source_as_external(folder_fit, capsys):
+    data, fitted, _, _ = folder_fit
+    assert main(["evaluate", "--checkpoint", str(fitted), "--data", str(data), "--internal-too"]) == 1
+    assert "trained on" in capsys.readouterr().err
+    assert evaluate_checkpoint(fitted, data, n_boot=50)["role"] == "internal"
+
+
+def _no_gpu(monkeypatch, cuda=False, mps=False):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+
+
+@pytest.mark.parametrize("cuda, mps, expected", [(False, False, "cpu"), (True, False, "cuda"), (False, True, "mps"),
+                                                 (True, True, "cuda")])
+def test_pick_device_auto_prefers_cuda_then_mps(monkeypatch, cuda, mps, expected):
+    from medkit.course import profiles
+    from medkit.train import pick_device
+
+    _no_gpu(monkeypatch, cuda, mps)
+    assert pick_device("auto") == expected and pick_device("cpu") == "cpu"
+    assert profiles.resolve("full", "02").device == expected and profiles.resolve("smoke", "02").device == "cpu"
+
+
+def test_unavailable_or_unknown_device_is_refused(monkeypatch, tiny, tmp_path, capsys):
+    from medkit.train import pick_device
+
+    _no_gpu(monkeypatch)
+    with pytest.raises(ConfigError, match="'cuda' is not available.*cpu"):
+        pick_device("cuda")
+    with pytest.raises(ConfigError, match="mps"):
+        pick_device("mps")
+    with pytest.raises(ConfigError, match="tpu"):
+        pick_device("tpu")
+    with pytest.raises(ConfigError, match="gpu"):
+        RecipeConfig(device="gpu").check()
+    with pytest.raises(ConfigError, match="cuda"):  # refused before any data is read or anything written
+        fit_recipe(tiny, tmp_path / "o", RecipeConfig(image_size=48, epochs=1, device="cuda"), progress=False)
+    assert not (tmp_path / "o").exists()
+    assert main(["fit", "--data", str(tiny), "--out", str(tmp_path / "o"), *FAST, "--device", "cuda"]) == 1
+    assert "not available" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate", "--checkpoint", str(tmp_path), "--data", str(tiny), "--device", "tpu"])
+    assert exc.value.code == 2
+
+
+def test_explicit_cpu_device_on_the_cached_path(tiny, tmp_path):
+    # cache_activations runs the frozen part on the device and keeps the cache in CPU memory
+    cfg = RecipeConfig(image_size=48, epochs=2, batch_size=32, freeze="top", device="cpu")
+    metrics = fit_recipe(tiny, tmp_path / "a", cfg, progress=False, log=lambda *_: None)
+    assert metrics["device"] == "cpu" and metrics["data"]["cached_groups"] == 3 and metrics["recipe"]["device"] == "cpu"
+    result = evaluate_checkpoint(tmp_path / "a", tiny, "val", device="cpu", n_boot=50)
+    assert result["device"] == "cpu" and result["auc"] == pytest.approx(metrics["val"]["auc"], abs=1e-6)

@@ -23,7 +23,11 @@ import traceback
 from .. import __version__
 from ..errors import MedkitError
 
-__all__ = ["main", "build_parser", "emit", "log", "to_jsonable"]
+__all__ = ["main", "build_parser", "emit", "log", "to_jsonable", "DEVICE_CHOICES"]
+
+# `--device` of fit and evaluate: medkit.train.DEVICES, repeated here so `--help` imports no torch (tests keep
+# the two equal); whether a device is present is asked only when the command runs (medkit.train.pick_device)
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 
 def _commands() -> dict:

@@ -1,7 +1,7 @@
 """`medkit evaluate`: score a `medkit fit` checkpoint on held-out images, with 95% bootstrap intervals."""
 
 HELP = ("Evaluate a checkpoint on a folder, CSV or .npz; print one JSON line (auc, acc, sensitivity, specificity "
-        "with 95% CIs, n, patients).")
+        "with 95% CIs, n, patients, role internal/external).")
 
 EPILOG = """\
 What is scored (--split auto): given the data the checkpoint was trained on, the test part fit carved
@@ -12,12 +12,26 @@ fit chose on val. Intervals: stratified bootstrap, 1000 replicates (medkit.evalu
 For more than two classes, auc is the one-vs-rest macro AUC and there are no intervals.
 A multi-label checkpoint (|-separated findings) reports each finding's AUC with its interval, the macro
 AUC over the findings with positives and negatives in the part, and the findings it skipped.
+
+role: every result says whether it is "internal" (the checkpoint's own source: its carved test part)
+or "external" (another source: a second site). --internal-too scores --data (external) and the
+checkpoint's own held-out test part side by side (the training data recorded in the checkpoint must be
+on this machine; if it is not, that is said and the external result is still reported), with the gap
+(external minus internal) and its 95% interval from resampling each set on its own.
+--record appends each result (role, data path and fingerprint, part, n, patients, metrics with
+intervals, threshold, date) to the checkpoint's config.json `validation` list; the weights and their
+sha256 are untouched. The model card lists internal and external records separately.
+--device auto runs on cuda if torch sees one, else mps, else cpu.
 A summary table goes to stderr; stdout is one JSON line.
 """
+
+_METRICS = ("auc", "acc", "sensitivity", "specificity")
 
 
 def add_arguments(parser):
     import argparse
+
+    from . import DEVICE_CHOICES
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
@@ -26,12 +40,18 @@ def add_arguments(parser):
     parser.add_argument("--split", default="auto", choices=("auto", "train", "val", "test", "all"),
                         help="part to score (default auto: see below)")
     parser.add_argument("--backbone", default=None, help="refuse a checkpoint of another backbone")
+    parser.add_argument("--internal-too", action="store_true",
+                        help="also score the checkpoint's own held-out test part; print both and the gap")
+    parser.add_argument("--record", action="store_true",
+                        help="append the result(s) to the checkpoint's config.json `validation` records")
+    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES,
+                        help="where to run the model (default auto: cuda if present, else mps, else cpu)")
 
 
 def _summary(result) -> str:
-    lines = [f"{result['split']} part ({result['source']}): {result['n']} images"
+    lines = [f"{result.get('role', '?')}: {result['split']} part ({result['source']}): {result['n']} images"
              + (f", {result['patients']} patients" if result.get("patients") else "")]
-    for key in ("auc", "acc", "sensitivity", "specificity"):
+    for key in _METRICS:
         if key in result:
             low, high = result.get("ci95", {}).get(key, (None, None))
             lines.append(f"  {key:<12} {result[key]:.3f}" + (f"  [{low:.3f}, {high:.3f}]" if low is not None else ""))
@@ -44,14 +64,65 @@ def _summary(result) -> str:
     return "\n".join(lines)
 
 
+def _cell(result, key, signed: bool = False) -> str:
+    if not result or result.get(key) is None:
+        return "-"
+    low, high = (result.get("ci95") or {}).get(key, (None, None))
+    fmt = "{:+.3f}" if signed else "{:.3f}"
+    return fmt.format(result[key]) + (f" [{fmt.format(low)}, {fmt.format(high)}]" if low is not None else "")
+
+
+def side_by_side(both: dict) -> str:
+    """Return the internal / external / gap table `--internal-too` prints (metric, each with its 95% interval)."""
+    internal, external, gap = both["internal"], both["external"], both["gap"]
+    lines = []
+    for role, result in (("internal", internal), ("external", external)):
+        if result.get("available") is False:
+            lines.append(f"{role}: not scored: {result['reason']}")
+        else:
+            lines.append(f"{role}: {result['split']} part of {result['data']} ({result['source']}): {result['n']} "
+                         "images" + (f", {result['patients']} patients" if result.get("patients") else ""))
+    lines.append(f"{'metric':<12} {'internal [95% CI]':<24} {'external [95% CI]':<24} gap, external - internal [95% CI]")
+    for key in _METRICS:
+        if key in external:
+            lines.append(f"{key:<12} {_cell(internal, key):<24} {_cell(external, key):<24} {_cell(gap, key, True)}")
+    if external.get("task") == "multilabel":
+        lines.append("thresholds: one per finding, chosen by fit on the internal val part")
+    elif external.get("threshold") is not None:
+        lines.append(f"threshold {external['threshold']:.4f} on both: chosen by fit on the internal val part")
+    return "\n".join(lines)
+
+
+def _rounded(value):
+    if isinstance(value, float):
+        return round(value, 6)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
 def run(args) -> int:
     import json
 
-    from ..fit import evaluate_checkpoint
-    from . import emit, log
+    from ..fit import evaluate_checkpoint, evaluate_internal_and_external, record
+    from . import emit, log, to_jsonable
 
-    result = evaluate_checkpoint(args.checkpoint, args.data, args.split, backbone=args.backbone, log=log)
-    log(_summary(result))
-    rounded = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in result.items()}
+    if args.internal_too:
+        result = evaluate_internal_and_external(args.checkpoint, args.data, args.split, backbone=args.backbone,
+                                                log=log, device=args.device)
+        log(side_by_side(result))
+        scored = [r for r in (result["internal"], result["external"]) if r.get("available") is not False]
+    else:
+        result = evaluate_checkpoint(args.checkpoint, args.data, args.split, backbone=args.backbone, log=log,
+                                     device=args.device)
+        log(_summary(result))
+        scored = [result]
+    if args.record:
+        for one in scored:
+            entry = record(args.checkpoint, one)
+            log(f"recorded: {entry['role']} {entry['part']} part of {entry['data']} in {args.checkpoint}/config.json")
+    rounded = _rounded(to_jsonable(result))
     emit(args, rounded, json.dumps(rounded))  # one JSON line either way; the summary went to stderr
     return 0

@@ -24,6 +24,13 @@ cross-entropy); --multi-label forces it, --findings A,B,C fixes the names and th
 outside the list is refused). The checkpoint stores the names; evaluate reports per-finding AUC with
 95% intervals and the macro AUC, and lists findings it could not score.
 
+validation: the val numbers are internal ("role": "internal", "part": "val": the training source's own
+carve, and the part the threshold was chosen on); the checkpoint keeps them as its first `validation`
+record. Score another site with `medkit evaluate --internal-too --record` to add an external one.
+
+--device auto trains on cuda if torch sees one, else mps, else cpu; naming one that is not there fails
+before any data is read.
+
 stdout is one JSON line; progress and the split report go to stderr.
 """
 
@@ -32,6 +39,7 @@ def add_arguments(parser):
     import argparse
 
     from ..fit import RecipeConfig
+    from . import DEVICE_CHOICES
 
     d = RecipeConfig()
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -54,6 +62,8 @@ def add_arguments(parser):
     parser.add_argument("--no-augment", action="store_true", help="switch off the affine + intensity augmentation")
     parser.add_argument("--no-cache", action="store_true", help="run frozen groups on every batch (allows augmentation)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--device", default=d.device, choices=DEVICE_CHOICES,
+                        help="where to train (default auto: cuda if present, else mps, else cpu)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--multi-label", action="store_true", default=None,
                         help="labels are `|`-separated findings (auto-detected when some CSV label holds a `|`)")
@@ -70,7 +80,8 @@ def run(args) -> int:
     cfg = RecipeConfig(backbone=args.backbone, image_size=args.image_size, epochs=args.epochs, freeze=args.freeze,
                        seed=args.seed, lr=args.lr, head_lr=args.head_lr, batch_size=args.batch_size, loss=args.loss,
                        weights=None if args.no_pretrained else "DEFAULT", augment=not args.no_augment,
-                       cache_features=not args.no_cache, group_by=args.group_by, threads=args.threads)
+                       cache_features=not args.no_cache, group_by=args.group_by, threads=args.threads,
+                       device=args.device)
     findings = None if args.findings is None else [f.strip() for f in args.findings.split(",")]
     metrics = fit_recipe(args.data, args.out, cfg, progress=not args.quiet, log=log, overwrite=args.overwrite,
                          multi_label=args.multi_label, findings=findings)
@@ -79,9 +90,11 @@ def run(args) -> int:
 
         emit(args, fit_summary(args.out, metrics), json.dumps(fit_summary(args.out, metrics)))
         return 0
-    summary = {k: metrics["val"][k] for k in ("auc", "acc", "sensitivity", "specificity", "n") if k in metrics["val"]}
+    summary = {k: metrics["val"][k] for k in ("role", "part", "auc", "acc", "sensitivity", "specificity", "n", "ci95")
+               if k in metrics["val"]}
     result = {"out": str(args.out), "threshold": round(metrics["threshold"], 4),
-              "train_seconds": round(metrics["train_seconds"], 1), "val": summary, "n": metrics["n"],
+              "train_seconds": round(metrics["train_seconds"], 1), "device": metrics["device"], "val": summary,
+              "n": metrics["n"],
               "patients": {r["part"]: r["groups"] for r in metrics["splits"]["report"]}}
     emit(args, result, json.dumps(result))  # one JSON line either way; the human report went to stderr
     return 0

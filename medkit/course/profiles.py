@@ -30,7 +30,7 @@ class Settings:
     epochs: int = 3  # passes over the training data
     batch_size: int = 64  # small enough for 2 GB RAM at 64 px
     num_seeds: int = 1  # repeats for error bars
-    device: str = "cpu"  # "cuda" only in the full profile when a GPU is present
+    device: str = "cpu"  # the full profile: medkit.train.pick_device("auto") (cuda, else mps, else cpu)
     extra: dict = field(default_factory=dict)
 
     def __getattr__(self, name):  # lesson-specific knobs read like the common ones: cfg.budgets
@@ -187,11 +187,12 @@ LESSON_SETTINGS: dict[str, dict[str, dict]] = {
 
 
 def _device(profile: str) -> str:
+    """Return "cpu" for smoke and workshop (sized for CPUs, and the same numbers everywhere), else the fastest here."""
     if profile != "full":
         return "cpu"
-    import torch
+    from ..train import pick_device  # imports torch: only the full profile pays for it
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return pick_device("auto")
 
 
 def resolve(profile: str, lesson: str = "", seed: int = 0, **overrides) -> Settings:

@@ -16,6 +16,7 @@ from .evaluate import (
     cross_validate,
     cv_splits,
     mean_ci,
+    metric_gaps,
     metrics_with_ci,
     plot_confusion,
     plot_roc_pr,
@@ -27,7 +28,8 @@ from .metrics import auc, check_probs, classification_metrics, sensitivity_speci
 
 __all__ = [
     "check_probs", "auc", "sensitivity_specificity", "classification_metrics",
-    "cv_splits", "CVResult", "cross_validate", "repeated_single_splits", "Interval", "bootstrap_ci", "metrics_with_ci", "mean_ci",
+    "cv_splits", "CVResult", "cross_validate", "repeated_single_splits", "Interval", "bootstrap_ci", "metrics_with_ci", "metric_gaps",
+    "mean_ci",
     "choose_threshold", "confusion", "roc_pr", "plot_confusion", "plot_roc_pr",
     "reliability_curve", "expected_calibration_error", "plot_reliability", "negative_log_likelihood", "TemperatureScaler",
     "group_metrics", "subgroup_results", "equalized_odds", "equalized_odds_difference",

@@ -24,6 +24,7 @@ __all__ = [
     "Interval",
     "bootstrap_ci",
     "metrics_with_ci",
+    "metric_gaps",
     "mean_ci",
     "choose_threshold",
     "confusion",
@@ -220,13 +221,8 @@ def _percentile_intervals(point, reps: np.ndarray, level: float) -> list[Interva
     return [Interval(float(p), float(low), float(high), level) for p, low, high in zip(point, lo, hi)]
 
 
-def metrics_with_ci(labels, probs, threshold: float = 0.5, *, n_boot: int = 1000, level: float = 0.95,
-                    seed: int = 0) -> dict[str, Interval]:
-    """Return AUC, sensitivity, specificity and accuracy at `threshold`, each with a stratified bootstrap interval.
-
-    The bootstrap resamples positives and negatives separately (as pROC does by default), so every
-    replicate keeps the case mix and both classes; the interval is the percentile interval.
-    """
+def _bootstrap(labels, probs, threshold: float, n_boot: int, level: float, seed: int):
+    """Return (point metrics, stratified bootstrap replicates (n_boot, 4)) in `_METRICS` order."""
     labels, scores = _positive_scores(labels, probs)
     pos, neg = scores[labels == 1], scores[labels == 0]
     if len(pos) < 2 or len(neg) < 2:
@@ -244,7 +240,32 @@ def metrics_with_ci(labels, probs, threshold: float = 0.5, *, n_boot: int = 1000
         reps[b] = (_auc_fast(p, n), hits / len(p), rejections / len(n), (hits + rejections) / n_all)
     hits, rejections = (pos >= threshold).sum(), (neg < threshold).sum()
     point = (_auc_fast(pos, neg), hits / len(pos), rejections / len(neg), (hits + rejections) / n_all)
+    return np.array(point), reps
+
+
+def metrics_with_ci(labels, probs, threshold: float = 0.5, *, n_boot: int = 1000, level: float = 0.95,
+                    seed: int = 0) -> dict[str, Interval]:
+    """Return AUC, sensitivity, specificity and accuracy at `threshold`, each with a stratified bootstrap interval.
+
+    The bootstrap resamples positives and negatives separately (as pROC does by default), so every
+    replicate keeps the case mix and both classes; the interval is the percentile interval.
+    """
+    point, reps = _bootstrap(labels, probs, threshold, n_boot, level, seed)
     return dict(zip(_METRICS, _percentile_intervals(point, reps, level)))
+
+
+def metric_gaps(reference: tuple, other: tuple, threshold: float = 0.5, *, n_boot: int = 1000, level: float = 0.95,
+                seed: int = 0) -> dict[str, Interval]:
+    """Return other minus reference for AUC, sensitivity, specificity and accuracy, each with a bootstrap interval.
+
+    `reference` and `other` are (labels, probs) of two independent image sets (an internal test part and an
+    external site): each is resampled on its own (stratified, as in `metrics_with_ci`), and the interval is the
+    percentile interval of the replicate differences. An interval that excludes 0 is a gap the sampling
+    noise of either set does not explain.
+    """
+    point_a, reps_a = _bootstrap(*reference, threshold, n_boot, level, seed)
+    point_b, reps_b = _bootstrap(*other, threshold, n_boot, level, seed + 1)  # another stream: independent sets
+    return dict(zip(_METRICS, _percentile_intervals(point_b - point_a, reps_b - reps_a, level)))
 
 
 def mean_ci(values, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> Interval:

@@ -16,7 +16,7 @@ from ..data import BatchLoader
 from ..data.augment import Augment
 from ..errors import ConfigError, DataError
 from ..features import TensorLoader, cache_activations, layer_chain, split_at_group
-from ..train import SCORE_BATCH
+from ..train import DEVICES, SCORE_BATCH
 
 __all__ = ["RecipeConfig", "METRICS_FILE", "cache_cut", "can_cut", "image_loaders", "cached_loaders", "check_out_dir",
            "data_fingerprint"]
@@ -50,6 +50,9 @@ class RecipeConfig:
     threshold: str = "youden"  # "youden" (max sensitivity + specificity - 1 on val) or "0.5"
     seed: int = 0
     threads: int | None = None  # torch threads; None leaves torch's default
+    # "auto": cuda if torch sees one, else mps, else cpu (medkit.train.pick_device); the numbers in
+    # benchmarks/RECIPE.md are CPU runs, and a GPU gives the same recipe, only faster
+    device: str = "auto"
 
     def check(self) -> "RecipeConfig":
         """Raise ConfigError naming the first setting that cannot work; return self."""
@@ -67,6 +70,8 @@ class RecipeConfig:
                               f"({RecipeConfig.image_size} is the recipe).")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise ConfigError(f"threads must be a positive integer, got {self.threads!r}.")
+        if self.device not in DEVICES:
+            raise ConfigError(f"device {self.device!r} is not one of {', '.join(DEVICES)}.")
         return self
 
 
@@ -112,10 +117,11 @@ def image_loaders(splits, pre, cfg: RecipeConfig) -> tuple[BatchLoader, BatchLoa
     return train_dl, BatchLoader(splits["val"], SCORE_BATCH, preprocess=pre)
 
 
-def cached_loaders(model, cut: int, splits, pre, cfg: RecipeConfig, progress: bool):
+def cached_loaders(model, cut: int, splits, pre, cfg: RecipeConfig, progress: bool, device: str = "cpu"):
     """Return (upper part of `model`, train and val loaders over the frozen lower part's cached outputs)."""
     lower, upper = split_at_group(model, cut)
-    acts = {part: cache_activations(lower, BatchLoader(splits[part], SCORE_BATCH, preprocess=pre), progress=progress)
+    acts = {part: cache_activations(lower, BatchLoader(splits[part], SCORE_BATCH, preprocess=pre), progress=progress,
+                                    device=device)
             for part in ("train", "val")}
     train = splits["train"]
     train_dl = TensorLoader(acts["train"], train.labels, cfg.batch_size, shuffle=True, seed=cfg.seed,

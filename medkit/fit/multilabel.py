@@ -32,7 +32,7 @@ from ..evaluation.evaluate import choose_threshold
 from ..freeze import fit_stages, schedule
 from ..models import get_backbone, get_spec
 from ..multilabel import finding_aucs
-from ..train import logits_of, seed_everything
+from ..train import logits_of, pick_device, seed_everything
 from .config import (
     METRICS_FILE,
     RecipeConfig,
@@ -43,6 +43,7 @@ from .config import (
     data_fingerprint,
     image_loaders,
 )
+from .validation import role_of, validation_entry
 
 __all__ = ["TASK", "wants_multilabel", "is_multilabel_checkpoint", "check_task_matches", "carve_findings", "predict_sigmoid",
            "score_findings", "fit_multilabel", "evaluate_multilabel", "fit_summary"]
@@ -126,10 +127,10 @@ class _Targets:
 
 
 @torch.inference_mode()
-def predict_sigmoid(model: nn.Module, loader) -> np.ndarray:
+def predict_sigmoid(model: nn.Module, loader, device: str = "cpu") -> np.ndarray:
     """Return P(finding) per image and finding, (N, K): a sigmoid per output, not a softmax across them."""
-    model.eval()
-    return torch.cat([torch.sigmoid(logits_of(model(x)).float()) for x, _ in loader]).numpy()
+    model.eval().to(device)
+    return torch.cat([torch.sigmoid(logits_of(model(x.to(device))).float()).cpu() for x, _ in loader]).numpy()
 
 
 def score_findings(Y, P, names, *, n_boot: int = 1000, seed: int = 0) -> dict:
@@ -169,6 +170,7 @@ def fit_multilabel(data, out_dir, cfg=None, *, findings=None, progress: bool = T
     check_out_dir(out_dir, overwrite)
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
+    device = pick_device(cfg.device)
     spec = get_spec(cfg.backbone)
     stages = schedule(cfg.freeze, cfg.epochs, cfg.lr, cfg.head_lr, n_groups=len(spec.groups))
     pre = spec.preprocess(cfg.image_size)
@@ -189,40 +191,44 @@ def fit_multilabel(data, out_dir, cfg=None, *, findings=None, progress: bool = T
         log(f"note: no training image shows {absent}; their outputs cannot learn anything")
     seed_everything(cfg.seed)
     model = get_backbone(cfg.backbone, weights=cfg.weights, num_classes=len(names))
-    model = model.to(memory_format=torch.channels_last)
+    model = model.to(device, memory_format=torch.channels_last)
     cut = cache_cut(stages, len(spec.groups)) if cfg.cache_features else 0
     if cut and not can_cut(model):
         cut = 0
     log(f"medkit fit (multi-label, {len(names)} findings): {cfg.backbone} at {cfg.image_size} px, "
-        f"{len(parts['train'])} train / {len(parts['val'])} val images, {cfg.epochs} epochs, freeze={cfg.freeze}")
+        f"{len(parts['train'])} train / {len(parts['val'])} val images, {cfg.epochs} epochs, freeze={cfg.freeze}, "
+        f"on {device}")
     if cut:
-        net, train_dl, val_dl = cached_loaders(model, cut, splits, pre, cfg, progress)
+        net, train_dl, val_dl = cached_loaders(model, cut, splits, pre, cfg, progress, device=device)
     else:
         net, (train_dl, val_dl) = model, image_loaders(splits, pre, cfg)
     train_dl = _Targets(train_dl, Y["train"])
     # no per-epoch validation inside the loop: its loss and AUC assume one class per image
     history = fit_stages(model, train_dl, None, stages, weight_decay=cfg.weight_decay, loss_fn=nn.BCEWithLogitsLoss(),
-                         progress=progress, net=net)
-    P_val = predict_sigmoid(net, val_dl)
+                         progress=progress, net=net, device=device)
+    P_val = predict_sigmoid(net, val_dl, device)
     thresholds = _thresholds(Y["val"], P_val, names, cfg.threshold)
-    val_metrics = score_findings(Y["val"], P_val, names)
     seconds = time.perf_counter() - start
     data_info = {"path": str(Path(data).resolve()), "fingerprint": data_fingerprint(splits), "group_by": cfg.group_by,
                  "channels": int(splits["train"].channels), "cached_groups": cut}
+    val_metrics = {**score_findings(Y["val"], P_val, names), "task": TASK, "role": "internal", "part": "val",
+                   "data": data_info["path"], "fingerprint": data_info["fingerprint"], "thresholds": thresholds,
+                   "patients": next(r["groups"] for r in report if r["part"] == "val")}
     split_info = {"report": report, "group_kind": "patient" if "patient-grouped" in how else None, "notes": []}
     height, width = table.images.shape[1:3]
-    save_checkpoint(out_dir, model, image_size=cfg.image_size, classes=names, threshold=0.5, channels=data_info["channels"],
-                    input_size=height if height == width else None, recipe=asdict(cfg), splits=split_info,
-                    data=data_info, task=TASK, findings=list(names), thresholds=thresholds)
+    save_checkpoint(out_dir, model.cpu(), image_size=cfg.image_size, classes=names, threshold=0.5,
+                    channels=data_info["channels"], input_size=height if height == width else None, recipe=asdict(cfg),
+                    splits=split_info, data=data_info, task=TASK, findings=list(names), thresholds=thresholds,
+                    validation=[validation_entry(val_metrics, threshold_chosen_here=True)])
     metrics = {"task": TASK, "val": val_metrics, "threshold": None, "thresholds": thresholds, "train_seconds": seconds,
                "history": history.rows, "splits": split_info, "data": data_info, "recipe": asdict(cfg),
-               "n": {k: len(v) for k, v in parts.items()}, "findings": list(names)}
+               "n": {k: len(v) for k, v in parts.items()}, "findings": list(names), "device": device}
     write_json(Path(out_dir) / METRICS_FILE, metrics)
     return metrics
 
 
 def evaluate_multilabel(ckpt_dir, data, split: str = "auto", backbone: str | None = None, n_boot: int = 1000,
-                        log=None, batch_size: int = 32) -> dict:
+                        log=None, batch_size: int = 32, device: str = "cpu") -> dict:
     """Return per-finding AUC with 95% intervals, macro AUC, skipped findings, n and patients of a multi-label checkpoint.
 
     What is scored: the test part `fit` carved when `data` is the CSV the checkpoint was trained on, else
@@ -235,7 +241,7 @@ def evaluate_multilabel(ckpt_dir, data, split: str = "auto", backbone: str | Non
         raise DataError(f"{ckpt_dir} is a multi-label checkpoint (findings {names}); score it on a CSV "
                         f"(path,label[,patient]) of `|`-separated findings, not {data}.")
     trained_on = config.get("data") if isinstance(config.get("data"), dict) else {}
-    same = trained_on.get("path") == str(path.resolve())
+    same = role_of(config, path) == "internal"
     table = from_findings_csv(path, names=names, image_size=int(config["image_size"]),
                               fix=f"The checkpoint {ckpt_dir} knows only these findings: score it on data labelled "
                                   "with them, or train a checkpoint that includes the new one.")
@@ -243,6 +249,7 @@ def evaluate_multilabel(ckpt_dir, data, split: str = "auto", backbone: str | Non
         split = "test" if same else "all"
     if split == "all":
         index, origin = np.arange(len(table)), f"every line of {path.name}"
+        fingerprint = data_fingerprint({"all": table.dataset(index)})
     else:
         if not same:
             raise DataError(f"--split {split} names a part fit carved, but {data} is not the CSV {ckpt_dir} was "
@@ -250,16 +257,18 @@ def evaluate_multilabel(ckpt_dir, data, split: str = "auto", backbone: str | Non
         parts, origin = carve_findings(table, trained_on.get("group_by", "auto"))
         index = parts[split]
         splits = {k: table.dataset(v) for k, v in parts.items()}
-        if trained_on.get("fingerprint") not in (None, data_fingerprint(splits)) and log:
+        fingerprint = data_fingerprint(splits)
+        if trained_on.get("fingerprint") not in (None, fingerprint) and log:
             log(f"warning: {data} changed since the checkpoint was trained (fingerprint differs): its carved test "
                 "part may now hold images the model was trained on")
     pre = get_spec(config["backbone"]).preprocess(config["image_size"])
     loader = BatchLoader(table.dataset(index), batch_size, preprocess=pre)
-    P = predict_sigmoid(model.to(memory_format=torch.channels_last), loader)
+    P = predict_sigmoid(model.to(device, memory_format=torch.channels_last), loader, device)
     out = score_findings(table.Y[index], P, names, n_boot=n_boot)
-    out.update({"task": TASK, "split": split, "source": origin, "thresholds": config.get("thresholds", {}),
+    out.update({"task": TASK, "role": "internal" if same else "external", "split": split, "source": origin,
+                "data": str(path.resolve()), "fingerprint": fingerprint, "thresholds": config.get("thresholds", {}),
                 "patients": None if table.patients is None else int(len(np.unique(table.patients[index]))),
-                "trained_on_this_data": same})
+                "trained_on_this_data": same, "device": device})
     return out
 
 
@@ -268,7 +277,8 @@ def fit_summary(out, metrics: dict) -> dict:
     val = metrics["val"]
     return {"out": str(out), "task": TASK, "findings": metrics["findings"],
             "thresholds": {k: round(v, 4) for k, v in metrics["thresholds"].items()},
-            "train_seconds": round(metrics["train_seconds"], 1),
-            "val": {"macro_auc": None if val["macro_auc"] is None else round(val["macro_auc"], 6), "n": val["n"],
+            "train_seconds": round(metrics["train_seconds"], 1), "device": metrics["device"],
+            "val": {"role": "internal", "part": "val",
+                    "macro_auc": None if val["macro_auc"] is None else round(val["macro_auc"], 6), "n": val["n"],
                     "auc": {k: round(v["auc"], 6) for k, v in val["findings"].items()}, "skipped": val["skipped"]},
             "n": metrics["n"], "patients": {r["part"]: r["groups"] for r in metrics["splits"]["report"]}}

@@ -9,6 +9,10 @@ chosen on validation only, then stored in the checkpoint config with the split r
 Speed on a CPU (benchmarks/bench_fit_224.py, benchmarks/RECIPE.md): when every stage keeps the lower
 layer groups frozen, those groups run once per image and the upper groups train on their cached
 outputs (float16, channels_last); augmentation then cannot apply (the same cached features every epoch).
+
+Every score says its role (`medkit.fit.validation`): fit's val and the carved test part are "internal" (the
+source the checkpoint was trained on), any other source is "external". The checkpoint keeps fit's val as its
+first `validation` record; `evaluate_internal_and_external` scores both roles and the gap between them.
 """
 
 import time
@@ -19,15 +23,15 @@ import numpy as np
 import torch
 
 from ..atomic import write_json
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import load_checkpoint, read_config, save_checkpoint
 from ..data import BatchLoader, check_trainable, load_source
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..evaluation.evaluate import choose_threshold, metrics_with_ci
 from ..evaluation.metrics import classification_metrics, sensitivity_specificity
 from ..freeze import fit_stages, schedule
 from ..losses import make_loss
 from ..models import get_backbone, get_spec
-from ..train import SCORE_BATCH, predict, seed_everything
+from ..train import SCORE_BATCH, pick_device, predict, seed_everything
 from .config import (
     METRICS_FILE,
     RecipeConfig,
@@ -39,8 +43,10 @@ from .config import (
     image_loaders,
 )
 from .multilabel import check_task_matches, evaluate_multilabel, fit_multilabel, wants_multilabel
+from .validation import metric_gap, role_of, validation_entry
 
-__all__ = ["fit_recipe", "evaluate_checkpoint"]
+__all__ = ["fit_recipe", "evaluate_checkpoint", "score_checkpoint", "evaluate_internal_and_external"]
+
 
 def _load_source(data, cfg: RecipeConfig, *, carve: bool, log):
     return load_source(data, image_size=cfg.image_size, group_by=cfg.group_by, carve=carve, log=log)
@@ -72,6 +78,7 @@ def fit_recipe(data, out_dir, cfg: RecipeConfig | None = None, progress: bool = 
     check_out_dir(out_dir, overwrite)
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
+    device = pick_device(cfg.device)  # an unavailable device fails here, before any data is read
     spec = get_spec(cfg.backbone)  # an unknown backbone fails here, before any data is read
     stages = schedule(cfg.freeze, cfg.epochs, cfg.lr, cfg.head_lr, n_groups=len(spec.groups))
     pre = spec.preprocess(cfg.image_size)  # a size too small for this backbone's features (ConfigError) fails here too
@@ -80,35 +87,39 @@ def fit_recipe(data, out_dir, cfg: RecipeConfig | None = None, progress: bool = 
     check_trainable(data, splits)
     seed_everything(cfg.seed)
     model = get_backbone(cfg.backbone, weights=cfg.weights, num_classes=len(classes))
-    model = model.to(memory_format=torch.channels_last)  # about twice as fast on CPU (bench_fit_224.py)
-    loss_fn = make_loss(cfg.loss, splits["train"].labels, len(classes))
+    model = model.to(device, memory_format=torch.channels_last)  # about twice as fast on CPU (bench_fit_224.py)
+    loss_fn = make_loss(cfg.loss, splits["train"].labels, len(classes)).to(device)  # class weights live on `device`
     cut = cache_cut(stages, len(spec.groups)) if cfg.cache_features else 0
     if cut and not can_cut(model):
         log(f"medkit fit: {spec.name} is not a chain of layers that can be cut; every stage runs on images")
         cut = 0
     log(f"medkit fit: {cfg.backbone} ({cfg.weights or 'random init'}) at {cfg.image_size} px, "
-        f"{len(splits['train'])} train / {len(splits['val'])} val images, {cfg.epochs} epochs, freeze={cfg.freeze}"
+        f"{len(splits['train'])} train / {len(splits['val'])} val images, {cfg.epochs} epochs, freeze={cfg.freeze}, "
+        f"on {device}"
         + (f"; layer groups 0-{cut - 1} frozen throughout: their outputs are cached once per image "
            "(no augmentation on cached features)" if cut else ""))
     if cut:
-        net, train_dl, val_dl = cached_loaders(model, cut, splits, pre, cfg, progress)
+        net, train_dl, val_dl = cached_loaders(model, cut, splits, pre, cfg, progress, device=device)
     else:
         net, (train_dl, val_dl) = model, image_loaders(splits, pre, cfg)
     history = fit_stages(model, train_dl, val_dl, stages, weight_decay=cfg.weight_decay, loss_fn=loss_fn,
-                         progress=progress, net=net)
+                         progress=progress, net=net, device=device)
     for row in history.rows:
         log("  " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-    probs, labels = predict(net, val_dl)
+    probs, labels = predict(net, val_dl, device)
     threshold = choose_threshold(labels, probs, cfg.threshold) if probs.shape[1] == 2 else 0.5
-    val_metrics = classification_metrics(labels, probs, threshold)
     seconds = time.perf_counter() - start
     data_info = {"path": str(Path(data).resolve()), "fingerprint": data_fingerprint(splits), "group_by": cfg.group_by,
                  "channels": int(splits["train"].channels), "cached_groups": cut}
+    val_metrics = {**_scores(labels, probs, threshold, n_boot=1000), "role": "internal", "part": "val", "data": data_info["path"], "fingerprint": data_info["fingerprint"],
+                   "patients": _patients(splits["val"])}
     height, width = splits["train"].image_size
-    save_checkpoint(out_dir, model, image_size=cfg.image_size, classes=classes, threshold=threshold,
-                    channels=data_info["channels"], input_size=height if height == width else None, recipe=asdict(cfg), splits=_split_summary(source), data=data_info)
+    save_checkpoint(out_dir, model.cpu(), image_size=cfg.image_size, classes=classes, threshold=threshold,
+                    channels=data_info["channels"], input_size=height if height == width else None, recipe=asdict(cfg),
+                    splits=_split_summary(source), data=data_info,
+                    validation=[validation_entry(val_metrics, threshold_chosen_here=True)])
     metrics = {"val": val_metrics, "threshold": threshold, "train_seconds": seconds, "history": history.rows,
-               "splits": _split_summary(source), "data": data_info, "recipe": asdict(cfg),
+               "splits": _split_summary(source), "data": data_info, "recipe": asdict(cfg), "device": device,
                "n": {k: len(v) for k, v in splits.items()}}
     write_json(Path(out_dir) / METRICS_FILE, metrics)  # atomic: a crash leaves the old metrics, not half a file
     return metrics
@@ -126,26 +137,39 @@ def _pick_part(source, split: str, data) -> str:
     raise DataError(f"{data} holds parts {sorted(source.splits)} but no test part to score; pass --split.")
 
 
-def evaluate_checkpoint(ckpt_dir, data, split: str = "auto", backbone: str | None = None, batch_size: int = SCORE_BATCH,
-                        n_boot: int = 1000, log=None) -> dict:
-    """Return AUC, accuracy, sensitivity, specificity (with 95% bootstrap intervals), n and patients of a checkpoint.
+def _patients(ds) -> int | None:
+    return None if ds.groups is None else int(len(np.unique(ds.groups)))
 
-    What is scored (`split="auto"`): the carved test part when `data` is the source the checkpoint was trained
-    on (same carve, same seed); a source's own test part (a `test/` subfolder, an npz `test` split); or every
-    image of a source with no split parts (a checkpoint trained on one folder, scored on another).
-    """
+
+def _scores(labels, probs, threshold: float, n_boot: int) -> dict:
+    """Return the point metrics at `threshold`, with 95% bootstrap intervals where the part allows them."""
+    out = classification_metrics(labels, probs, threshold)
+    if probs.shape[1] == 2 and min(np.bincount(labels, minlength=2)) >= 2:
+        ci = metrics_with_ci(labels, probs, threshold, n_boot=n_boot, seed=0)
+        out.update({k: v.estimate for k, v in ci.items()})
+        out["ci95"] = {k: [round(v.low, 6), round(v.high, 6)] for k, v in ci.items()}
+    elif probs.shape[1] > 2:
+        out.update(sensitivity_specificity(labels, probs.argmax(1), probs.shape[1]))
+    return out
+
+
+def score_checkpoint(ckpt_dir, data, split: str = "auto", backbone: str | None = None, batch_size: int = SCORE_BATCH,
+                     n_boot: int = 1000, log=None, device: str = "auto") -> tuple[dict, tuple | None]:
+    """Return (`evaluate_checkpoint`'s result, (labels, probs) of the part scored; None for multi-label)."""
     if split not in ("auto", "train", "val", "test", "all"):
         raise DataError(f"Unknown split {split!r}; use auto, train, val, test or all.")
+    device = pick_device(device)
     if check_task_matches(ckpt_dir, data):
         return evaluate_multilabel(ckpt_dir, data, split, backbone=backbone, n_boot=n_boot, log=log,
-                                   batch_size=batch_size)
+                                   batch_size=batch_size, device=device), None
     model, config = load_checkpoint(ckpt_dir, backbone=backbone)
     recipe = config.get("recipe", {})
     trained_on = config.get("data", {}) if isinstance(config.get("data"), dict) else {}
-    same = trained_on.get("path") == str(Path(data).resolve())
+    role = role_of(config, data)
     cfg = RecipeConfig(image_size=int(config["image_size"]), group_by=recipe.get("group_by", "auto"))
-    source = _load_source(data, cfg, carve=same, log=log)
-    if same and trained_on.get("fingerprint") not in (None, data_fingerprint(source.splits)) and log:
+    source = _load_source(data, cfg, carve=role == "internal", log=log)
+    fingerprint = data_fingerprint(source.splits)
+    if role == "internal" and trained_on.get("fingerprint") not in (None, fingerprint) and log:
         log(f"warning: {data} changed since the checkpoint was trained (fingerprint differs): its carved test part "
             "may now hold images the model was trained on")
     if list(source.classes) != list(config["classes"]):
@@ -155,18 +179,57 @@ def evaluate_checkpoint(ckpt_dir, data, split: str = "auto", backbone: str | Non
     part = _pick_part(source, split, data)
     ds = source.splits[part]
     pre = get_spec(config["backbone"]).preprocess(config["image_size"])
-    probs, labels = predict(model.to(memory_format=torch.channels_last), BatchLoader(ds, batch_size, preprocess=pre))
+    model = model.to(device, memory_format=torch.channels_last)
+    probs, labels = predict(model, BatchLoader(ds, batch_size, preprocess=pre), device)
     if probs.shape[1] != config["num_classes"]:
         raise DataError(f"The model predicts {probs.shape[1]} classes, its config says {config['num_classes']}.")
-    threshold = config.get("threshold", 0.5)
-    out = classification_metrics(labels, probs, threshold)
-    if probs.shape[1] == 2 and min(np.bincount(labels, minlength=2)) >= 2:
-        ci = metrics_with_ci(labels, probs, threshold, n_boot=n_boot, seed=0)
-        out.update({k: v.estimate for k, v in ci.items()})
-        out["ci95"] = {k: [round(v.low, 6), round(v.high, 6)] for k, v in ci.items()}
-    elif probs.shape[1] > 2:
-        out.update(sensitivity_specificity(labels, probs.argmax(1), probs.shape[1]))
-    out.update({"split": part, "source": source.origin.get(part, part), "n": len(ds),
-                "patients": None if ds.groups is None else int(len(np.unique(ds.groups))),
-                "trained_on_this_data": same})
-    return out
+    out = _scores(labels, probs, config.get("threshold", 0.5), n_boot)
+    out.update({"role": role, "split": part, "source": source.origin.get(part, part), "data": str(Path(data).resolve()),
+                "fingerprint": fingerprint, "n": len(ds), "patients": _patients(ds),
+                "trained_on_this_data": role == "internal", "device": device})
+    return out, (labels, probs)
+
+
+def evaluate_checkpoint(ckpt_dir, data, split: str = "auto", backbone: str | None = None, batch_size: int = SCORE_BATCH,
+                        n_boot: int = 1000, log=None, device: str = "auto") -> dict:
+    """Return AUC, accuracy, sensitivity, specificity (with 95% bootstrap intervals), n and patients of a checkpoint.
+
+    What is scored (`split="auto"`): the carved test part when `data` is the source the checkpoint was trained
+    on (same carve, same seed; `role` "internal"); a source's own test part (a `test/` subfolder, an npz `test`
+    split) or every image of a source with no split parts (another source: `role` "external"). `device`:
+    "auto" (cuda, else mps, else cpu), "cpu", "cuda" or "mps" (`medkit.train.pick_device`).
+    """
+    return score_checkpoint(ckpt_dir, data, split, backbone, batch_size, n_boot, log, device)[0]
+
+
+def evaluate_internal_and_external(ckpt_dir, data, split: str = "auto", backbone: str | None = None,
+                                   n_boot: int = 1000, log=None, device: str = "auto") -> dict:
+    """Return {"internal", "external", "gap"}: the checkpoint on another source and on its own held-out test part.
+
+    Args:
+        data: another source than the checkpoint's own (refused when it is the same one); `split` picks its part.
+        The internal part is the test part fit carved from the source recorded in the checkpoint (`data.path`),
+        same carve, same seed. When that source is not on this machine, "internal" says so (`available`
+        false, with the reason), the gap is None, and the external result is still returned.
+        gap: external minus internal per metric, with 95% intervals from resampling each set on its own.
+    """
+    config = read_config(ckpt_dir)
+    if role_of(config, data) == "internal":
+        raise ConfigError(f"{data} is the source {ckpt_dir} was trained on, whose test part --internal-too scores "
+                          "anyway. Pass another source as --data (a second site), or drop --internal-too.")
+    device = pick_device(device)
+    kwargs = {"backbone": backbone, "n_boot": n_boot, "log": log, "device": device}
+    external, ext_scores = score_checkpoint(ckpt_dir, data, split, **kwargs)
+    trained_on = config["data"].get("path") if isinstance(config.get("data"), dict) else None
+    if not trained_on or not Path(trained_on).exists():
+        why = (f"its training data {trained_on} is not on this machine" if trained_on
+               else "the checkpoint does not record its training data (data.path)")
+        if log:
+            log(f"internal: not scored: {why}. Only the external result is reported; run this where that data is "
+                "to see both.")
+        return {"internal": {"role": "internal", "data": trained_on, "available": False, "reason": why},
+                "external": external, "gap": None}
+    internal, int_scores = score_checkpoint(ckpt_dir, trained_on, "auto", **kwargs)
+    scores = {"internal": int_scores, "external": ext_scores} if ext_scores and int_scores else None
+    gap = metric_gap(internal, external, scores, external.get("threshold"), n_boot=n_boot)
+    return {"internal": internal, "external": external, "gap": gap}

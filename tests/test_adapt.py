@@ -1,0 +1,162 @@
+"""A new site with a few labels: recalibration on k images, scored only on the others (medkit.evaluation.adapt)."""
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy.special import expit, logit
+from sklearn.metrics import roc_auc_score
+
+from medkit.errors import DataError
+from medkit.evaluation import adapt
+from medkit.evaluation.evaluate import choose_threshold
+
+
+def site(n=400, prior=0.6, shift=1.5, seed=0, per_patient=2):
+    """A second site: scores rank well but sit `shift` logits too high; `per_patient` images per patient key."""
+    rng = np.random.default_rng(seed)
+    patients = np.repeat(np.arange(n // per_patient), per_patient)
+    y = (rng.random(n // per_patient) < prior).astype(int)[patients]  # one diagnosis per patient
+    z = np.where(y == 1, 1.5, -1.5) + rng.normal(0, 1.2, n) + shift
+    return expit(z), y, np.array([f"person{p}" for p in patients])
+
+
+def test_the_k_labelled_images_and_their_patients_are_never_scored():
+    probs, y, groups = site(per_patient=3, n=300)
+    for k in (10, 25, 50):
+        used = adapt.draw_labelled(y, k, seed=3, groups=groups)
+        mask = adapt.scoring_mask(len(y), used, groups)
+        assert len(used) == 3 * (k // 3)  # whole 3-image patients: short of k only by what no patient fits
+        assert not mask[used].any()
+        assert not set(groups[used]) & set(groups[mask])  # no patient on both sides
+        assert mask.sum() == len(y) - len(set(groups[used])) * 3
+    curve = adapt.few_label_curve(probs, y, groups, ks=(0, 25), seeds=range(3), home_threshold=0.5)
+    assert (curve["n_scored"] == len(y) - curve["n_labelled"]).all()
+
+
+def test_patients_that_cannot_fit_leave_the_draw_short_rather_than_split():
+    probs, y, groups = site(n=300, per_patient=2)
+    used = adapt.draw_labelled(y, 25, seed=0, groups=groups)
+    assert len(used) == 24 and len(set(groups[used])) == 12  # 12 whole patients; the 25th image would split one
+
+
+def test_draw_is_stratified_and_reproducible():
+    probs, y, groups = site(n=400, prior=0.6)
+    a = adapt.draw_labelled(y, 50, seed=7, groups=groups)
+    assert np.array_equal(a, adapt.draw_labelled(y, 50, seed=7, groups=groups))
+    assert not np.array_equal(a, adapt.draw_labelled(y, 50, seed=8, groups=groups))
+    assert abs(y[a].mean() - y.mean()) <= 0.05
+    # even 2 images hold both classes when the site has both
+    assert set(y[adapt.draw_labelled(y, 2, seed=1)]) == {0, 1}
+    c1 = adapt.few_label_curve(probs, y, groups, ks=(10, 50), seeds=range(3), home_threshold=0.5)
+    c2 = adapt.few_label_curve(probs, y, groups, ks=(10, 50), seeds=range(3), home_threshold=0.5)
+    assert c1.equals(c2)
+    assert list(c1.columns[:8]) == ["k", "seed", "acc", "sensitivity", "specificity", "auc", "threshold", "n_scored"]
+
+
+def test_k_zero_keeps_the_home_model_and_says_so():
+    probs, y, _ = site()
+    rec = adapt.recalibrate(probs[:0], y[:0], "temperature+threshold", home_threshold=0.7)
+    assert (rec.temperature, rec.threshold, rec.prior_shift, rec.k) == (1.0, 0.7, 0.0, 0)
+    assert "k=0" in rec.note and np.allclose(rec.apply(probs), probs)
+    row = adapt.few_label_curve(probs, y, ks=(0,), seeds=(0,), home_threshold=0.7).iloc[0]
+    assert row["n_scored"] == len(y) and row["acc"] == pytest.approx(((probs >= 0.7) == y).mean())
+
+
+@pytest.mark.parametrize("method", ["threshold", "temperature", "temperature+threshold"])
+def test_one_class_among_the_k_keeps_the_home_model_and_warns(method):
+    probs, y, _ = site()
+    ones = np.flatnonzero(y == 1)[:8]
+    with pytest.warns(UserWarning, match="all class 1"):
+        rec = adapt.recalibrate(probs[ones], y[ones], method, home_threshold=0.7)
+    assert rec.temperature == 1.0 and rec.threshold == 0.7 and "both classes" in rec.note
+
+
+def test_prior_with_one_class_stays_finite_and_warns():
+    probs, y, _ = site()
+    ones = np.flatnonzero(y == 1)[:3]
+    with pytest.warns(UserWarning, match="one class"):
+        rec = adapt.recalibrate(probs[ones], y[ones], "prior", home_prior=0.5)
+    assert rec.new_prior == pytest.approx(3.5 / 4) and np.isfinite(rec.prior_shift)
+
+
+def test_bad_inputs_say_what_to_do():
+    probs, y, groups = site()
+    with pytest.raises(DataError, match="home_prior"):
+        adapt.recalibrate(probs[:20], y[:20], "prior")
+    with pytest.raises(DataError, match="Unknown method"):
+        adapt.recalibrate(probs[:20], y[:20], "platt")
+    with pytest.raises(DataError, match="nothing to score"):
+        adapt.draw_labelled(y, len(y), 0)
+    with pytest.raises(DataError, match="group ids"):
+        adapt.draw_labelled(y, 10, 0, groups=groups[:-1])
+    with pytest.raises(DataError, match="0/1"):
+        adapt.recalibrate(probs[:4], [0, 1, 2, 1])
+
+
+def test_prior_shift_improves_accuracy_under_a_pure_label_shift():
+    # calibrated at home (prior 0.5); the new site has 10% positives: the same scores, a different case mix
+    rng = np.random.default_rng(0)
+    y = (rng.random(2000) < 0.1).astype(int)
+    z = np.where(y == 1, 1.0, -1.0) + rng.normal(0, 1.0, 2000)
+    probs = expit(2 * z)  # P(y=1 | z) when both classes are equally likely and the class means are +-1, sd 1
+    home = adapt.few_label_curve(probs, y, ks=(0,), seeds=(0,), home_threshold=0.5)
+    prior = adapt.few_label_curve(probs, y, ks=(100,), seeds=range(5), method="prior", home_threshold=0.5,
+                                  home_prior=0.5)
+    assert prior["acc"].min() > home["acc"].iloc[0] + 0.05  # measured, data seeds 0-2: 0.92-0.93 vs 0.83-0.85
+    assert np.allclose(prior["auc"], prior["auc"].iloc[0], atol=0.01)  # a logit shift keeps the ranking
+
+
+@pytest.mark.parametrize("method", ["threshold", "temperature", "temperature+threshold", "prior"])
+def test_recalibration_never_changes_the_ranking(method):
+    probs, y, groups = site()
+    rec = adapt.recalibrate(probs[:60], y[:60], method, home_threshold=0.5, home_prior=0.74)
+    assert roc_auc_score(y, rec.apply(probs)) == pytest.approx(roc_auc_score(y, probs), abs=1e-12)
+    table = np.stack([1 - probs, probs], axis=1)
+    assert np.allclose(rec.apply(table)[:, 1], rec.apply(probs))  # (N, 2) in, (N, 2) out
+
+
+def test_threshold_is_the_kits_rule_and_fixes_a_shifted_site():
+    probs, y, groups = site(shift=1.5)
+    used = adapt.draw_labelled(y, 50, 0, groups)
+    rec = adapt.recalibrate(probs[used], y[used], "threshold", home_threshold=0.5)
+    assert rec.threshold == choose_threshold(y[used], probs[used])
+    curve = adapt.few_label_curve(probs, y, groups, ks=(0, 50), seeds=range(5), home_threshold=0.5)
+    by_k = curve.groupby("k")["acc"].median()
+    assert by_k[50] > by_k[0] + 0.05  # measured, data seeds 0-2: 0.89-0.92 vs 0.78-0.82
+
+
+def test_temperature_alone_keeps_the_home_decisions():
+    rng = np.random.default_rng(0)
+    probs = rng.random(1000)
+    y = (rng.random(1000) < probs).astype(int)  # calibrated by construction
+    over = expit(3 * logit(probs))  # overconfident: a temperature about 3 undoes it
+    rec = adapt.recalibrate(over[:400], y[:400], "temperature", home_threshold=0.6)
+    assert rec.temperature == pytest.approx(3, rel=0.25)
+    assert np.array_equal(rec.predict(over), (over >= 0.6).astype(int))
+    both = adapt.recalibrate(over[:200], y[:200], "temperature+threshold", home_threshold=0.6)
+    same = adapt.recalibrate(over[:200], y[:200], "threshold", home_threshold=0.6)
+    # Youden's rule depends only on the ranking, so both cut the labelled images in the same place
+    assert np.array_equal(both.predict(over), same.predict(over))
+
+
+def test_summary_gives_median_and_percentiles_per_k():
+    probs, y, groups = site()
+    curve = adapt.few_label_curve(probs, y, groups, ks=(0, 10, 25), seeds=range(5), home_threshold=0.5)
+    summary = adapt.summarise_curve(curve)
+    assert list(summary["k"]) == [0, 10, 25] and (summary["seeds"] == 5).all()
+    for _, row in summary.iterrows():
+        part = curve[curve["k"] == row["k"]]["acc"]
+        assert row["acc_lo"] <= row["acc"] <= row["acc_hi"]
+        assert row["acc"] == pytest.approx(part.median())
+        assert part.min() <= row["acc_lo"] and row["acc_hi"] <= part.max()
+
+
+def test_curve_reports_degenerate_draws_in_a_column_not_warnings():
+    probs, y, _ = site()
+    y = np.ones_like(y)
+    y[:3] = 0  # a site with three normals: most small draws hold positives only
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        curve = adapt.few_label_curve(probs, y, ks=(1,), seeds=range(3), home_threshold=0.5)
+    assert curve["note"].str.contains("all class").all()

@@ -160,3 +160,143 @@ def test_curve_reports_degenerate_draws_in_a_column_not_warnings():
         warnings.simplefilter("error")
         curve = adapt.few_label_curve(probs, y, ks=(1,), seeds=range(3), home_threshold=0.5)
     assert curve["note"].str.contains("all class").all()
+
+
+# --- medkit adapt: a new checkpoint folder, and evaluate that skips the adaptation images ---------------------
+
+import json  # noqa: E402
+
+from medkit.checkpoint import CONFIG_FILE, WEIGHTS_FILE  # noqa: E402
+from medkit.cli import main  # noqa: E402
+from medkit.errors import ConfigError  # noqa: E402
+
+
+def _site(root, n_patients=12, per_patient=2, seed=0):
+    """Write a Kermany-style class-folder tree of 48 px PNGs (a bright square means pneumonia)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for label, cls in enumerate(("NORMAL", "PNEUMONIA")):
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        for p in range(n_patients):
+            for i in range(per_patient):
+                image = rng.integers(0, 80, (48, 48)).astype(np.uint8)
+                if label:
+                    image[12:36, 12:36] += 150
+                name = f"person{p}_bacteria_{i}.png" if label else f"IM-{p:04d}-{i:04d}.png"
+                Image.fromarray(image).save(root / cls / name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """A home checkpoint (ImageNet body, random 2-class head, 48 px) and a second site of 24 patients, 48 images."""
+    from medkit.checkpoint import save_checkpoint
+    from medkit.models import get_backbone
+    from medkit.train import seed_everything
+
+    seed_everything(0)
+    model = get_backbone("efficientnet_lite0", num_classes=2)
+    ck = tmp_path_factory.mktemp("home") / "ck"
+    report = [{"part": "train", "images": 100, "groups": 50, "classes": {"NORMAL": 25, "PNEUMONIA": 75}}]
+    save_checkpoint(ck, model, image_size=48, classes=["NORMAL", "PNEUMONIA"], threshold=0.5, input_size=48,
+                    channels=1, recipe={"group_by": "auto", "threshold": "youden"}, splits={"report": report},
+                    data={"path": "/elsewhere/home_train"})
+    return ck, _site(tmp_path_factory.mktemp("site") / "site_b")
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_adapt_writes_a_new_checkpoint_that_records_the_k_images(home, tmp_path):
+    from medkit.fit.adapt import adapt_checkpoint, home_prior
+
+    ck, site_dir = home
+    before = _files(ck)
+    record = adapt_checkpoint(ck, site_dir, tmp_path / "adapted", k=10, seed=1, method="threshold", log=None)
+    assert _files(ck) == before  # the input checkpoint is untouched
+    config = json.loads((tmp_path / "adapted" / CONFIG_FILE).read_text())
+    info = config["adaptation"]
+    assert info == record and (info["method"], info["k"], info["seed"]) == ("threshold", 10, 1)
+    assert len(info["images"]) == info["n_labelled"] == 10 and all(site_dir.as_posix() in p for p in info["images"])
+    assert config["threshold"] == info["threshold"] and info["home_threshold"] == 0.5
+    assert home_prior(config) == 0.75  # the home split report travels with the checkpoint
+    # the same seed draws the same images
+    again = adapt_checkpoint(ck, site_dir, tmp_path / "again", k=10, seed=1, method="threshold", log=None)
+    assert again["images"] == info["images"]
+
+
+def test_evaluate_skips_the_adaptation_images_and_says_so(home, tmp_path, capsys):
+    from medkit.fit import evaluate_checkpoint
+
+    ck, site_dir = home
+    assert main(["adapt", "--checkpoint", str(ck), "--data", str(site_dir), "--k", "8", "--out",
+                 str(tmp_path / "ad")]) == 0
+    capsys.readouterr()
+    lines = []
+    result = evaluate_checkpoint(tmp_path / "ad", site_dir, n_boot=50, log=lines.append)
+    assert result["n"] == 48 - 8 and result["adaptation_images_skipped"] == 8
+    assert any("not scored" in line for line in lines)
+    assert evaluate_checkpoint(ck, site_dir, n_boot=50)["n"] == 48  # the home checkpoint scores every image
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "ad"), "--data", str(site_dir)]) == 0
+    assert "8 used by `medkit adapt` not scored" in capsys.readouterr().err
+
+
+def test_folded_recalibration_matches_the_library(home, tmp_path):
+    from medkit.checkpoint import load_checkpoint
+    from medkit.evaluation.adapt import recalibrate
+    from medkit.fit.adapt import adapt_checkpoint, site_features, site_images
+
+    ck, site_dir = home
+    config, ds = site_images(ck, site_dir)
+    _, before = site_features(load_checkpoint(ck)[0], ds, config)
+    record = adapt_checkpoint(ck, site_dir, tmp_path / "tt", k=16, seed=0, method="temperature+threshold", log=None)
+    _, after = site_features(load_checkpoint(tmp_path / "tt")[0], ds, config)
+    used = np.isin([str(p) for p in ds.meta["paths"]], record["images"])
+    rec = recalibrate(before[used], ds.labels[used], "temperature+threshold", home_threshold=0.5)
+    assert record["temperature"] == pytest.approx(rec.temperature) and record["temperature"] != 1.0
+    assert np.allclose(after[:, 1], rec.apply(before)[:, 1], atol=1e-5)  # T folded into the head's weights
+
+
+def test_head_method_changes_the_head_only(home, tmp_path):
+    import torch
+
+    from medkit.atomic import read_state_dict
+    from medkit.fit.adapt import adapt_checkpoint
+
+    ck, site_dir = home
+    adapt_checkpoint(ck, site_dir, tmp_path / "head", k=16, seed=0, method="head", epochs=5, log=None)
+    old, new = read_state_dict(ck / WEIGHTS_FILE), read_state_dict(tmp_path / "head" / WEIGHTS_FILE)
+    changed = {name for name in old if not torch.equal(old[name], new[name])}
+    assert changed == {"classifier.weight", "classifier.bias"}
+
+
+def test_adapt_refuses_to_overwrite_or_misuse(home, tmp_path, capsys):
+    from medkit.fit.adapt import adapt_checkpoint
+
+    ck, site_dir = home
+    before = _files(ck)
+    assert main(["adapt", "--checkpoint", str(ck), "--data", str(site_dir), "--out", str(ck)]) == 1
+    assert "never overwrites" in capsys.readouterr().err
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x.txt").write_text("keep me")
+    with pytest.raises(ConfigError, match="not empty"):
+        adapt_checkpoint(ck, site_dir, tmp_path / "full", k=8, log=None)
+    adapt_checkpoint(ck, site_dir, tmp_path / "once", k=8, log=None)
+    with pytest.raises(ConfigError, match="already adapted"):
+        adapt_checkpoint(tmp_path / "once", site_dir, tmp_path / "twice", k=8, log=None)
+    with pytest.raises(DataError, match="Unknown method"):
+        adapt_checkpoint(ck, site_dir, tmp_path / "m", k=8, method="finetune_all", log=None)
+    assert _files(ck) == before
+
+
+def test_adapt_help_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom medkit.cli import main\ntry:\n    main(['adapt', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print('torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("False")
+    assert "labels from the new site" in proc.stdout and "held out of scoring" in proc.stdout

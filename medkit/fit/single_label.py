@@ -28,6 +28,7 @@ from ..freeze import fit_stages, schedule
 from ..losses import make_loss
 from ..models import get_backbone, get_spec
 from ..train import SCORE_BATCH, predict, seed_everything
+from .adapt import adaptation_images
 from .config import (
     METRICS_FILE,
     RecipeConfig,
@@ -37,6 +38,7 @@ from .config import (
     check_out_dir,
     data_fingerprint,
     image_loaders,
+    pick_part,
 )
 from .multilabel import check_task_matches, evaluate_multilabel, fit_multilabel, wants_multilabel
 
@@ -114,25 +116,15 @@ def fit_recipe(data, out_dir, cfg: RecipeConfig | None = None, progress: bool = 
     return metrics
 
 
-def _pick_part(source, split: str, data) -> str:
-    if split != "auto":
-        if split not in source.splits:
-            raise DataError(f"{data} has no {split!r} part; it has {sorted(source.splits)}. Pass --split with one of "
-                            "them, or leave --split auto.")
-        return split
-    for part in ("test", "all"):
-        if part in source.splits:
-            return part
-    raise DataError(f"{data} holds parts {sorted(source.splits)} but no test part to score; pass --split.")
-
-
 def evaluate_checkpoint(ckpt_dir, data, split: str = "auto", backbone: str | None = None, batch_size: int = SCORE_BATCH,
                         n_boot: int = 1000, log=None) -> dict:
     """Return AUC, accuracy, sensitivity, specificity (with 95% bootstrap intervals), n and patients of a checkpoint.
 
     What is scored (`split="auto"`): the carved test part when `data` is the source the checkpoint was trained
     on (same carve, same seed); a source's own test part (a `test/` subfolder, an npz `test` split); or every
-    image of a source with no split parts (a checkpoint trained on one folder, scored on another).
+    image of a source with no split parts (a checkpoint trained on one folder, scored on another). Images a
+    checkpoint was adapted on (`medkit adapt`, listed in its config) are skipped and counted in
+    `adaptation_images_skipped`.
     """
     if split not in ("auto", "train", "val", "test", "all"):
         raise DataError(f"Unknown split {split!r}; use auto, train, val, test or all.")
@@ -152,8 +144,8 @@ def evaluate_checkpoint(ckpt_dir, data, split: str = "auto", backbone: str | Non
         raise DataError(f"{data} has classes {source.classes}, the checkpoint {ckpt_dir} was trained on "
                         f"{config['classes']}: they must match by name and order. Rename the class folders or "
                         "labels, or use the checkpoint trained for these classes.")
-    part = _pick_part(source, split, data)
-    ds = source.splits[part]
+    part = pick_part(source, split, data)
+    ds, skipped = _without_adaptation_images(source.splits[part], config, data, log)
     pre = get_spec(config["backbone"]).preprocess(config["image_size"])
     probs, labels = predict(model.to(memory_format=torch.channels_last), BatchLoader(ds, batch_size, preprocess=pre))
     if probs.shape[1] != config["num_classes"]:
@@ -169,4 +161,19 @@ def evaluate_checkpoint(ckpt_dir, data, split: str = "auto", backbone: str | Non
     out.update({"split": part, "source": source.origin.get(part, part), "n": len(ds),
                 "patients": None if ds.groups is None else int(len(np.unique(ds.groups))),
                 "trained_on_this_data": same})
+    if config.get("adaptation"):
+        out["adaptation_images_skipped"] = skipped
     return out
+
+
+def _without_adaptation_images(ds, config: dict, data, log):
+    """Return (ds without the images `medkit adapt` learnt from, how many were dropped): they are never scored."""
+    used = adaptation_images(config)
+    if not used or "paths" not in ds.meta:
+        return ds, 0
+    keep = np.array([str(Path(p).resolve()) not in used for p in ds.meta["paths"]])
+    if log and not keep.all():
+        info = config["adaptation"]
+        log(f"medkit evaluate: {int((~keep).sum())} image(s) of {data} were used by `medkit adapt` ({info['method']}, "
+            f"k={info['k']}, seed {info['seed']}) to adapt this checkpoint; they are not scored")
+    return (ds if keep.all() else ds.subset(keep)), int((~keep).sum())

@@ -7,8 +7,10 @@ EPILOG = """\
 What is scored (--split auto): given the data the checkpoint was trained on, the test part fit carved
 and never saw (same carve, same seed); a source with its own test part (a test/ subfolder, an npz
 test split) scores that; a folder, CSV or file with no split parts is scored whole (a checkpoint trained
-on one folder, scored on another). Class names must match the checkpoint's. The threshold is the one
-fit chose on val. Intervals: stratified bootstrap, 1000 replicates (medkit.evaluation.metrics_with_ci).
+on one folder, scored on another); images a checkpoint was adapted on (`medkit adapt`) are never
+scored. Class names must match the checkpoint's. The threshold is the one fit chose on val (or the
+one `medkit adapt` chose on the site's k labelled images). Intervals: stratified bootstrap, 1000
+replicates (medkit.evaluation.metrics_with_ci).
 For more than two classes, auc is the one-vs-rest macro AUC and there are no intervals.
 A multi-label checkpoint (|-separated findings) reports each finding's AUC with its interval, the macro
 AUC over the findings with positives and negatives in the part, and the findings it skipped.
@@ -50,7 +52,9 @@ def add_arguments(parser):
 
 def _summary(result) -> str:
     lines = [f"{result.get('role', '?')}: {result['split']} part ({result['source']}): {result['n']} images"
-             + (f", {result['patients']} patients" if result.get("patients") else "")]
+             + (f", {result['patients']} patients" if result.get("patients") else "")
+             + (f" ({result['adaptation_images_skipped']} used by `medkit adapt` not scored)"
+                if result.get("adaptation_images_skipped") else "")]
     for key in _METRICS:
         if key in result:
             low, high = result.get("ci95", {}).get(key, (None, None))

@@ -1,4 +1,7 @@
-"""Validation (lesson 05): point metrics, CV, bootstrap intervals, thresholds, calibration, subgroup metrics."""
+"""Validation (lesson 05): point metrics, CV, bootstrap intervals, thresholds, calibration, subgroup metrics.
+
+`adapt` (a new site with a few labels: recalibrate on k images, score on the rest) is imported as a module.
+"""
 
 from .calibration import (
     TemperatureScaler,

@@ -19,7 +19,7 @@ from ..features import TensorLoader, cache_activations, layer_chain, split_at_gr
 from ..train import DEVICES, SCORE_BATCH
 
 __all__ = ["RecipeConfig", "METRICS_FILE", "cache_cut", "can_cut", "image_loaders", "cached_loaders", "check_out_dir",
-           "data_fingerprint"]
+           "data_fingerprint", "pick_part"]
 
 METRICS_FILE = "metrics.json"
 
@@ -127,3 +127,16 @@ def cached_loaders(model, cut: int, splits, pre, cfg: RecipeConfig, progress: bo
     train_dl = TensorLoader(acts["train"], train.labels, cfg.batch_size, shuffle=True, seed=cfg.seed,
                             drop_last=len(train) > cfg.batch_size)
     return upper, train_dl, TensorLoader(acts["val"], splits["val"].labels, 256)
+
+
+def pick_part(source, split: str, data) -> str:
+    """Return the part of `source` to score: `split`, or with "auto" its test part, else all of it."""
+    if split != "auto":
+        if split not in source.splits:
+            raise DataError(f"{data} has no {split!r} part; it has {sorted(source.splits)}. Pass --split with one of "
+                            "them, or leave --split auto.")
+        return split
+    for part in ("test", "all"):
+        if part in source.splits:
+            return part
+    raise DataError(f"{data} holds parts {sorted(source.splits)} but no test part to score; pass --split.")

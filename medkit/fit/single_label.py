@@ -32,6 +32,7 @@ from ..freeze import fit_stages, schedule
 from ..losses import make_loss
 from ..models import get_backbone, get_spec
 from ..train import SCORE_BATCH, pick_device, predict, seed_everything
+from .adapt import adaptation_images
 from .config import (
     METRICS_FILE,
     RecipeConfig,
@@ -41,6 +42,7 @@ from .config import (
     check_out_dir,
     data_fingerprint,
     image_loaders,
+    pick_part,
 )
 from .multilabel import check_task_matches, evaluate_multilabel, fit_multilabel, wants_multilabel
 from .validation import metric_gap, role_of, validation_entry
@@ -125,18 +127,6 @@ def fit_recipe(data, out_dir, cfg: RecipeConfig | None = None, progress: bool = 
     return metrics
 
 
-def _pick_part(source, split: str, data) -> str:
-    if split != "auto":
-        if split not in source.splits:
-            raise DataError(f"{data} has no {split!r} part; it has {sorted(source.splits)}. Pass --split with one of "
-                            "them, or leave --split auto.")
-        return split
-    for part in ("test", "all"):
-        if part in source.splits:
-            return part
-    raise DataError(f"{data} holds parts {sorted(source.splits)} but no test part to score; pass --split.")
-
-
 def _patients(ds) -> int | None:
     return None if ds.groups is None else int(len(np.unique(ds.groups)))
 
@@ -176,8 +166,8 @@ def score_checkpoint(ckpt_dir, data, split: str = "auto", backbone: str | None =
         raise DataError(f"{data} has classes {source.classes}, the checkpoint {ckpt_dir} was trained on "
                         f"{config['classes']}: they must match by name and order. Rename the class folders or "
                         "labels, or use the checkpoint trained for these classes.")
-    part = _pick_part(source, split, data)
-    ds = source.splits[part]
+    part = pick_part(source, split, data)
+    ds, skipped = _without_adaptation_images(source.splits[part], config, data, log)
     pre = get_spec(config["backbone"]).preprocess(config["image_size"])
     model = model.to(device, memory_format=torch.channels_last)
     probs, labels = predict(model, BatchLoader(ds, batch_size, preprocess=pre), device)
@@ -187,6 +177,8 @@ def score_checkpoint(ckpt_dir, data, split: str = "auto", backbone: str | None =
     out.update({"role": role, "split": part, "source": source.origin.get(part, part), "data": str(Path(data).resolve()),
                 "fingerprint": fingerprint, "n": len(ds), "patients": _patients(ds),
                 "trained_on_this_data": role == "internal", "device": device})
+    if config.get("adaptation"):
+        out["adaptation_images_skipped"] = skipped
     return out, (labels, probs)
 
 
@@ -196,7 +188,9 @@ def evaluate_checkpoint(ckpt_dir, data, split: str = "auto", backbone: str | Non
 
     What is scored (`split="auto"`): the carved test part when `data` is the source the checkpoint was trained
     on (same carve, same seed; `role` "internal"); a source's own test part (a `test/` subfolder, an npz `test`
-    split) or every image of a source with no split parts (another source: `role` "external"). `device`:
+    split) or every image of a source with no split parts (another source: `role` "external"). Images a
+    checkpoint was adapted on (`medkit adapt`, listed in its config) are skipped and counted in
+    `adaptation_images_skipped`. `device`:
     "auto" (cuda, else mps, else cpu), "cpu", "cuda" or "mps" (`medkit.train.pick_device`).
     """
     return score_checkpoint(ckpt_dir, data, split, backbone, batch_size, n_boot, log, device)[0]
@@ -233,3 +227,16 @@ def evaluate_internal_and_external(ckpt_dir, data, split: str = "auto", backbone
     scores = {"internal": int_scores, "external": ext_scores} if ext_scores and int_scores else None
     gap = metric_gap(internal, external, scores, external.get("threshold"), n_boot=n_boot)
     return {"internal": internal, "external": external, "gap": gap}
+
+
+def _without_adaptation_images(ds, config: dict, data, log):
+    """Return (ds without the images `medkit adapt` learnt from, how many were dropped): they are never scored."""
+    used = adaptation_images(config)
+    if not used or "paths" not in ds.meta:
+        return ds, 0
+    keep = np.array([str(Path(p).resolve()) not in used for p in ds.meta["paths"]])
+    if log and not keep.all():
+        info = config["adaptation"]
+        log(f"medkit evaluate: {int((~keep).sum())} image(s) of {data} were used by `medkit adapt` ({info['method']}, "
+            f"k={info['k']}, seed {info['seed']}) to adapt this checkpoint; they are not scored")
+    return (ds if keep.all() else ds.subset(keep)), int((~keep).sum())

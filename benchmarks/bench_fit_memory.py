@@ -81,10 +81,10 @@ def subset_npz(rows: int | None, tmp: Path) -> Path:
     return out
 
 
-def run_child(cmd, env) -> tuple[float, float, int]:
+def run_child(cmd, env, cwd=None) -> tuple[float, float, int]:
     """Run `cmd`; return (wall seconds, peak RSS in MB of that child alone, exit status)."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     # wait4 gives this child's own rusage; RUSAGE_CHILDREN would be the max over every child so far
     stderr = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -116,7 +116,8 @@ def main() -> None:
             cmd = [sys.executable, "-m", "medkit.cli", "fit", "--data", str(sources[kind]), "--out", str(tmp / name),
                    "--quiet", "--overwrite", "--epochs", str(args.epochs), "--threads", str(args.threads), *flags,
                    *args.extra.split()]
-            seconds, peak, code = run_child(cmd, env)
+            # `python -m` puts the working folder first on sys.path: run in --repo so its medkit is the one imported
+            seconds, peak, code = run_child(cmd, env, cwd=args.repo)
             rows.append((name, " ".join(flags) or "(defaults)", seconds, peak, code))
             print(f"{name:<22} {seconds:7.0f} s {peak:7.0f} MB{'' if code == 0 else f'  FAILED ({code})'}",
                   file=sys.stderr, flush=True)

@@ -152,20 +152,22 @@ def schedule(strategy: str, epochs: int, lr: float, head_lr: float | None = None
 
 
 def fit_stages(model: nn.Module, train_dl, val_dl, stages, *, weight_decay: float = 1e-4, loss_fn=None,
-               device: str = "cpu", progress: bool = True, train_bn: bool = True, net: nn.Module | None = None):
+               device: str = "cpu", progress: bool = True, train_bn: bool = True, net: nn.Module | None = None,
+               micro_batch: int | None = None):
     """Train through `stages` (gradual unfreezing); return the concatenated `medkit.train.History`.
 
     Each stage freezes its groups, builds AdamW over what is trainable with its discriminative lrs,
     and runs one one-cycle of `medkit.train.fit`. Rows carry the stage index and `freeze_to`.
     `net` is what the loaders' batches go through (default `model`); with cached activations it is
     the upper part of `model` (`medkit.features.split_at_group`), whose parameters are `model`'s own.
+    `micro_batch` goes to `medkit.train.fit` (gradient accumulation over parts of each batch).
     """
     history, epoch0, start = History(), 0, time.perf_counter()
     for i, stage in enumerate(stages):
         freeze_to(model, stage.freeze_to, train_bn=train_bn)
         optimizer = make_optimizer(model, stage.lr, stage.lr_ratio, weight_decay)
         part = fit(model if net is None else net, train_dl, val_dl, epochs=stage.epochs, lr=stage.lr, weight_decay=weight_decay,
-                   loss_fn=loss_fn, optimizer=optimizer, device=device, progress=progress)
+                   loss_fn=loss_fn, optimizer=optimizer, device=device, progress=progress, micro_batch=micro_batch)
         for row in part.rows:
             history.rows.append({**row, "epoch": epoch0 + row["epoch"], "stage": i, "freeze_to": stage.freeze_to,
                                  "elapsed": time.perf_counter() - start})

@@ -2,6 +2,7 @@
 
 import random
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -82,6 +83,45 @@ def _progress(iterable, enabled: bool, desc: str):
     return tqdm(iterable, desc=desc, leave=False)
 
 
+@contextmanager
+def _bn_momentum(model: nn.Module, n_chunks: int):
+    """Scale BatchNorm momenta so `n_chunks` updates per step average over as many images as one update did."""
+    saved = [(m, m.momentum) for m in model.modules()
+             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.momentum is not None]
+    for m, momentum in saved:
+        m.momentum = 1 - (1 - momentum) ** (1 / n_chunks)
+    try:
+        yield
+    finally:
+        for m, momentum in saved:
+            m.momentum = momentum
+
+
+def _chunks(x, y, size, loss_fn):
+    """Yield (x, y, share) parts of at most `size` images; shares turn their mean losses into the batch's mean."""
+    weight = getattr(loss_fn, "weight", None)
+    # a class-weighted mean divides by the batch's summed weights, not its count
+    per_image = weight[y] if isinstance(weight, torch.Tensor) and y.ndim == 1 else torch.ones(len(y))
+    total = per_image.sum()
+    for xc, yc, wc in zip(x.split(size), y.split(size), per_image.split(size)):
+        yield xc, yc, wc.sum() / total
+
+
+def _backward(model, x, y, loss_fn, micro_batch) -> float:
+    """Accumulate the gradient of the batch's mean loss, `micro_batch` images at a time; return that loss."""
+    if not micro_batch or len(y) <= micro_batch:
+        loss = loss_fn(logits_of(model(x)), y)
+        loss.backward()
+        return loss.item()
+    total = 0.0
+    with _bn_momentum(model, -(-len(y) // micro_batch)):
+        for xc, yc, share in _chunks(x, y, micro_batch, loss_fn):
+            loss = loss_fn(logits_of(model(xc)), yc) * share
+            loss.backward()  # frees this part's activations before the next part's forward
+            total += loss.item()
+    return total
+
+
 @torch.inference_mode()  # no autograd bookkeeping at all; measured in benchmarks/bench_fit_224.py
 def predict(model: nn.Module, loader, device: str = "cpu", progress: bool = False):
     """Return (probabilities (N, K), labels (N,)) as numpy arrays for every batch of `loader`."""
@@ -94,7 +134,8 @@ def predict(model: nn.Module, loader, device: str = "cpu", progress: bool = Fals
 
 
 def fit(model: nn.Module, train_dl, val_dl=None, *, epochs: int = 3, lr: float = 1e-3, weight_decay: float = 1e-4,
-        loss_fn=None, optimizer=None, device: str = "cpu", progress: bool = True) -> History:
+        loss_fn=None, optimizer=None, device: str = "cpu", progress: bool = True,
+        micro_batch: int | None = None) -> History:
     """Train `model` for `epochs` with AdamW and a one-cycle schedule; return the per-epoch history.
 
     Args:
@@ -103,6 +144,10 @@ def fit(model: nn.Module, train_dl, val_dl=None, *, epochs: int = 3, lr: float =
         epochs, lr, weight_decay: the schedule; `lr` is the peak of the one-cycle.
         loss_fn: defaults to cross-entropy.
         optimizer: pass one to use discriminative learning rates (param groups with their own lr).
+        micro_batch: run forward and backward on at most this many images at a time and accumulate their
+            gradients into one step per batch: autograd keeps every activation of a part until its backward,
+            so this bounds the memory. BatchNorm then normalises each part with its own statistics (its
+            momentum is scaled to average over as many images), so numbers differ from whole batches.
     """
     model.to(device)
     loss_fn = loss_fn or nn.CrossEntropyLoss()
@@ -116,12 +161,11 @@ def fit(model: nn.Module, train_dl, val_dl=None, *, epochs: int = 3, lr: float =
         total, seen = 0.0, 0
         for x, y in _progress(train_dl, progress, f"epoch {epoch + 1}/{epochs}"):
             x, y = x.to(device), y.to(device)
-            loss = loss_fn(logits_of(model(x)), y)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss = _backward(model, x, y, loss_fn, micro_batch)
             optimizer.step()
             scheduler.step()
-            total, seen = total + loss.item() * len(y), seen + len(y)
+            total, seen = total + loss * len(y), seen + len(y)
         row = {"epoch": epoch + 1, "train_loss": total / max(seen, 1)}
         if val_dl is not None:
             probs, labels = predict(model, val_dl, device)

@@ -157,13 +157,15 @@ def test_missing_file(tmp_path):
                                                 ("--freeze", "freeze_to:9", UnknownNameError),
                                                 ("--image-size", "4", ConfigError),
                                                 ("--batch-size", "0", ConfigError),
+                                                ("--micro-batch", "0", ConfigError),
                                                 ("--epochs", "-1", ConfigError),
                                                 ("--lr", "-0.1", ConfigError),
                                                 ("--image-size", "32", ConfigError)])
 def test_unknown_names(tiny, tmp_path, capsys, flag, value, error):
     assert main(["fit", "--data", str(tiny), "--out", str(tmp_path / "o"), *FAST, flag, value]) == 1
     assert value in capsys.readouterr().err
-    cast = {"--lr": float, "--image-size": int, "--batch-size": int, "--epochs": int}.get(flag, str)
+    cast = {"--lr": float, "--image-size": int, "--batch-size": int, "--micro-batch": int,
+            "--epochs": int}.get(flag, str)
     cfg = RecipeConfig(**{flag.lstrip("-").replace("-", "_"): cast(value)})
     with pytest.raises(error):
         fit_recipe(tiny, tmp_path / "o", cfg, progress=False)

@@ -41,6 +41,11 @@ class RecipeConfig:
     head_lr: float | None = None  # lr of head-only stages; None = lr (so --lr is never ignored)
     weight_decay: float = 1e-4
     batch_size: int = 64  # not swept: the lessons' size; fine for cached activations (one step ~0.15 s)
+    # stages on images (--no-cache, a freeze that trains low groups) run each batch in parts of this many images and
+    # accumulate gradients: autograd keeps ~78 MB per 224 px image for backward (efficientnet_lite0), so 64 at once
+    # peaked at 7.2 GB and 8 at ~1.9 GB, and parts of 8 run no slower on CPU (bench_fit_memory.py). Cached
+    # features train in whole batches (a part is small there); BatchNorm sees parts, so numbers differ from 64
+    micro_batch: int = 8
     loss: str = "ce"  # plain cross-entropy: with a chosen threshold, weighting buys nothing on AUC
     augment: bool = True  # small affine + intensity jitter, on stages that see images (not cached features)
     # frozen lower groups run once per image: top-group training on their cached outputs runs at ~400 images/s,
@@ -56,7 +61,7 @@ class RecipeConfig:
 
     def check(self) -> "RecipeConfig":
         """Raise ConfigError naming the first setting that cannot work; return self."""
-        for name in ("epochs", "batch_size", "image_size"):
+        for name in ("epochs", "batch_size", "image_size", "micro_batch"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name.replace('_', '-')} must be a positive integer, got {value!r}.")

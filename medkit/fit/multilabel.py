@@ -205,7 +205,8 @@ def fit_multilabel(data, out_dir, cfg=None, *, findings=None, progress: bool = T
     train_dl = _Targets(train_dl, Y["train"])
     # no per-epoch validation inside the loop: its loss and AUC assume one class per image
     history = fit_stages(model, train_dl, None, stages, weight_decay=cfg.weight_decay, loss_fn=nn.BCEWithLogitsLoss(),
-                         progress=progress, net=net, device=device)
+                         progress=progress, net=net, device=device,
+                         micro_batch=None if cut else cfg.micro_batch)
     P_val = predict_sigmoid(net, val_dl, device)
     thresholds = _thresholds(Y["val"], P_val, names, cfg.threshold)
     seconds = time.perf_counter() - start

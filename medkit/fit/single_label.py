@@ -105,7 +105,8 @@ def fit_recipe(data, out_dir, cfg: RecipeConfig | None = None, progress: bool = 
     else:
         net, (train_dl, val_dl) = model, image_loaders(splits, pre, cfg)
     history = fit_stages(model, train_dl, val_dl, stages, weight_decay=cfg.weight_decay, loss_fn=loss_fn,
-                         progress=progress, net=net, device=device)
+                         progress=progress, net=net, device=device,
+                         micro_batch=None if cut else cfg.micro_batch)
     for row in history.rows:
         log("  " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
     probs, labels = predict(net, val_dl, device)

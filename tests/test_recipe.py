@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from medkit.checkpoint import CONFIG_FILE
 from medkit.cli import main
@@ -453,3 +454,21 @@ def test_explicit_cpu_device_on_the_cached_path(tiny, tmp_path):
     assert metrics["device"] == "cpu" and metrics["data"]["cached_groups"] == 3 and metrics["recipe"]["device"] == "cpu"
     result = evaluate_checkpoint(tmp_path / "a", tiny, "val", device="cpu", n_boot=50)
     assert result["device"] == "cpu" and result["auc"] == pytest.approx(metrics["val"]["auc"], abs=1e-6)
+
+
+def test_soup_is_the_mean_of_the_seeds_runs(tiny, tmp_path):
+    """--soup 2 stores the element-wise mean of the seed-0 and seed-1 runs' weights, and differs from either."""
+    from medkit.checkpoint import load_checkpoint
+
+    base = dict(image_size=48, epochs=2, batch_size=32, freeze="top")
+    for name, cfg in (("s0", RecipeConfig(**base)), ("s1", RecipeConfig(**base, seed=1)),
+                      ("soup", RecipeConfig(**base, soup=2))):
+        fit_recipe(tiny, tmp_path / name, cfg, progress=False, log=lambda *_: None)
+    states = {name: load_checkpoint(tmp_path / name)[0].state_dict() for name in ("s0", "s1", "soup")}
+    weight = "blocks.6.0.conv_pw.weight"  # in the top group: trained, so the seeds differ there
+    assert not torch.equal(states["s0"][weight], states["s1"][weight])
+    mean = (states["s0"][weight] + states["s1"][weight]) / 2
+    torch.testing.assert_close(states["soup"][weight], mean, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(states["soup"][weight], states["s0"][weight])
+    with pytest.raises(ConfigError, match="soup"):
+        RecipeConfig(soup=0).check()

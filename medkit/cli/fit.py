@@ -57,6 +57,9 @@ def add_arguments(parser):
     parser.add_argument("--lr", type=float, default=d.lr, help=f"peak lr of the head group, every stage (default {d.lr})")
     parser.add_argument("--head-lr", type=float, default=d.head_lr, help="lr of head-only stages (default: --lr)")
     parser.add_argument("--batch-size", type=int, default=d.batch_size, help=f"default {d.batch_size}")
+    parser.add_argument("--soup", type=int, default=d.soup, metavar="N",
+                        help=f"average the weights of N runs (seeds SEED..SEED+N-1) on the same cached features "
+                             f"(default {d.soup}; benchmarks/RECIPE.md measures it at a second site)")
     parser.add_argument("--micro-batch", type=int, default=d.micro_batch,
                         help=f"images per forward/backward on image stages, gradients accumulated over a batch "
                              f"(default {d.micro_batch}: bounds memory at 224 px)")
@@ -82,7 +85,7 @@ def run(args) -> int:
 
     cfg = RecipeConfig(backbone=args.backbone, image_size=args.image_size, epochs=args.epochs, freeze=args.freeze,
                        seed=args.seed, lr=args.lr, head_lr=args.head_lr, batch_size=args.batch_size,
-                       micro_batch=args.micro_batch, loss=args.loss,
+                       micro_batch=args.micro_batch, soup=args.soup, loss=args.loss,
                        weights=None if args.no_pretrained else "DEFAULT", augment=not args.no_augment,
                        cache_features=not args.no_cache, group_by=args.group_by, threads=args.threads,
                        device=args.device)

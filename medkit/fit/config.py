@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..data import BatchLoader
 from ..data.augment import Augment
@@ -19,7 +20,7 @@ from ..features import TensorLoader, cache_activations, layer_chain, split_at_gr
 from ..train import DEVICES, SCORE_BATCH
 
 __all__ = ["RecipeConfig", "METRICS_FILE", "cache_cut", "can_cut", "image_loaders", "cached_loaders", "check_out_dir",
-           "data_fingerprint", "pick_part"]
+           "data_fingerprint", "pick_part", "average_states"]
 
 METRICS_FILE = "metrics.json"
 
@@ -54,6 +55,10 @@ class RecipeConfig:
     group_by: str = "auto"  # patient-disjoint carve whenever every image has a patient key
     threshold: str = "youden"  # "youden" (max sensitivity + specificity - 1 on val) or "0.5"
     seed: int = 0
+    # train the trainable part this many times (seeds seed, seed+1, ...) on the same cached features and average
+    # their weights into one model (a "model soup", Wortsman et al., ICML 2022); 1 = a single run.
+    # benchmarks/bench_second_site.py measures it at a second site
+    soup: int = 1
     threads: int | None = None  # torch threads; None leaves torch's default
     # "auto": cuda if torch sees one, else mps, else cpu (medkit.train.pick_device); the numbers in
     # benchmarks/RECIPE.md are CPU runs, and a GPU gives the same recipe, only faster
@@ -61,7 +66,7 @@ class RecipeConfig:
 
     def check(self) -> "RecipeConfig":
         """Raise ConfigError naming the first setting that cannot work; return self."""
-        for name in ("epochs", "batch_size", "image_size", "micro_batch"):
+        for name in ("epochs", "batch_size", "image_size", "micro_batch", "soup"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name.replace('_', '-')} must be a positive integer, got {value!r}.")
@@ -120,6 +125,13 @@ def image_loaders(splits, pre, cfg: RecipeConfig) -> tuple[BatchLoader, BatchLoa
     train_dl = BatchLoader(splits["train"], cfg.batch_size, shuffle=True, seed=cfg.seed, preprocess=pre,
                            augment=augment, drop_last=len(splits["train"]) > cfg.batch_size)
     return train_dl, BatchLoader(splits["val"], SCORE_BATCH, preprocess=pre)
+
+
+def average_states(states: list[dict]) -> dict:
+    """Return the element-wise mean of state dicts of one architecture (integer buffers keep the first's value)."""
+    first = states[0]
+    return {k: (torch.stack([s[k].float() for s in states]).mean(0).to(v.dtype) if v.is_floating_point() else v)
+            for k, v in first.items()}
 
 
 def cached_loaders(model, cut: int, splits, pre, cfg: RecipeConfig, progress: bool, device: str = "cpu"):

@@ -16,7 +16,7 @@ first `validation` record; `evaluate_internal_and_external` scores both roles an
 """
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,7 @@ from ..data import BatchLoader, check_trainable, load_source
 from ..errors import ConfigError, DataError
 from ..evaluation.evaluate import choose_threshold, metrics_with_ci
 from ..evaluation.metrics import classification_metrics, sensitivity_specificity
+from ..features import TensorLoader, split_at_group
 from ..freeze import fit_stages, schedule
 from ..losses import make_loss
 from ..models import get_backbone, get_spec
@@ -36,6 +37,7 @@ from .adapt import adaptation_images
 from .config import (
     METRICS_FILE,
     RecipeConfig,
+    average_states,
     cache_cut,
     cached_loaders,
     can_cut,
@@ -107,6 +109,12 @@ def fit_recipe(data, out_dir, cfg: RecipeConfig | None = None, progress: bool = 
     history = fit_stages(model, train_dl, val_dl, stages, weight_decay=cfg.weight_decay, loss_fn=loss_fn,
                          progress=progress, net=net, device=device,
                          micro_batch=None if cut else cfg.micro_batch)
+    if cfg.soup > 1:
+        states = [model.state_dict()] + [_train_soup_member(cfg, cfg.seed + i, len(classes), cut, train_dl, val_dl,
+                                                            splits, pre, stages, loss_fn, device, log)
+                                         for i in range(1, cfg.soup)]
+        model.load_state_dict(average_states(states))
+        log(f"medkit fit: weights averaged over {cfg.soup} runs (seeds {cfg.seed}-{cfg.seed + cfg.soup - 1})")
     for row in history.rows:
         log("  " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
     probs, labels = predict(net, val_dl, device)
@@ -126,6 +134,23 @@ def fit_recipe(data, out_dir, cfg: RecipeConfig | None = None, progress: bool = 
                "n": {k: len(v) for k, v in splits.items()}}
     write_json(Path(out_dir) / METRICS_FILE, metrics)  # atomic: a crash leaves the old metrics, not half a file
     return metrics
+
+
+def _train_soup_member(cfg, seed, n_classes, cut, train_dl, val_dl, splits, pre, stages, loss_fn, device, log):
+    """Train one more run of the recipe with `seed` (on the same cached features when `cut`); return its weights."""
+    seed_everything(seed)
+    model = get_backbone(cfg.backbone, weights=cfg.weights, num_classes=n_classes)
+    model = model.to(device, memory_format=torch.channels_last)
+    if cut:
+        _, net = split_at_group(model, cut)  # the lower groups are the same frozen ImageNet layers: reuse their cache
+        train_dl = TensorLoader(train_dl.X, train_dl.labels, cfg.batch_size, shuffle=True, seed=seed,
+                                drop_last=train_dl.drop_last)
+    else:
+        net, (train_dl, val_dl) = model, image_loaders(splits, pre, replace(cfg, seed=seed))
+    history = fit_stages(model, train_dl, val_dl, stages, weight_decay=cfg.weight_decay, loss_fn=loss_fn,
+                         progress=False, net=net, device=device, micro_batch=None if cut else cfg.micro_batch)
+    log(f"  soup run seed {seed}: val_auc={history.last.get('val_auc', float('nan')):.4g}")
+    return model.state_dict()
 
 
 def _patients(ds) -> int | None:

@@ -27,7 +27,7 @@ from .evaluation.metrics import auc, classification_metrics
 from .features import TensorLoader, cache_activations, linear_probe, split_at_group
 from .freeze import fit_stages, schedule
 from .models import get_backbone, get_spec
-from .train import SCORE_BATCH, predict, seed_everything
+from .train import predict, seed_everything
 
 __all__ = ["HOME_PARTS", "SiteCache", "HomeModel", "cache_sites", "train_home", "ensemble", "adapt_batchnorm",
            "equalize", "site_metrics", "gap_table", "best_threshold_in_hindsight", "mean_images", "intensity_summary",
@@ -68,11 +68,13 @@ class SiteCache:
 
 
 def cache_sites(parts: dict, *, image_size: int, backbone: str = "efficientnet_lite0", transform=None,
-                transform_name: str = "none", epochs: int = 6) -> SiteCache:
+                transform_name: str = "none", epochs: int = 6, batch_size: int = 16) -> SiteCache:
     """Return the frozen lower groups' outputs for each ImageDataset in `parts` ({"train", "val", "test", "site"}).
 
     `transform` (e.g. `equalize`) is applied to the uint8 images of every part, home and site alike. The cut is
     where `medkit fit`'s "top" schedule stops training, so the cache serves every seed of `train_home`.
+    Images go through in batches of `batch_size`: at 128 px a batch of 32 raised a workshop kernel's peak by
+    ~250 MB, of 16 by about half that (Binder's 1 GB, benchmarks/bench_notebooks.py).
     """
     missing = [p for p in (*HOME_PARTS, "site") if p not in parts]
     if missing:
@@ -86,7 +88,7 @@ def cache_sites(parts: dict, *, image_size: int, backbone: str = "efficientnet_l
     acts, labels = {}, {}
     for name, ds in parts.items():
         ds = _transformed(ds, transform)
-        acts[name] = cache_activations(lower, BatchLoader(ds, SCORE_BATCH, preprocess=pre))
+        acts[name] = cache_activations(lower, BatchLoader(ds, batch_size, preprocess=pre))
         labels[name] = np.asarray(ds.labels)
     return SiteCache(acts, labels, cut, backbone, image_size, transform_name, time.perf_counter() - start)
 

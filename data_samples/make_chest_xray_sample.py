@@ -38,6 +38,25 @@ def pick_patients(folder: Path, target: int, rng) -> list:
     return sorted(chosen)
 
 
+def write_small(path: Path, dest: Path) -> str:
+    """Write `path` as a 128 px grey JPEG at `dest`; return its SHA256SUMS line (relative to data_samples/)."""
+    with Image.open(path) as img:
+        small = img.convert("L").resize((SIZE, SIZE), Image.LANCZOS)
+    small.save(dest, "JPEG", quality=QUALITY, optimize=True)
+    return f"{hashlib.sha256(dest.read_bytes()).hexdigest()}  {dest.relative_to(HERE).as_posix()}"
+
+
+def replace_sums(prefix: str, sums: list) -> None:
+    """Rewrite the SHA256SUMS lines under `prefix` ("chest_xray/") with `sums`, every other line kept in place."""
+    sums_file = HERE / "SHA256SUMS"
+    lines = [line for line in sums_file.read_text().splitlines() if line]
+    ours = [i for i, line in enumerate(lines) if line.split()[-1].startswith(prefix)]
+    at = ours[0] if ours else len(lines)
+    kept = [line for i, line in enumerate(lines) if i not in set(ours)]
+    new = sorted(sums, key=lambda line: line.split()[-1])
+    sums_file.write_text("\n".join(kept[:at] + new + kept[at:]) + "\n")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE)
@@ -49,14 +68,8 @@ def main():
     for cls, target in TARGETS.items():
         (out / cls).mkdir(parents=True)
         for path in pick_patients(args.source / cls, target, rng):
-            with Image.open(path) as img:
-                small = img.convert("L").resize((SIZE, SIZE), Image.LANCZOS)
-            dest = out / cls / path.name
-            small.save(dest, "JPEG", quality=QUALITY, optimize=True)
-            sums.append(f"{hashlib.sha256(dest.read_bytes()).hexdigest()}  {dest.relative_to(HERE).as_posix()}")
-    sums_file = HERE / "SHA256SUMS"
-    kept = [line for line in sums_file.read_text().splitlines() if line and not line.split()[-1].startswith("chest_xray/")]
-    sums_file.write_text("\n".join(sorted(kept + sums, key=lambda line: line.split()[-1])) + "\n")
+            sums.append(write_small(path, out / cls / path.name))
+    replace_sums("chest_xray/", sums)
     total = sum(p.stat().st_size for p in out.rglob("*.jpeg"))
     counts = {cls: len(list((out / cls).glob("*.jpeg"))) for cls in TARGETS}
     print(f"{counts}, {total / 1e6:.2f} MB in {out}")

@@ -91,6 +91,23 @@ GOOD = {
         "test_auc_scratch_mean": 0.80, "test_auc_inflated_mean": 0.793, "n_seeds": 3, "inflated_wins": 1, "checkpoint_unverified_refused": True,
         "exercise_checks": {"11.inflate_kernel": True, "11.thick_spacing": True},
     },
+    "12": {
+        "profile": "workshop", "prevalence_home": 0.6, "prevalence_site": 0.6,
+        "internal_auc_ci": [0.997, 0.993, 0.999], "external_auc_ci": [0.956, 0.932, 0.976],
+        "internal_acc_ci": [0.954, 0.927, 0.977], "external_acc_ci": [0.870, 0.834, 0.904],
+        "internal_sensitivity_ci": [0.92, 0.88, 0.96], "external_sensitivity_ci": [0.96, 0.93, 0.99],
+        "internal_specificity_ci": [1.0, 1.0, 1.0], "external_specificity_ci": [0.731, 0.647, 0.807],
+        "ece_test": 0.021, "ece_site": 0.127, "normal_median_score_test": 0.0001, "normal_median_score_site": 0.31,
+        "hindsight_acc": 0.897, "hindsight_threshold": 0.94, "site_probe_auc": 0.61, "control_probe_auc": 0.49,
+        "levers": [{"lever": "home model", "seeds": 3, "external_spec": 0.686, "internal_auc": 0.997},
+                   {"lever": "seed ensemble", "seeds": 1, "external_spec": 0.303, "internal_auc": 0.997},
+                   {"lever": "BatchNorm re-estimated on the site", "seeds": 3, "external_spec": 0.832,
+                    "internal_auc": 0.997},
+                   {"lever": "histogram equalisation", "seeds": 3, "external_spec": 0.594, "internal_auc": 0.991}],
+        "lever_verdicts": {"seed ensemble": "x", "BatchNorm re-estimated on the site": "x", "histogram equalisation": "x"},
+        "few_label_acc": {m: {"0": 0.870, "10": 0.86} for m in ("threshold", "temperature+threshold", "prior")},
+        "lever_table_rows": 0, "exercise_checks": {"12.accuracy_at_prevalence": True, "12.few_label_threshold": True},
+    },
 }
 
 BROKEN = {  # (lesson, what the broken run shows): the changes that violate one claim
@@ -154,6 +171,21 @@ BROKEN = {  # (lesson, what the broken run shows): the changes that violate one 
     ("11", "inflation hurt on average"): {"test_auc_inflated_mean": 0.76},
     ("11", "an unverified checkpoint was fetched"): {"checkpoint_unverified_refused": False},
     ("11", "wrong spacing after thinning"): {"thick_spacing": [2.0, 2.0, 4.0]},
+    ("12", "no AUC drop at the second site"): {"external_auc_ci": [0.99, 0.98, 1.0]},
+    ("12", "specificity held at the second site"): {"external_specificity_ci": [0.95, 0.9, 0.99]},
+    ("12", "the site's healthy children score like the home ones"): {"normal_median_score_site": 0.05},
+    ("12", "the probe cannot tell the sites apart"): {"site_probe_auc": 0.52},
+    ("12", "the same-site control is not near chance"): {"control_probe_auc": 0.62, "site_probe_auc": 0.75},
+    ("12", "AdaBN did not raise specificity"): {"levers": [
+        {"lever": "home model", "seeds": 3, "external_spec": 0.686, "internal_auc": 0.997},
+        {"lever": "seed ensemble", "seeds": 1, "external_spec": 0.303, "internal_auc": 0.997},
+        {"lever": "BatchNorm re-estimated on the site", "seeds": 3, "external_spec": 0.70, "internal_auc": 0.997},
+        {"lever": "histogram equalisation", "seeds": 3, "external_spec": 0.594, "internal_auc": 0.991}]},
+    ("12", "k=0 is not the home model"): {"few_label_acc": {m: {"0": 0.8, "10": 0.86}
+                                                             for m in ("threshold", "temperature+threshold", "prior")}},
+    ("12", "hindsight below the home threshold"): {"hindsight_acc": 0.8},
+    ("12", "an estimate outside its interval"): {"external_acc_ci": [0.95, 0.83, 0.90]},
+    ("12", "a wrong solution"): {"exercise_checks": {"12.accuracy_at_prevalence": False, "12.few_label_threshold": True}},
 }
 
 

@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data_samples"
-NOT_DATA = {"README.md", "SHA256SUMS", "make_chest_xray_sample.py", "make_volume_samples.py", "make_modality_samples.py"}
-FOLDERS = ("chest_xray/", "isic_dermoscopy/")  # sample folders: README names the folder, SHA256SUMS every file in it
+NOT_DATA = {"README.md", "SHA256SUMS", "make_chest_xray_sample.py", "make_second_site_sample.py", "make_volume_samples.py",
+            "make_modality_samples.py"}
+FOLDERS = ("chest_xray/", "chest_xray_external/", "isic_dermoscopy/")  # sample folders: README names the folder, SHA256SUMS every file in it
 
 
 def _sums() -> dict:
@@ -64,3 +65,13 @@ def test_chest_xray_sample_is_small_and_patient_grouped():
     assert 1200 <= len(files) <= 1400
     assert sum(p.stat().st_size for p in files) < 8e6
     assert all(patient_key(p.name) for p in files), "every file name must carry its patient key"
+
+
+def test_second_site_sample_is_the_whole_external_dev_half_and_small():
+    from medkit.data import patient_key
+
+    files = {cls: sorted((SAMPLES / "chest_xray_external" / cls).glob("*.jpeg")) for cls in ("NORMAL", "PNEUMONIA")}
+    assert {cls: len(f) for cls, f in files.items()} == {"NORMAL": 119, "PNEUMONIA": 182}
+    every = files["NORMAL"] + files["PNEUMONIA"]
+    assert sum(p.stat().st_size for p in every) < 2e6
+    assert len({patient_key(p.name) for p in every}) == 203, "the external dev half holds 203 patients"

@@ -130,9 +130,9 @@ WORKSHOP_TIER = pytest.mark.skipif(os.environ.get("MEDKIT_WORKSHOP_TESTS") != "1
 @pytest.mark.workshop
 @pytest.mark.notebooks
 @WORKSHOP_TIER
-@pytest.mark.parametrize("lesson", ["06", "07", "08", "09", "10", "11"])
+@pytest.mark.parametrize("lesson", ["06", "07", "08", "09", "10", "11", "12"])
 def test_workshop_tier_claims_hold(lesson, tmp_path):
-    """Lessons 06-11 at the size students run them (`pytest -m workshop` with MEDKIT_WORKSHOP_TESTS=1)."""
+    """Lessons 06-12 at the size students run them (`pytest -m workshop` with MEDKIT_WORKSHOP_TESTS=1)."""
     metrics = run_notebook(next(p for p in NOTEBOOKS if p.stem.startswith(lesson)), tmp_path, profile="workshop")
     assert metrics["profile"] == "workshop"
     claims_for(lesson)(metrics)

@@ -222,3 +222,17 @@ def _inflate_kernel(answer):
     conv = torch.nn.Conv2d(3, 4, 3, padding=1)
     return torch.allclose(answer(conv.weight.detach()), inflate_conv(conv).weight.detach(), atol=1e-6)
 
+
+
+@exercise("12.accuracy_at_prevalence", "Same sensitivity and specificity, another case mix: what accuracy?",
+          "Accuracy weighs each class's rate by its share: sensitivity x prevalence + specificity x (1 - prevalence).")
+def _accuracy_at_prevalence(answer, sensitivity, specificity, prevalence):
+    return abs(float(answer) - (sensitivity * prevalence + specificity * (1 - prevalence))) < 1e-6
+
+
+@exercise("12.few_label_threshold", "The Youden threshold on the scores of the k labelled site images.",
+          "Use only the picked images: evaluate.choose_threshold(labels[picked], probs[picked]).")
+def _few_label_threshold(answer, labels, probs, picked):
+    from ..evaluation.evaluate import choose_threshold
+
+    return abs(float(answer) - choose_threshold(labels[picked], probs[picked])) < 1e-9

@@ -183,6 +183,19 @@ LESSON_SETTINGS: dict[str, dict[str, dict]] = {
         "full": dict(volume_side=32, n_train=None, epochs=8, batch_size=32, num_seeds=5, num_blocks=3,
                      lr={"scratch": 1e-3, "inflated": 3e-3}, thick_factor=3),
     },
+    "12": {  # a second hospital: the bundled internal X-rays (train / val / test by patient) and the bundled second site
+        # (every image). The home model is `medkit fit`'s "top" recipe (epochs, lr, batch_size as RecipeConfig) on
+        # cached outputs of the frozen lower groups, num_seeds seeds from SEED; the cache is made once per image
+        # transform (plain, equalised), so seeds cost only the top group's training (~16 s each at 128 px on one
+        # core). n_boot: bootstrap replicates of every interval; ks x label_seeds: the few-label curve; probe_folds:
+        # patient-grouped folds of the site probe. Workshop, one core: ~25 s per cache, 6 trainings.
+        "smoke": dict(image_size=64, n_train=240, epochs=2, batch_size=64, lr=2e-3, num_seeds=2, n_boot=200,
+                      ks=(0, 10, 25), label_seeds=2, probe_folds=3),
+        "workshop": dict(image_size=128, n_train=None, epochs=6, batch_size=64, lr=2e-3, num_seeds=3, n_boot=1000,
+                         ks=(0, 10, 25, 50, 100), label_seeds=5, probe_folds=5),
+        "full": dict(image_size=128, n_train=None, epochs=6, batch_size=64, lr=2e-3, num_seeds=5, n_boot=2000,
+                     ks=(0, 10, 25, 50, 100), label_seeds=20, probe_folds=5),
+    },
 }
 
 

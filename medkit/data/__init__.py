@@ -8,7 +8,7 @@ from .dicom import WINDOWS, dicom_info, read_dicom, window
 from .folder import from_folder, scan_folder
 from .images import ON_ERROR, check_on_error, float_to_uint8, load_image, resize_image, stack_images, to_uint8
 from .intensity import foreground_mask, histogram_match, percentile_clip, zscore
-from .kermany import CHEST_XRAY_SAMPLE, chest_xray_dir, chest_xrays
+from .kermany import CHEST_XRAY_SAMPLE, SECOND_SITE_SAMPLE, chest_xray_dir, chest_xrays, second_site, second_site_dir
 from .loaders import BatchLoader, to_tensor
 from .medmnist import (
     HELD_OUT_SEED,
@@ -53,6 +53,8 @@ __all__ = [
     "ON_ERROR", "check_on_error", "float_to_uint8",
     # the bundled real-resolution chest X-rays, split by patient
     "chest_xrays", "chest_xray_dir", "CHEST_XRAY_SAMPLE",
+    # lesson 12: a second site (half of the official test split, collected apart), never trained on
+    "second_site", "second_site_dir", "SECOND_SITE_SAMPLE",
     # DICOM and CT windows
     "read_dicom", "dicom_info", "window", "WINDOWS",
     # MRI intensity normalisation

@@ -4,6 +4,10 @@
 of 805 patients at 128 x 128 grey, the Kaggle layout with the original file names (see
 data_samples/README.md for provenance and the CC BY 4.0 attribution). The lessons' accessor
 `chest_xrays()` splits it by patient, with a test part that never changes with the lesson's seed.
+
+`data_samples/chest_xray_external/{NORMAL,PNEUMONIA}/*.jpeg`: a second site (lesson 12), 301 images (119 normal,
+182 pneumonia) of 203 patients from half of Kermany et al.'s official *test* split, which was collected apart from
+the training split, made the same way. `second_site()` returns all of it as one part: it is never trained on.
 """
 
 from pathlib import Path
@@ -13,9 +17,10 @@ from .medmnist import HELD_OUT_SEED, sample_path
 from .sources import load_source
 from .splits import check_no_leakage, subsample
 
-__all__ = ["chest_xrays", "chest_xray_dir", "CHEST_XRAY_SAMPLE"]
+__all__ = ["chest_xrays", "chest_xray_dir", "CHEST_XRAY_SAMPLE", "second_site", "second_site_dir", "SECOND_SITE_SAMPLE"]
 
 CHEST_XRAY_SAMPLE = "chest_xray"  # folder under data_samples/
+SECOND_SITE_SAMPLE = "chest_xray_external"  # folder under data_samples/: made by make_second_site_sample.py
 
 
 def chest_xray_dir():
@@ -59,3 +64,24 @@ def chest_xrays(image_size: int = 128, n_train: int | None = None, seed: int = 0
     check_no_leakage(**{name: ds.groups for name, ds in splits.items()})
     return splits
 
+
+
+def second_site_dir():
+    """Return the bundled second site's class-folder tree (data_samples/chest_xray_external)."""
+    return sample_path(SECOND_SITE_SAMPLE)
+
+
+def second_site(image_size: int = 128, channels: int = 1, cache: bool = True):
+    """Return the bundled second site (lesson 12) as one ImageDataset: every image, patient keys as `groups`.
+
+    Half of Kermany et al.'s official test split, collected apart from the training split that `chest_xrays()`
+    samples: an external validation set. Never train or tune on it; whatever is chosen on it must be reported as
+    chosen on it. `meta["origin"]` says where it comes from.
+    """
+    source = load_source(second_site_dir(), image_size=image_size, channels=channels, group_by="patient",
+                         carve=False, on_error="raise", cache=cache)
+    (site,) = source.splits.values()
+    site.name = f"{SECOND_SITE_SAMPLE}:all"
+    site.meta["origin"] = ("second site: half of Kermany et al.'s official test split (collected apart from the "
+                           "training split), every bundled image")
+    return site

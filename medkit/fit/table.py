@@ -1,5 +1,8 @@
 """The table of what was tried for `medkit fit`'s recipe, as data a lesson renders (lesson 03).
 
+Also the second-site lever table (lesson 12): `benchmarks/bench_second_site.py` writes `second_site_table.json`
+next to this module, one row per lever measured at 224 px on the external dev folder; `second_site_table` reads it.
+
 The recipe sweep (`benchmarks/sweep_recipe.py`) writes its results as a markdown table into
 `benchmarks/RECIPE.md`. `update_from_markdown` copies that table into `recipe_table.json` next to
 this module, so lessons show measured numbers without anyone typing them into a notebook:
@@ -13,9 +16,14 @@ from pathlib import Path
 
 from ..errors import DataError
 
-__all__ = ["TABLE_FILE", "load_table", "recipe_table", "table_from_markdown", "update_from_markdown"]
+__all__ = ["TABLE_FILE", "load_table", "recipe_table", "table_from_markdown", "update_from_markdown",
+           "SECOND_SITE_FILE", "SECOND_SITE_COLUMNS", "second_site_table"]
 
 TABLE_FILE = Path(__file__).with_name("recipe_table.json")
+SECOND_SITE_FILE = Path(__file__).with_name("second_site_table.json")
+# one row per lever: the schema benchmarks/bench_second_site.py writes (intervals are [low, high])
+SECOND_SITE_COLUMNS = ("lever", "seeds", "internal_auc", "external_auc", "external_auc_ci", "external_acc",
+                       "external_acc_ci", "external_sens", "external_spec", "fit_seconds", "peak_gb")
 
 
 def load_table(path=TABLE_FILE) -> dict:
@@ -41,6 +49,36 @@ def recipe_table(path=TABLE_FILE):
 
     table = load_table(path)
     return pd.DataFrame(table["rows"], columns=table["columns"])
+
+
+def second_site_table(path=SECOND_SITE_FILE):
+    """Return the 224 px lever table of lesson 12 as a DataFrame, one row per lever.
+
+    When the file is not there yet the table is empty (with its columns) and `attrs["note"]` says why and how to
+    make it, so a lesson can show the note instead of failing. A file that is there but malformed is an error.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        empty = pd.DataFrame(columns=list(SECOND_SITE_COLUMNS))
+        empty.attrs["note"] = (f"No lever table at {path} yet: it is measured at 224 px on the full training folder by "
+                               "`benchmarks/bench_second_site.py --json`, which writes this file. Skipped.")
+        return empty
+    try:
+        rows = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path} is not valid JSON ({exc}); rewrite it with benchmarks/bench_second_site.py.") from None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise DataError(f"{path} must hold a list of rows (one object per lever); got {type(rows).__name__}.")
+    for row in rows:
+        missing = [c for c in SECOND_SITE_COLUMNS if c not in row]
+        if missing:
+            raise DataError(f"{path}: the row of lever {row.get('lever')!r} lacks {missing}; columns are "
+                            f"{list(SECOND_SITE_COLUMNS)}.")
+    table = pd.DataFrame(rows)[list(SECOND_SITE_COLUMNS)]
+    table.attrs["note"] = f"{len(table)} levers from {path.name}"
+    return table
 
 
 def _cells(line: str) -> list[str]:

@@ -101,7 +101,10 @@ LEVERS = {lv.name: lv for lv in (
     Lever("percentile", "window each image to its 1st-99th percentile", transform="percentile"),
     Lever("trim", "trim 8% of every border, resize back", transform="trim"),
     Lever("weighted_ce", "class-weighted cross-entropy", {"loss": "weighted_ce"}),
-    Lever("head", "head only (body frozen)", {"freeze": "head"}),
+    Lever("epochs3", "head 1 epoch + top group 2 (not 5)", {"epochs": 3}),
+    Lever("wd05", "weight decay 0.05 (not 1e-4)", {"weight_decay": 0.05}),
+    Lever("lr5e-4", "peak lr 5e-4 (not 2e-3)", {"lr": 5e-4}),
+    Lever("lite2", "efficientnet_lite2 (ImageNet) at 260 px", {"backbone": "efficientnet_lite2", "image_size": 260}),
     Lever("tta_flip", "test-time augmentation: mean of image and mirror", tta_flip=True),
     Lever("bn_adapt", "trained part's BatchNorm statistics re-estimated on the unlabelled site", bn_adapt=True),
 )}
@@ -149,6 +152,30 @@ def _score(labels, p, threshold, n_boot=1000) -> dict:
         f"{k}_ci": [round(v.low, 4), round(v.high, 4)] for k, v in ci.items()}
 
 
+_CACHE: dict = {}  # (backbone, size, transform, cut) -> (parts, activations): levers that differ only in training share it
+
+
+def _cached(cfg, transform, cut, log):
+    """Return (parts, activations of the frozen lower groups for every part, seconds), computed once per key."""
+    key = (cfg.backbone, cfg.image_size, transform, cut)
+    if key not in _CACHE:
+        _CACHE.clear()  # one cache at a time: each is ~100-300 MB
+        start = time.perf_counter()
+        spec = get_spec(cfg.backbone)
+        pre = spec.preprocess(cfg.image_size)
+        home = load_source(HOME, image_size=cfg.image_size, group_by=cfg.group_by, carve=True, log=None).splits
+        site = load_source(SITE, image_size=cfg.image_size, group_by=cfg.group_by, carve=False, log=None).splits["all"]
+        parts = {name: _apply(ds, transform) for name, ds in {**home, "site": site}.items()}
+        parts["site_flip"], parts["test_flip"] = _flip(parts["site"]), _flip(parts["test"])
+        model = get_backbone(cfg.backbone, weights=cfg.weights, num_classes=2).to(memory_format=torch.channels_last)
+        lower, _ = split_at_group(model, cut)
+        acts = {name: cache_activations(lower, BatchLoader(ds, SCORE_BATCH, preprocess=pre))
+                for name, ds in parts.items()}
+        _CACHE[key] = parts, acts, time.perf_counter() - start
+        log(f"  cached {sum(len(a) for a in acts.values())} images {key} in {_CACHE[key][2]:.0f} s")
+    return _CACHE[key]
+
+
 def run_lever(lever: Lever, seeds, log=print) -> dict:
     """Train `lever` once per seed; return per-seed, ensemble and soup scores at home (test) and at the site."""
     cfg = replace(RecipeConfig(), **lever.cfg)
@@ -156,17 +183,7 @@ def run_lever(lever: Lever, seeds, log=print) -> dict:
     spec = get_spec(cfg.backbone)
     stages = schedule(cfg.freeze, cfg.epochs, cfg.lr, cfg.head_lr, n_groups=len(spec.groups))
     cut = cache_cut(stages, len(spec.groups))
-    pre = spec.preprocess(cfg.image_size)
-    home = load_source(HOME, image_size=cfg.image_size, group_by=cfg.group_by, carve=True, log=None).splits
-    site = load_source(SITE, image_size=cfg.image_size, group_by=cfg.group_by, carve=False, log=None).splits["all"]
-    parts = {name: _apply(ds, lever.transform) for name, ds in {**home, "site": site}.items()}
-    if lever.tta_flip:
-        parts["site_flip"], parts["test_flip"] = _flip(parts["site"]), _flip(parts["test"])
-    model = get_backbone(cfg.backbone, weights=cfg.weights, num_classes=2).to(memory_format=torch.channels_last)
-    lower, _ = split_at_group(model, cut)
-    acts = {name: cache_activations(lower, BatchLoader(ds, SCORE_BATCH, preprocess=pre)) for name, ds in parts.items()}
-    cache_s = time.perf_counter() - start
-    log(f"  {lever.name}: cached {sum(len(a) for a in acts.values())} images at cut {cut} in {cache_s:.0f} s")
+    parts, acts, cache_s = _cached(cfg, lever.transform, cut, log)
     labels = {name: parts[name].labels for name in ("val", "test", "site")}
     runs, uppers = [], []
     for seed in seeds:
@@ -174,17 +191,17 @@ def run_lever(lever: Lever, seeds, log=print) -> dict:
         seed_everything(seed)
         model = get_backbone(cfg.backbone, weights=cfg.weights, num_classes=2).to(memory_format=torch.channels_last)
         _, upper = split_at_group(model, cut)
-        train_dl = TensorLoader(acts["train"], labels_train := parts["train"].labels, cfg.batch_size, shuffle=True,
-                                seed=seed, drop_last=True)
+        train_dl = TensorLoader(acts["train"], parts["train"].labels, cfg.batch_size, shuffle=True, seed=seed,
+                                drop_last=True)
         val_dl = TensorLoader(acts["val"], labels["val"], 256)
-        loss_fn = make_loss(cfg.loss, labels_train, 2)
+        loss_fn = make_loss(cfg.loss, parts["train"].labels, 2)
         fit_stages(model, train_dl, val_dl, stages, weight_decay=cfg.weight_decay, loss_fn=loss_fn, progress=False,
                    net=upper)
         runs.append(_predict_all(upper, acts, lever))
         uppers.append(upper)
         runs[-1]["train_seconds"] = round(time.perf_counter() - t0, 1)
     out = {"lever": lever.name, "what": lever.what, "seeds": list(seeds), "cache_seconds": round(cache_s, 1),
-           "per_seed": [_scores(r, labels) for r in runs]}
+           "per_seed": [_scores(r, labels) for r in runs], "train_seconds": [r["train_seconds"] for r in runs]}
     mean = {k: np.mean([r[k] for r in runs], 0) for k in ("val", "test", "site")}
     out["ensemble"] = _scores(mean, labels)
     soup = copy.deepcopy(uppers[0])
@@ -230,12 +247,71 @@ def summary_row(result: dict) -> dict:
             "ens ext AUC/acc": f"{result['ensemble']['external']['auc']:.3f} / {result['ensemble']['external']['acc']:.3f}"}
 
 
+def table_rows(result: dict) -> list[dict]:
+    """Return the lesson-12 table rows of one lever (`medkit.fit.table.SECOND_SITE_COLUMNS`): seeds, soup, ensemble.
+
+    Per-seed rows give the median over seeds and, as the interval, the 95% bootstrap interval of the median run.
+    """
+    per = result["per_seed"]
+    order = np.argsort([r["external"]["auc"] for r in per])
+    mid = per[order[len(order) // 2]]
+    # one fit: the cache pass plus one seed's training; a soup or an ensemble trains every seed
+    train = result.get("train_seconds") or [(result["seconds"] - result["cache_seconds"]) / len(per)] * len(per)
+    one, every = result["cache_seconds"] + float(np.mean(train)), result["cache_seconds"] + float(np.sum(train))
+
+    def row(name, where_int, where_ext, runs, fit_s):
+        return {"lever": name, "seeds": result["seeds"],
+                "internal_auc": float(np.median([r["internal"]["auc"] for r in runs])) if where_int is None
+                else where_int["auc"],
+                "external_auc": float(np.median([r["external"]["auc"] for r in runs])),
+                "external_auc_ci": where_ext["auc_ci"],
+                "external_acc": float(np.median([r["external"]["acc"] for r in runs])),
+                "external_acc_ci": where_ext["acc_ci"],
+                "external_sens": float(np.median([r["external"]["sensitivity"] for r in runs])),
+                "external_spec": float(np.median([r["external"]["specificity"] for r in runs])),
+                "fit_seconds": round(fit_s, 1), "peak_gb": result["peak_gb"]}
+
+    return [row(f"{result['lever']}: {result['what']}", None, mid["external"], per, one),
+            row(f"{result['lever']} + weight soup of the seeds", result["soup"]["internal"], result["soup"]["external"],
+                [result["soup"]], every),
+            row(f"{result['lever']} + ensemble of the seeds", result["ensemble"]["internal"],
+                result["ensemble"]["external"], [result["ensemble"]], every)]
+
+
+def write_table(jsonl, out=ROOT / "medkit" / "fit" / "second_site_table.json") -> Path:
+    """Write the lever table lesson 12 renders from the JSON lines this script appended (last result per lever)."""
+    results = {}
+    for line in Path(jsonl).read_text().splitlines():
+        result = json.loads(line)
+        results[result["lever"]] = result
+    rows = [row for result in results.values() for row in table_rows(result)]
+    Path(out).write_text(json.dumps(rows, indent=1) + "\n")
+    return Path(out)
+
+
+def markdown(rows: list[dict]) -> str:
+    """Return the lever table as markdown (benchmarks/RECIPE.md): medians over seeds, 95% intervals of the median run."""
+    head = ("| lever | internal AUC | external AUC [95% CI] | external acc [95% CI] | ext sens | ext spec | fit s |\n"
+            "|---|---|---|---|---|---|---|")
+    lines = [f"| {r['lever']} | {r['internal_auc']:.3f} | {r['external_auc']:.3f} [{r['external_auc_ci'][0]:.3f}, "
+             f"{r['external_auc_ci'][1]:.3f}] | {r['external_acc']:.3f} [{r['external_acc_ci'][0]:.3f}, "
+             f"{r['external_acc_ci'][1]:.3f}] | {r['external_sens']:.3f} | {r['external_spec']:.3f} | "
+             f"{r['fit_seconds']:.0f} |" for r in rows]
+    return "\n".join([head, *lines])
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--levers", default="base", help=f"comma-separated, of: {', '.join(LEVERS)}")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--json", default=None, help="append each lever's full result to this JSON-lines file")
+    parser.add_argument("--table", action="store_true",
+                        help="only rewrite medkit/fit/second_site_table.json (lesson 12) from the --json file")
     args = parser.parse_args(argv)
+    if args.table:
+        path = write_table(args.json)
+        print(markdown(json.loads(path.read_text())))
+        return 0
     seeds = [int(s) for s in args.seeds.split(",")]
     rows = []
     for name in args.levers.split(","):

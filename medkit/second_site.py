@@ -27,7 +27,7 @@ from .evaluation.metrics import auc, classification_metrics
 from .features import TensorLoader, cache_activations, linear_probe, split_at_group
 from .freeze import fit_stages, schedule
 from .models import get_backbone, get_spec
-from .train import predict, seed_everything
+from .train import predict, reestimate_batchnorm, seed_everything
 
 __all__ = ["HOME_PARTS", "SiteCache", "HomeModel", "cache_sites", "train_home", "ensemble", "adapt_batchnorm",
            "equalize", "site_metrics", "gap_table", "best_threshold_in_hindsight", "mean_images", "intensity_summary",
@@ -159,17 +159,11 @@ def adapt_batchnorm(model: HomeModel, acts: torch.Tensor, batch_size: int = 64) 
     the home threshold are kept. The frozen lower groups keep ImageNet's statistics (they are cached).
     """
     upper = copy.deepcopy(model.upper)
-    norms = [m for m in upper.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        raise DataError("adapt_batchnorm: the trained part has no BatchNorm layer to re-estimate.")
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over every batch
-    upper.train()
     order = torch.randperm(len(acts), generator=torch.Generator().manual_seed(model.seed))
-    for i in range(0, len(acts), batch_size):
-        upper(acts[order[i:i + batch_size]].float())
-    return upper.eval()
+    try:
+        return reestimate_batchnorm(upper, (acts[order[i:i + batch_size]] for i in range(0, len(acts), batch_size)))
+    except DataError:
+        raise DataError("adapt_batchnorm: the trained part has no BatchNorm layer to re-estimate.") from None
 
 
 def site_metrics(labels, probs, threshold: float, *, n_boot: int = 1000, seed: int = 0) -> dict:

@@ -9,10 +9,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .evaluation.metrics import auc as auc_score
 
-__all__ = ["seed_everything", "History", "fit", "predict", "logits_of", "SCORE_BATCH", "DEVICES", "available_devices",
+__all__ = ["reestimate_batchnorm", "seed_everything", "History", "fit", "predict", "logits_of", "SCORE_BATCH", "DEVICES", "available_devices",
            "pick_device"]
 
 # images per scoring or caching pass, in the lessons and in `medkit fit`: at 96 px a 64-image forward pass adds
@@ -176,3 +176,27 @@ def fit(model: nn.Module, train_dl, val_dl=None, *, epochs: int = 3, lr: float =
         history.rows.append(row)
     model.zero_grad(set_to_none=True)  # the last batch's gradients are as large as the weights; nobody reads them
     return history
+
+
+@torch.no_grad()
+def reestimate_batchnorm(model: nn.Module, batches, norms=None, device: str = "cpu") -> nn.Module:
+    """Re-estimate the running statistics of `norms` (default: every BatchNorm in `model`) on `batches`; no labels.
+
+    AdaBN (Li et al., 2016, arXiv:1603.04779): the statistics become the plain average over the batches (momentum
+    None), weights stay as trained, every other layer stays in eval mode. Returns `model` in eval mode.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)] if norms is None else norms
+    if not norms:
+        raise DataError("reestimate_batchnorm: no BatchNorm layer to re-estimate.")
+    model.eval().to(device)
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over every batch
+        m.train()
+    for batch in batches:
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        model(x.to(device).float())
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    return model.eval()

@@ -201,7 +201,7 @@ def home(tmp_path_factory):
     report = [{"part": "train", "images": 100, "groups": 50, "classes": {"NORMAL": 25, "PNEUMONIA": 75}}]
     save_checkpoint(ck, model, image_size=48, classes=["NORMAL", "PNEUMONIA"], threshold=0.5, input_size=48,
                     channels=1, recipe={"group_by": "auto", "threshold": "youden"}, splits={"report": report},
-                    data={"path": "/elsewhere/home_train"})
+                    data={"path": "/elsewhere/home_train", "cached_groups": 3})
     return ck, _site(tmp_path_factory.mktemp("site") / "site_b")
 
 
@@ -300,3 +300,23 @@ def test_adapt_help_does_not_import_torch():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("False")
     assert "labels from the new site" in proc.stdout and "held out of scoring" in proc.stdout
+
+
+def test_batchnorm_method_moves_only_the_trained_layers_statistics(home, tmp_path, capsys):
+    """AdaBN: only the running statistics of BatchNorms above the cached groups change; every site image is scored."""
+    import torch
+
+    from medkit.atomic import read_state_dict
+    from medkit.checkpoint import read_config
+    from medkit.fit.adapt import adapt_checkpoint
+
+    ck, site_dir = home
+    record = adapt_checkpoint(ck, site_dir, tmp_path / "bn", method="batchnorm", log=None)
+    assert record["labels_used"] is False and record["images"] == [] and record["n_unlabelled"] > 0
+    old, new = read_state_dict(ck / WEIGHTS_FILE), read_state_dict(tmp_path / "bn" / WEIGHTS_FILE)
+    changed = {name for name in old if not torch.equal(old[name], new[name])}
+    cut = read_config(ck)["data"]["cached_groups"]
+    assert changed and all(name.endswith(("running_mean", "running_var", "num_batches_tracked")) for name in changed)
+    assert all(name.startswith(("blocks.6", "conv_head", "bn2")) for name in changed), (cut, sorted(changed))
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "bn"), "--data", str(site_dir)]) == 0
+    assert '"adaptation_images_skipped": 0' in capsys.readouterr().out

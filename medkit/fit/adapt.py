@@ -22,15 +22,15 @@ from ..checkpoint import load_checkpoint, read_config, save_checkpoint
 from ..data import BatchLoader, load_source
 from ..errors import ConfigError, DataError
 from ..evaluation.adapt import METHODS, draw_labelled, recalibrate
-from ..features import TensorLoader
+from ..features import TensorLoader, split_at_group
 from ..models import get_spec, split_head
-from ..train import SCORE_BATCH, fit, seed_everything
+from ..train import SCORE_BATCH, fit, reestimate_batchnorm, seed_everything
 from .config import check_out_dir, pick_part
 
-__all__ = ["ADAPT_METHODS", "adapt_checkpoint", "site_images", "site_features", "fit_head", "home_prior",
+__all__ = ["trained_norms", "ADAPT_METHODS", "adapt_checkpoint", "site_images", "site_features", "fit_head", "home_prior",
            "adaptation_images"]
 
-ADAPT_METHODS = (*METHODS, "head")
+ADAPT_METHODS = (*METHODS, "head", "batchnorm")
 HEAD_EPOCHS = 30  # full-batch steps on k pooled features: seconds on a CPU (benchmarks/bench_few_labels.py)
 HEAD_LR = 1e-3  # small: the head starts from the home model's and should move only as far as k labels justify
 
@@ -135,8 +135,10 @@ def adapt_checkpoint(ckpt_dir, data, out_dir, k: int = 25, seed: int = 0, method
     if config.get("adaptation"):
         raise ConfigError(f"{ckpt_dir} is already adapted ({config['adaptation']['method']}, k="
                           f"{config['adaptation']['k']}); adapt the home checkpoint it came from instead.")
-    used = draw_labelled(ds.labels, k, seed, ds.groups)
     model, _ = load_checkpoint(ckpt_dir)
+    if method == "batchnorm":
+        return _adapt_batchnorm(model, config, ds, ckpt_dir, data, out_dir, log)
+    used = draw_labelled(ds.labels, k, seed, ds.groups)
     sub = ds.subset(used)
     feats, probs = site_features(model, sub, config)
     record = {"method": method, "k": int(k), "n_labelled": len(used), "seed": int(seed),
@@ -154,19 +156,50 @@ def adapt_checkpoint(ckpt_dir, data, out_dir, k: int = 25, seed: int = 0, method
         _fold_into_head(model, rec.temperature, rec.prior_shift)
         record.update({"temperature": rec.temperature, "prior_shift": rec.prior_shift, "threshold": rec.threshold,
                        "new_prior": rec.new_prior, "note": rec.note})
+    _save(model, config, out_dir, record)
+    if log:
+        log(f"medkit adapt: {method} on {len(used)} labelled image(s) of {data} (seed {seed}): threshold "
+            f"{record['threshold']:.6g}, temperature {record['temperature']:.4g}; wrote {out_dir}. `medkit evaluate` "
+            "on this site skips those images." + (f" Note: {record['note']}" if record["note"] else ""))
+    return record
+
+
+def trained_norms(model: nn.Module, config: dict) -> list:
+    """Return the BatchNorm layers `medkit fit` trained: those above the cached, frozen groups (all when none were)."""
+    cut = int((config.get("data") or {}).get("cached_groups") or 0) if isinstance(config.get("data"), dict) else 0
+    modules = split_at_group(model, cut)[1] if cut else model
+    return [m for m in modules.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+def _adapt_batchnorm(model, config, ds, ckpt_dir, data, out_dir, log) -> dict:
+    """Re-estimate the trained layers' BatchNorm statistics on the site's images, without their labels (AdaBN)."""
+    norms = trained_norms(model, config)
+    # the frozen ImageNet groups keep their statistics: the layers above them were trained on those outputs, and
+    # re-estimating every layer at once is what made adaptation worse in issue 28 (AUC 0.949 -> 0.890)
+    pre = get_spec(config["backbone"]).preprocess(int(config["image_size"]))
+    reestimate_batchnorm(model, BatchLoader(ds, SCORE_BATCH, preprocess=pre), norms)
+    record = {"method": "batchnorm", "k": 0, "n_labelled": 0, "seed": None, "data": str(Path(data).resolve()),
+              "images": [], "n_unlabelled": len(ds), "batchnorm_layers": len(norms), "labels_used": False,
+              "home_checkpoint": str(Path(ckpt_dir).resolve()), "home_threshold": float(config.get("threshold", 0.5)),
+              "threshold": float(config.get("threshold", 0.5)), "temperature": 1.0, "prior_shift": 0.0,
+              "note": "statistics from the site's own images, labels unused: scores on that site are transductive"}
+    _save(model, config, out_dir, record)
+    if log:
+        log(f"medkit adapt: batchnorm statistics of {len(norms)} trained layer(s) re-estimated on {len(ds)} unlabelled "
+            f"image(s) of {data} (no label read); home threshold {record['threshold']:.4g} kept; wrote {out_dir}.")
+    return record
+
+
+def _save(model, config, out_dir, record) -> None:
+    """Write the adapted model as a new checkpoint that keeps the home config and records the adaptation."""
     if not math.isfinite(record["threshold"]):
-        raise DataError(f"The adapted threshold is {record['threshold']}; check the labels of {data}.")
+        raise DataError(f"The adapted threshold is {record['threshold']}; check the labels of {record['data']}.")
     keep = {key: value for key, value in config.items()
             if key not in ("format", "backbone", "num_classes", "classes", "image_size", "input_size", "channels",
                            "mean", "std", "threshold", "weights_sha256")}
     save_checkpoint(out_dir, model, image_size=int(config["image_size"]), classes=config["classes"],
                     threshold=record["threshold"], input_size=config.get("input_size"), channels=config.get("channels"),
                     **keep, adaptation=record)
-    if log:
-        log(f"medkit adapt: {method} on {len(used)} labelled image(s) of {data} (seed {seed}): threshold "
-            f"{record['threshold']:.6g}, temperature {record['temperature']:.4g}; wrote {out_dir}. `medkit evaluate` "
-            "on this site skips those images." + (f" Note: {record['note']}" if record["note"] else ""))
-    return record
 
 
 def adaptation_images(config: dict) -> set:

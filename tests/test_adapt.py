@@ -166,26 +166,11 @@ def test_curve_reports_degenerate_draws_in_a_column_not_warnings():
 
 import json  # noqa: E402
 
+from folders import kermany_folder  # noqa: E402
+
 from medkit.checkpoint import CONFIG_FILE, WEIGHTS_FILE  # noqa: E402
 from medkit.cli import main  # noqa: E402
 from medkit.errors import ConfigError  # noqa: E402
-
-
-def _site(root, n_patients=12, per_patient=2, seed=0):
-    """Write a Kermany-style class-folder tree of 48 px PNGs (a bright square means pneumonia)."""
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    for label, cls in enumerate(("NORMAL", "PNEUMONIA")):
-        (root / cls).mkdir(parents=True, exist_ok=True)
-        for p in range(n_patients):
-            for i in range(per_patient):
-                image = rng.integers(0, 80, (48, 48)).astype(np.uint8)
-                if label:
-                    image[12:36, 12:36] += 150
-                name = f"person{p}_bacteria_{i}.png" if label else f"IM-{p:04d}-{i:04d}.png"
-                Image.fromarray(image).save(root / cls / name)
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +187,7 @@ def home(tmp_path_factory):
     save_checkpoint(ck, model, image_size=48, classes=["NORMAL", "PNEUMONIA"], threshold=0.5, input_size=48,
                     channels=1, recipe={"group_by": "auto", "threshold": "youden"}, splits={"report": report},
                     data={"path": "/elsewhere/home_train", "cached_groups": 3})
-    return ck, _site(tmp_path_factory.mktemp("site") / "site_b")
+    return ck, kermany_folder(tmp_path_factory.mktemp("site") / "site_b", n_patients=12)
 
 
 def _files(folder):

@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from folders import kermany_folder
 
 from medkit.checkpoint import CONFIG_FILE
 from medkit.cli import main
@@ -204,30 +205,13 @@ def test_evaluate_refuses_wrong_data(fitted, tmp_path):
 # --- image folders: patient-grouped carves, evaluation on the carved test, a test/ folder, another folder -----
 
 
-def _folder(root, n_patients=16, per_patient=2, seed=0, classes=("NORMAL", "PNEUMONIA"), start=0):
-    """Write a tiny Kermany-style class-folder tree of 48 px PNGs (a bright square means pneumonia)."""
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    for label, cls in enumerate(classes):
-        (root / cls).mkdir(parents=True, exist_ok=True)
-        for p in range(start, start + n_patients):
-            for k in range(per_patient):
-                image = rng.integers(0, 80, (48, 48)).astype(np.uint8)
-                if label:
-                    image[12:36, 12:36] += 150
-                name = f"person{p}_bacteria_{k}.png" if label else f"IM-{p:04d}-{k:04d}.png"
-                Image.fromarray(image).save(root / cls / name)
-    return root
-
-
 @pytest.fixture(scope="module")
 def folder_fit(tmp_path_factory):
     """A fit on a class-folder tree of 32 patients (64 images): (data folder, checkpoint, stdout, stderr)."""
     import subprocess
     import sys
 
-    data = _folder(tmp_path_factory.mktemp("xrays") / "train")
+    data = kermany_folder(tmp_path_factory.mktemp("xrays") / "train")
     out = tmp_path_factory.mktemp("folder_ckpt") / "ck"
     proc = subprocess.run([sys.executable, "-m", "medkit.cli", "fit", "--data", str(data), "--out", str(out), *SMALL],
                           capture_output=True, text=True)
@@ -266,21 +250,21 @@ def test_evaluate_scores_the_carved_test_part(folder_fit, capsys):
 
 def test_evaluate_on_another_folder_scores_every_image(folder_fit, tmp_path):
     _, out, _, _ = folder_fit
-    other = _folder(tmp_path / "site_b", n_patients=6, seed=5, start=100)
+    other = kermany_folder(tmp_path / "site_b", n_patients=6, seed=5, start=100)
     result = evaluate_checkpoint(out, other)
     assert result["split"] == "all" and result["n"] == 24 and result["patients"] == 12
     assert not result["trained_on_this_data"] and result["auc"] > 0.9
     # a folder with its own test/ subfolder: that part is scored, the rest ignored
     split = tmp_path / "split_layout"
-    _folder(split / "train", n_patients=4, seed=6)
-    _folder(split / "test", n_patients=5, seed=7, start=50)
+    kermany_folder(split / "train", n_patients=4, seed=6)
+    kermany_folder(split / "test", n_patients=5, seed=7, start=50)
     result = evaluate_checkpoint(out, split)
     assert result["split"] == "test" and result["n"] == 20
 
 
 def test_evaluate_refuses_other_class_names(folder_fit, tmp_path, capsys):
     _, out, _, _ = folder_fit
-    other = _folder(tmp_path / "other", n_patients=3, classes=("healthy", "sick"))
+    other = kermany_folder(tmp_path / "other", n_patients=3, classes=("healthy", "sick"))
     with pytest.raises(DataError, match="healthy"):
         evaluate_checkpoint(out, other)
     assert main(["evaluate", "--checkpoint", str(out), "--data", str(other)]) != 0
@@ -339,7 +323,7 @@ def test_internal_too_scores_both_roles_side_by_side_and_records_them(folder_fit
     data, fitted, _, _ = folder_fit
     ck = tmp_path / "ck"
     shutil.copytree(fitted, ck)  # --record writes into the checkpoint: keep the module's one clean
-    other = _folder(tmp_path / "site_b", n_patients=6, seed=5, start=100)
+    other = kermany_folder(tmp_path / "site_b", n_patients=6, seed=5, start=100)
     before = json.loads((ck / CONFIG_FILE).read_text())
     capsys.readouterr()
     assert main(["evaluate", "--checkpoint", str(ck), "--data", str(other), "--internal-too", "--record"]) == 0
@@ -390,7 +374,7 @@ def test_internal_too_without_the_training_data_still_reports_external(folder_fi
     config = json.loads((ck / CONFIG_FILE).read_text())
     gone = tmp_path / "moved_away"
     write_json(ck / CONFIG_FILE, {**config, "data": {**config["data"], "path": str(gone)}})
-    other = _folder(tmp_path / "site_b", n_patients=4, seed=5, start=100)
+    other = kermany_folder(tmp_path / "site_b", n_patients=4, seed=5, start=100)
     capsys.readouterr()
     assert main(["evaluate", "--checkpoint", str(ck), "--data", str(other), "--internal-too"]) == 0
     captured = capsys.readouterr()

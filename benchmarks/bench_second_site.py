@@ -37,7 +37,7 @@ from medkit.fit.config import cache_cut  # noqa: E402
 from medkit.freeze import fit_stages, schedule  # noqa: E402
 from medkit.losses import make_loss  # noqa: E402
 from medkit.models import get_backbone, get_spec  # noqa: E402
-from medkit.train import SCORE_BATCH, seed_everything  # noqa: E402
+from medkit.train import SCORE_BATCH, reestimate_batchnorm, seed_everything  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 HOME, SITE = SHARED / "chest_xray_224" / "train", SHARED / "chest_xray_224_external_dev"
@@ -132,19 +132,6 @@ def _probs(net, acts) -> np.ndarray:
     return torch.cat(out).numpy()
 
 
-def _bn_adapt(net, acts):
-    """Re-estimate every BatchNorm's running statistics of `net` on `acts` (cumulative average, no labels)."""
-    bns = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None
-    net.train()
-    with torch.no_grad():
-        for i in range(0, len(acts), 64):
-            net(acts[i:i + 64].float())
-    net.eval()
-
-
 def _score(labels, p, threshold, n_boot=1000) -> dict:
     probs = np.stack([1 - p, p], 1)
     ci = metrics_with_ci(labels, probs, threshold, n_boot=n_boot, seed=0)
@@ -217,7 +204,7 @@ def _predict_all(upper, acts, lever) -> dict:
     upper = copy.deepcopy(upper) if lever.bn_adapt else upper
     out = {"val": _probs(upper, acts["val"]), "test": _probs(upper, acts["test"])}
     if lever.bn_adapt:
-        _bn_adapt(upper, acts["site"])
+        reestimate_batchnorm(upper, (acts["site"][i:i + 64] for i in range(0, len(acts["site"]), 64)))
     out["site"] = _probs(upper, acts["site"])
     if lever.tta_flip:
         out["site"] = (out["site"] + _probs(upper, acts["site_flip"])) / 2

@@ -107,6 +107,8 @@ LEVERS = {lv.name: lv for lv in (
     Lever("lite2", "efficientnet_lite2 (ImageNet) at 260 px", {"backbone": "efficientnet_lite2", "image_size": 260}),
     Lever("tta_flip", "test-time augmentation: mean of image and mirror", tta_flip=True),
     Lever("bn_adapt", "trained part's BatchNorm statistics re-estimated on the unlabelled site", bn_adapt=True),
+    Lever("clahe_bn_adapt", "CLAHE, then AdaBN on the unlabelled site", transform="clahe", bn_adapt=True),
+    Lever("clahe_weighted_ce", "CLAHE and class-weighted cross-entropy", {"loss": "weighted_ce"}, transform="clahe"),
 )}
 
 

@@ -456,3 +456,33 @@ def test_soup_is_the_mean_of_the_seeds_runs(tiny, tmp_path):
     assert not torch.allclose(states["soup"][weight], states["s0"][weight])
     with pytest.raises(ConfigError, match="soup"):
         RecipeConfig(soup=0).check()
+
+
+def test_the_contrast_step_is_kept_with_the_checkpoint_and_applied_where_it_reads_images(folder_fit):
+    """fit's default CLAHE is recorded, evaluate scores through it, and a deployed model's file reader applies it."""
+    from types import SimpleNamespace
+
+    from medkit.checkpoint import load_checkpoint
+    from medkit.data import BatchLoader, load_source
+    from medkit.data.contrast import contrast_of, equalize_contrast, equalize_image
+    from medkit.data.images import load_image
+    from medkit.deploy.files import read_for_model
+    from medkit.fit.single_label import score_checkpoint
+    from medkit.models import get_spec
+    from medkit.train import predict
+
+    data, out, _, _ = folder_fit
+    model, config = load_checkpoint(out)
+    assert contrast_of(config) == "clahe" == RecipeConfig().contrast
+    _, (labels, probs) = score_checkpoint(out, data, "test", device="cpu")
+    ds = load_source(data, image_size=48, carve=True).splits["test"]
+    pre = get_spec(config["backbone"]).preprocess(48)
+    expected = {name: predict(model, BatchLoader(ds.__class__(equalize_contrast(ds.images, name), ds.labels),
+                                                 32, preprocess=pre))[0] for name in ("clahe", "none")}
+    np.testing.assert_allclose(probs, expected["clahe"], atol=1e-5)
+    assert not np.allclose(probs, expected["none"], atol=1e-3)  # the step changes what the model sees
+    path = sorted((data / "NORMAL").glob("*.png"))[0]
+    predictor = SimpleNamespace(meta={"contrast": "clahe"}, channels=1, input_size=48)
+    np.testing.assert_array_equal(read_for_model(path, predictor)[0], equalize_image(load_image(path), "clahe"))
+    with pytest.raises(ConfigError, match="contrast"):
+        RecipeConfig(contrast="gamma").check()

@@ -71,6 +71,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from ..checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_checkpoint
+    from ..data.contrast import equalize_contrast
     from ..deploy import OPSET, drift_path
     from ..deploy.onnx import check_output, checkpoint_export_args, export_verified
     from . import emit
@@ -81,7 +82,9 @@ def run(args) -> int:
     kwargs = checkpoint_export_args(ckpt, config, input_size=args.input_size, channels=args.channels,
                                     modalities=args.modality.split(",") if args.modality else None)
     input_size, channels = kwargs["input_size"], kwargs["channels"]
-    check_images, reference_images = _load_images(args.images, config, input_size, channels)
+    # the images the deployed model will be fed: read from files, through the contrast step it was trained with
+    check_images, reference_images = (equalize_contrast(images, kwargs["contrast"])
+                                      for images in _load_images(args.images, config, input_size, channels))
     result, monitor = export_verified(model, out, check_images[: args.n_verify], tolerance=args.tolerance,
                                       reference_images=None if args.no_drift else reference_images, **kwargs)
     lines = [f"export {config['backbone']} ({len(config['classes'])} classes) to {out} (opset {OPSET}, dynamic batch, "

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.contrast import equalize_image
 from ..data.dicom import NotDicomError, dicom_to_uint8, open_dicom
 from ..data.images import load_image, resize_image
 from ..errors import DataError
@@ -67,4 +68,5 @@ def read_for_model(path, predictor, resize: bool = False) -> np.ndarray:
             raise DataError(f"{path} is {image.shape[1]}x{image.shape[0]} px, but the model takes {size}x{size} px. "
                             "Pass --resize (resize=True) to resample it, after checking it is the right kind of image.")
         image = resize_image(image, size)
+    image = equalize_image(image, predictor.meta.get("contrast") or "none")  # the step the model was trained with
     return image[None] if image.ndim == 2 else image.transpose(2, 0, 1)

@@ -22,6 +22,7 @@ from torch import nn
 from ..atomic import atomic_path, write_json
 from ..cache import sha256sum
 from ..checkpoint import load_checkpoint
+from ..data.contrast import check_contrast, contrast_of
 from ..errors import ConfigError, DataError
 from ..models import Preprocess, get_spec, split_head
 from .drift import DriftMonitor
@@ -50,7 +51,7 @@ DEFAULT_MODALITIES = ("CR", "DX")  # DICOM codes of plain chest radiographs, wha
 _META_KEY = "medkit"
 # The fields that define what the graph expects; they must agree between ONNX metadata and sidecar.
 _PREPROCESSING = ("input_size", "channels", "image_size", "mean", "std", "classes", "threshold", "modalities",
-                  "input_dtype")
+                  "input_dtype", "contrast")
 
 
 def sidecar_path(onnx_path) -> Path:
@@ -103,7 +104,7 @@ def _register_antialias_resize():
 
 def export_onnx(model: nn.Module, out, *, input_size: int, image_size: int, classes, channels: int = 1,
                 mean=None, std=None, threshold: float = 0.5, modalities=DEFAULT_MODALITIES,
-                provenance: dict | None = None) -> Path:
+                provenance: dict | None = None, contrast: str = "none") -> Path:
     """Export `model` with its preprocessing to `out` (ONNX, dynamic batch) and write the JSON sidecar.
 
     Args:
@@ -116,6 +117,8 @@ def export_onnx(model: nn.Module, out, *, input_size: int, image_size: int, clas
         mean, std: normalisation; default the backbone's.
         threshold: decision threshold on P(last class) for a binary model.
         modalities: DICOM Modality codes the model is meant for; other DICOMs are refused by `OnnxPredictor`.
+        contrast: the contrast step (medkit.data.contrast) the model was trained with; files read for it go through
+            it (`read_for_model`), arrays passed to `predict` are taken as already through it.
         provenance: anything else worth keeping with the model (checkpoint, training data, metrics).
     """
     from .._optional import require
@@ -137,7 +140,8 @@ def export_onnx(model: nn.Module, out, *, input_size: int, image_size: int, clas
     meta = {"format": "medkit-onnx/1", "backbone": spec.name, "opset": OPSET, "input_size": int(input_size),
             "channels": int(channels), "image_size": int(image_size), "mean": mean, "std": std, "classes": classes,
             "threshold": float(threshold), "modalities": [str(m).strip().upper() for m in modalities],
-            "input_dtype": "uint8", "inputs": "image: uint8 (N, C, H, W), 0-255", "outputs": ["logits", "embedding"]}
+            "input_dtype": "uint8", "inputs": "image: uint8 (N, C, H, W), 0-255", "outputs": ["logits", "embedding"],
+            "contrast": check_contrast(contrast)}
     with atomic_path(out) as tmp:  # an interrupted export leaves the previous file, never half of one
         with warnings.catch_warnings():  # the tracer warns about the Python branches in Preprocess; fixed here
             warnings.simplefilter("ignore")
@@ -197,7 +201,8 @@ def checkpoint_export_args(ckpt_dir, config: dict, *, input_size: int | None = N
                   **{k: v for k, v in config.items() if k not in _PREPROCESSING and k not in ("mean", "std")}}
     return dict(input_size=input_size, image_size=config["image_size"], classes=config["classes"], channels=channels,
                 mean=config["mean"], std=config["std"], threshold=config.get("threshold", 0.5),
-                modalities=modalities or config.get("modalities") or DEFAULT_MODALITIES, provenance=provenance)
+                modalities=modalities or config.get("modalities") or DEFAULT_MODALITIES, provenance=provenance,
+                contrast=contrast_of(config))
 
 
 def export_checkpoint(ckpt_dir, out, *, input_size: int | None = None, channels: int | None = None,

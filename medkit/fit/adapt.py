@@ -20,6 +20,7 @@ from torch import nn
 
 from ..checkpoint import load_checkpoint, read_config, save_checkpoint
 from ..data import BatchLoader, load_source
+from ..data.contrast import contrast_of, with_contrast
 from ..errors import ConfigError, DataError
 from ..evaluation.adapt import METHODS, draw_labelled, recalibrate
 from ..features import TensorLoader, split_at_group
@@ -47,6 +48,7 @@ def site_images(ckpt_dir, data, log=None):
                         "a folder or CSV of that site's images.")
     group_by = config.get("recipe", {}).get("group_by", "auto")
     source = load_source(data, image_size=int(config["image_size"]), group_by=group_by, carve=False, log=log)
+    source.splits = {name: with_contrast(ds, contrast_of(config)) for name, ds in source.splits.items()}
     if list(source.classes) != list(config["classes"]):
         raise DataError(f"{data} has classes {source.classes}, {ckpt_dir} was trained on {config['classes']}: they "
                         "must match by name and order. Rename the class folders or labels.")

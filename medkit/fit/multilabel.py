@@ -24,6 +24,7 @@ from torch import nn
 from ..atomic import write_json
 from ..checkpoint import load_checkpoint, read_config, save_checkpoint
 from ..data import HELD_OUT_SEED, BatchLoader
+from ..data.contrast import contrast_of, equalize_contrast
 from ..data.findings import from_findings_csv, is_multilabel
 from ..data.splits import check_no_leakage, group_split, stratified_split
 from ..data.table import read_table
@@ -176,6 +177,7 @@ def fit_multilabel(data, out_dir, cfg=None, *, findings=None, progress: bool = T
     pre = spec.preprocess(cfg.image_size)
     table = from_findings_csv(data, names=findings, image_size=cfg.image_size,
                               fix="Add it to --findings, or correct the CSV.")
+    table.images = equalize_contrast(table.images, cfg.contrast)
     names = table.names
     parts, how = carve_findings(table, cfg.group_by)
     splits = {k: table.dataset(v, f"{Path(data).stem}:{k}") for k, v in parts.items()}
@@ -246,6 +248,7 @@ def evaluate_multilabel(ckpt_dir, data, split: str = "auto", backbone: str | Non
     table = from_findings_csv(path, names=names, image_size=int(config["image_size"]),
                               fix=f"The checkpoint {ckpt_dir} knows only these findings: score it on data labelled "
                                   "with them, or train a checkpoint that includes the new one.")
+    table.images = equalize_contrast(table.images, contrast_of(config))
     if split == "auto":
         split = "test" if same else "all"
     if split == "all":

@@ -25,6 +25,7 @@ import torch
 from ..atomic import write_json
 from ..checkpoint import load_checkpoint, read_config, save_checkpoint
 from ..data import BatchLoader, check_trainable, load_source
+from ..data.contrast import contrast_of, with_contrast
 from ..errors import ConfigError, DataError
 from ..evaluation.evaluate import choose_threshold, metrics_with_ci
 from ..evaluation.metrics import classification_metrics, sensitivity_specificity
@@ -53,7 +54,9 @@ __all__ = ["fit_recipe", "evaluate_checkpoint", "score_checkpoint", "evaluate_in
 
 
 def _load_source(data, cfg: RecipeConfig, *, carve: bool, log):
-    return load_source(data, image_size=cfg.image_size, group_by=cfg.group_by, carve=carve, log=log)
+    source = load_source(data, image_size=cfg.image_size, group_by=cfg.group_by, carve=carve, log=log)
+    source.splits = {name: with_contrast(ds, cfg.contrast) for name, ds in source.splits.items()}
+    return source
 
 
 def _split_summary(source) -> dict:
@@ -99,7 +102,7 @@ def fit_recipe(data, out_dir, cfg: RecipeConfig | None = None, progress: bool = 
         cut = 0
     log(f"medkit fit: {cfg.backbone} ({cfg.weights or 'random init'}) at {cfg.image_size} px, "
         f"{len(splits['train'])} train / {len(splits['val'])} val images, {cfg.epochs} epochs, freeze={cfg.freeze}, "
-        f"on {device}"
+        f"contrast={cfg.contrast}, on {device}"
         + (f"; layer groups 0-{cut - 1} frozen throughout: their outputs are cached once per image "
            "(no augmentation on cached features)" if cut else ""))
     if cut:
@@ -182,7 +185,8 @@ def score_checkpoint(ckpt_dir, data, split: str = "auto", backbone: str | None =
     recipe = config.get("recipe", {})
     trained_on = config.get("data", {}) if isinstance(config.get("data"), dict) else {}
     role = role_of(config, data)
-    cfg = RecipeConfig(image_size=int(config["image_size"]), group_by=recipe.get("group_by", "auto"))
+    cfg = RecipeConfig(image_size=int(config["image_size"]), group_by=recipe.get("group_by", "auto"),
+                       contrast=contrast_of(config))
     source = _load_source(data, cfg, carve=role == "internal", log=log)
     fingerprint = data_fingerprint(source.splits)
     if role == "internal" and trained_on.get("fingerprint") not in (None, fingerprint) and log:

@@ -50,8 +50,10 @@ class NotDicomError(DataError):
     """A file that is not DICOM at all (as opposed to a DICOM file medkit cannot use)."""
 
 
-def open_dicom(path, pixels: bool = True):
+def open_dicom(path, pixels: bool = True, image: bool = False):
     """Read a DICOM file with pydicom, turning its failures into DataError naming the file.
+
+    A file cut short is refused as truncated; with `image`, so is an Image Storage file without pixel data.
 
     Files without the 128-byte preamble (older writers) are read too, but only when what pydicom
     finds is recognisably a DICOM dataset (a SOP Class or an image size), never a text file forced open.
@@ -73,7 +75,7 @@ def open_dicom(path, pixels: bool = True):
             if ds is None or not ("SOPClassUID" in ds or ("Rows" in ds and "Columns" in ds)):
                 raise NotDicomError(f"{path} is not a DICOM file ({exc}). Pass a .dcm file, or read PNG/JPEG with "
                                     "load_image().") from exc
-        check_complete(path)  # pydicom reads a file cut inside an element without a word, short
+        check_complete(path, image=image)  # pydicom reads a file cut inside an element without a word, short
         return ds
     except DataError:
         raise
@@ -315,8 +317,8 @@ def _check_levels(pixels: "DicomPixels") -> None:
     """Refuse a header whose modality LUT or VOI shows the whole declared stored range as a handful of greys."""
     ds, path = pixels.ds, pixels.path
     low, high = stored_range(ds)
-    stored = (np.arange(low, high + 1, dtype=np.float64) if high - low < 2 ** 17  # every value the header allows
-              else np.unique(np.round(np.linspace(low, high, 2 ** 17 + 1))))
+    stored = (np.arange(low, high + 1, dtype=np.int64) if high - low < 2 ** 17  # every value the header allows
+              else np.unique(np.round(np.linspace(low, high, 2 ** 17 + 1))).astype(np.int64))
     values = _to_physical(stored, ds, path)
     distinct = len(np.unique(values))
     if distinct < min(MIN_GREY_LEVELS, len(stored)):
@@ -380,7 +382,7 @@ def load_dicom(path, frame: int | None = None) -> DicomPixels:
         path: a DICOM file.
         frame: for multi-frame files, the frame to read (0-based); None keeps them all.
     """
-    ds = open_dicom(path)
+    ds = open_dicom(path, image=True)
     path = Path(path)
     photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
     grey = photometric in ("MONOCHROME1", "MONOCHROME2", "")

@@ -101,23 +101,29 @@ def check_rescale(ds, path) -> None:
                         f"erases the image. {_FIX}")
 
 
-def _walk(fp, begin: int, implicit: bool, little: bool, size: int, stop) -> tuple[int, str]:
-    """Walk the top-level elements from `begin` without reading values; return (end offset, last element)."""
+_PIXEL_TAGS = (0x7FE00008, 0x7FE00009, 0x7FE00010)  # Float, DoubleFloat and (integer) Pixel Data
+
+
+def _walk(fp, begin: int, implicit: bool, little: bool, size: int, stop) -> tuple[int, str, bool]:
+    """Walk the top-level elements from `begin` without reading values; return (end, last element, pixels seen)."""
     from pydicom.filereader import data_element_generator
 
     fp.seek(begin)
-    end, last = begin, "its first element"
+    end, last, pixels = begin, "its first element", False
     for elem in data_element_generator(fp, implicit, little, stop_when=stop, defer_size=0):
         name = f"element {elem.tag}"
         length = getattr(elem, "length", _UNDEFINED)  # parsed sequences come back as DataElements
         if length != _UNDEFINED and elem.value_tell + length > size:
             raise EOFError(f"{name} declares {length} bytes of value but only {size - elem.value_tell} remain")
-        end, last = fp.tell(), name
-    return end, last
+        end, last, pixels = fp.tell(), name, pixels or elem.tag in _PIXEL_TAGS
+    return end, last, pixels
 
 
-def check_complete(path) -> None:
-    """Refuse a DICOM file that ends inside an element (header or pixel data): pydicom reads it short, silently."""
+def check_complete(path, image: bool = False) -> None:
+    """Refuse a DICOM file that ends inside an element (header or pixel data): pydicom reads it short, silently.
+
+    With `image`, an Image Storage file that ends before any pixel data (cut between two elements) is refused too.
+    """
     from pydicom.filereader import read_partial
     from pydicom.uid import DeflatedExplicitVRLittleEndian
 
@@ -134,18 +140,22 @@ def check_complete(path) -> None:
         meta_start = 132 if fp.read(4) == b"DICM" else 0
         implicit, little = (v if v is not None else True for v in head.original_encoding)
         try:
-            end, last = _walk(fp, meta_start, False, True, size, lambda tag, vr, length: tag >> 16 != 2)
+            end, last, _ = _walk(fp, meta_start, False, True, size, lambda tag, vr, length: tag >> 16 != 2)
             if end < start:
                 raise EOFError(f"the file meta ends at byte {end}, before its declared end at byte {start}")
             try:
-                end, last = _walk(fp, start, implicit, little, size, None)
+                end, last, pixels = _walk(fp, start, implicit, little, size, None)
             except Exception as first:  # noqa: BLE001 - pydicom switches VR style when the meta lies; so do we
                 try:
-                    end, last = _walk(fp, start, not implicit, little, size, None)
+                    end, last, pixels = _walk(fp, start, not implicit, little, size, None)
                 except Exception:  # noqa: BLE001
                     raise first from None
             if end < size:
                 raise EOFError(f"the file ends {size - end} byte(s) into the element after {last}")
+            sop = meta.get("MediaStorageSOPClassUID") if meta is not None else None
+            if image and not pixels and sop is not None and "Image Storage" in str(getattr(sop, "name", "")):
+                raise EOFError(f"it is a {sop.name} object, but the file ends after {last}, before the pixel data "
+                               "every image holds (or its pixels were stripped)")
         except Exception as exc:  # noqa: BLE001 - EOFError, struct.error, OSError: all mean the bytes ran out
             raise DataError(f"{path} is truncated: {exc} ({size} bytes in all). The file was cut short (an "
                             "interrupted copy, download or export); copy it again from its source.") from None

@@ -152,8 +152,8 @@ def _tiny_backbone():
     return "corpus_tiny"
 
 
-def export_tiny(folder: Path, modalities) -> dict:
-    """Export a grey and an RGB tiny model accepting `modalities`; return {channels: onnx path}."""
+def export_tiny(folder: Path, modalities, body_parts=None) -> dict:
+    """Export a grey and an RGB tiny model accepting `modalities` and `body_parts` (default: export_onnx's, chest)."""
     from medkit.deploy import export_onnx
     from medkit.models import get_backbone
 
@@ -161,7 +161,8 @@ def export_tiny(folder: Path, modalities) -> dict:
     torch.manual_seed(0)
     model = get_backbone(name, weights=None, num_classes=2).eval()
     return {c: export_onnx(model, folder / f"tiny{c}.onnx", input_size=32, image_size=32, classes=["a", "b"],
-                           channels=c, modalities=modalities) for c in (1, 3)}
+                           channels=c, modalities=modalities,
+                           **({} if body_parts is None else {"body_parts": body_parts})) for c in (1, 3)}
 
 
 def predict_outcome(model: Path, path: Path) -> tuple[str, str]:
@@ -188,14 +189,19 @@ def run_corpus(tmp: Path) -> list[dict]:
     references, rows = {}, []
     for name, _ in FAMILIES.values():
         path = next(p for p in files if p.name == name)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), contextlib.suppress(MedkitError):  # a refused reference checks nothing
             warnings.simplefilter("ignore")
             references[name] = dicom_to_uint8(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         headers = {p: _header(p) for p in files}
     modalities = sorted({h[0] for h in headers.values() if h[0] != "-"} | {"UNKNOWN"})
-    models = export_tiny(tmp, modalities)
+    parts = set()
+    for path in files:  # the corpus models accept every body part in it: this run tests reading, not the part check
+        with contextlib.suppress(MedkitError), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parts.add(str(open_dicom(path, pixels=False).get("BodyPartExamined", "") or "").strip().upper())
+    models = export_tiny(tmp, modalities, sorted(parts - {""}) or ["CHEST"])
     for path in files:
         modality, syntax, photometric = headers[path]
         row = {"file": path.name, "path": str(path), "modality": modality, "transfer_syntax": syntax,

@@ -50,8 +50,12 @@ def test_what_loads_and_what_is_refused(rows):
     for name in ("JPEG-lossy.dcm", "JPGExtended.dcm"):  # 12-bit JPEG: Pillow is installed but cannot
         assert 'pip install "medkit[dicom]"' in _row(rows, name)["detail"]
     for name in ("CT_small.dcm", "MR_small_RLE.dcm", "examples_palette.dcm", "SC_ybr_full_422_uncompressed.dcm",
-                 "rtdose_1frame.dcm", "liver_1frame.dcm"):
+                 "liver_1frame.dcm"):
         assert _row(rows, name)["reader"] == "loaded" and _row(rows, name)["predict"] == "predicted", name
+    # a 32-bit dose grid without a window: its whole declared range shows the dose as one grey, so it is refused
+    assert "stores no window" in _row(rows, "rtdose_1frame.dcm")["detail"]
+    assert "truncated" in _row(rows, "rtplan_truncated.dcm")["detail"]  # was "no pixel data"
+    assert "truncated" in _row(rows, "MR_truncated.dcm")["detail"]
     assert _row(rows, "rtplan.dcm")["detail"].startswith("FILE has no pixel data")
     assert "not a DICOM file" in _row(rows, "README.txt")["detail"]
     # multi-frame: read in full by read_dicom, refused (never 4-D) by the single-image path and predict
@@ -71,7 +75,8 @@ def test_cr_monochrome1_is_windowed_then_inverted():
     image = dicom_to_uint8(path)
     expected = 255 - (to_uint8(pixels.values, pixels.window)).astype(int)
     assert np.abs(image.astype(int) - expected).max() <= 1 and (image == 255).mean() < 0.5
-    old = to_uint8(read_dicom(path), pixels.window)  # the old order: invert, then window
+    values = pixels.values
+    old = to_uint8(values.max() + values.min() - values, pixels.window)  # the old order: invert, then window
     assert np.abs(old.astype(int) - image).mean() > 20
 
 
@@ -97,7 +102,7 @@ def test_checks_catch_the_faults_they_guard(monkeypatch, tmp_path):
         return dataclasses.replace(pixels, values=np.asarray(pixels.ds.pixel_array, np.float32))
 
     monkeypatch.setattr(corpus, "load_dicom", raw)
-    for name, fault in (("CT_small.dcm", "rescale"), ("examples_palette.dcm", "PALETTE"), ("rtdose_1frame.dcm", "Gy")):
+    for name, fault in (("CT_small.dcm", "rescale"), ("examples_palette.dcm", "PALETTE"), ("rtdose.dcm", "Gy")):
         assert any(fault in f for f in corpus.check_loaded(Path(get_testdata_file(name)),
                                                             tmp_path, refs)), name
 

@@ -21,6 +21,8 @@ def add_arguments(parser):
     parser.add_argument("--modality", default=None, help="comma-separated DICOM modalities the model is for "
                                                          "(default: the checkpoint's, else CR,DX; add UNKNOWN to "
                                                          "accept DICOM files without a Modality)")
+    parser.add_argument("--body-part", default=None, help="comma-separated DICOM BodyPartExamined values the model is "
+                                                          "for (default: the checkpoint's, else CHEST,THORAX,LUNG)")
     parser.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed |probability difference| (1e-4)")
     parser.add_argument("--no-drift", action="store_true", help="do not save drift reference statistics")
 
@@ -80,7 +82,8 @@ def run(args) -> int:
     out = check_output(args.out, [ckpt / CONFIG_FILE, ckpt / WEIGHTS_FILE, *(args.images or [])])
     model, config = load_checkpoint(ckpt)
     kwargs = checkpoint_export_args(ckpt, config, input_size=args.input_size, channels=args.channels,
-                                    modalities=args.modality.split(",") if args.modality else None)
+                                    modalities=args.modality.split(",") if args.modality else None,
+                                    body_parts=args.body_part.split(",") if args.body_part else None)
     input_size, channels = kwargs["input_size"], kwargs["channels"]
     # the images the deployed model will be fed: read from files, through the contrast step it was trained with
     check_images, reference_images = (equalize_contrast(images, kwargs["contrast"])

@@ -31,6 +31,7 @@ from .files import read_for_model
 __all__ = [
     "OPSET",
     "DEFAULT_MODALITIES",
+    "DEFAULT_BODY_PARTS",
     "ExportWrapper",
     "export_onnx",
     "export_checkpoint",
@@ -48,10 +49,14 @@ __all__ = [
 
 OPSET = 18  # Resize with antialias (needed when images are shrunk inside the graph) exists from opset 18
 DEFAULT_MODALITIES = ("CR", "DX")  # DICOM codes of plain chest radiographs, what the kit's models see
+# BodyPartExamined values of a chest radiograph: CHEST is the defined term (PS3.16 Annex L); THORAX and LUNG
+# are what some writers put there. A DICOM naming another part (FOOT, CSPINE...) is refused by `read_for_model`.
+DEFAULT_BODY_PARTS = ("CHEST", "THORAX", "LUNG")
 _META_KEY = "medkit"
 # The fields that define what the graph expects; they must agree between ONNX metadata and sidecar.
 _PREPROCESSING = ("input_size", "channels", "image_size", "mean", "std", "classes", "threshold", "modalities",
                   "input_dtype", "contrast")
+_CHECKED = (*_PREPROCESSING, "body_parts")  # body_parts came later: older sidecars lack it, but it must agree
 
 
 def sidecar_path(onnx_path) -> Path:
@@ -104,7 +109,7 @@ def _register_antialias_resize():
 
 def export_onnx(model: nn.Module, out, *, input_size: int, image_size: int, classes, channels: int = 1,
                 mean=None, std=None, threshold: float = 0.5, modalities=DEFAULT_MODALITIES,
-                provenance: dict | None = None, contrast: str = "none") -> Path:
+                body_parts=DEFAULT_BODY_PARTS, provenance: dict | None = None, contrast: str = "none") -> Path:
     """Export `model` with its preprocessing to `out` (ONNX, dynamic batch) and write the JSON sidecar.
 
     Args:
@@ -117,6 +122,7 @@ def export_onnx(model: nn.Module, out, *, input_size: int, image_size: int, clas
         mean, std: normalisation; default the backbone's.
         threshold: decision threshold on P(last class) for a binary model.
         modalities: DICOM Modality codes the model is meant for; other DICOMs are refused by `OnnxPredictor`.
+        body_parts: DICOM BodyPartExamined values it is meant for; a DICOM naming another part is refused.
         contrast: the contrast step (medkit.data.contrast) the model was trained with; files read for it go through
             it (`read_for_model`), arrays passed to `predict` are taken as already through it.
         provenance: anything else worth keeping with the model (checkpoint, training data, metrics).
@@ -140,6 +146,7 @@ def export_onnx(model: nn.Module, out, *, input_size: int, image_size: int, clas
     meta = {"format": "medkit-onnx/1", "backbone": spec.name, "opset": OPSET, "input_size": int(input_size),
             "channels": int(channels), "image_size": int(image_size), "mean": mean, "std": std, "classes": classes,
             "threshold": float(threshold), "modalities": [str(m).strip().upper() for m in modalities],
+            "body_parts": [str(b).strip().upper() for b in body_parts],
             "input_dtype": "uint8", "inputs": "image: uint8 (N, C, H, W), 0-255", "outputs": ["logits", "embedding"],
             "contrast": check_contrast(contrast)}
     with atomic_path(out) as tmp:  # an interrupted export leaves the previous file, never half of one
@@ -190,7 +197,7 @@ def checkpoint_input(config: dict, ckpt_dir, input_size: int | None = None,
 
 
 def checkpoint_export_args(ckpt_dir, config: dict, *, input_size: int | None = None, channels: int | None = None,
-                           modalities=None) -> dict:
+                           modalities=None, body_parts=None) -> dict:
     """Return the keyword arguments of `export_onnx` for a checkpoint: sizes, classes and statistics from its config."""
     if config.get("task") == "multilabel":  # the exported graph ends in a softmax: one class per image
         raise ConfigError(f"{ckpt_dir} is a multi-label checkpoint (findings {config.get('findings')}); ONNX export "
@@ -201,16 +208,18 @@ def checkpoint_export_args(ckpt_dir, config: dict, *, input_size: int | None = N
                   **{k: v for k, v in config.items() if k not in _PREPROCESSING and k not in ("mean", "std")}}
     return dict(input_size=input_size, image_size=config["image_size"], classes=config["classes"], channels=channels,
                 mean=config["mean"], std=config["std"], threshold=config.get("threshold", 0.5),
-                modalities=modalities or config.get("modalities") or DEFAULT_MODALITIES, provenance=provenance,
+                modalities=modalities or config.get("modalities") or DEFAULT_MODALITIES,
+                body_parts=body_parts or config.get("body_parts") or DEFAULT_BODY_PARTS, provenance=provenance,
                 contrast=contrast_of(config))
 
 
 def export_checkpoint(ckpt_dir, out, *, input_size: int | None = None, channels: int | None = None,
-                      modalities=None) -> Path:
+                      modalities=None, body_parts=None) -> Path:
     """Export a `medkit fit` checkpoint folder to ONNX, taking sizes, classes and statistics from its config."""
     model, config = load_checkpoint(ckpt_dir)
     return export_onnx(model, out, **checkpoint_export_args(ckpt_dir, config, input_size=input_size,
-                                                            channels=channels, modalities=modalities))
+                                                            channels=channels, modalities=modalities,
+                                                            body_parts=body_parts))
 
 
 def check_output(out, inputs=()) -> Path:
@@ -380,7 +389,7 @@ class OnnxPredictor:
             embedded = json.loads(stored[_META_KEY])
         except json.JSONDecodeError as exc:
             raise DataError(f"{self.path}: its medkit metadata is not valid JSON ({exc}); export it again.") from exc
-        differ = [k for k in _PREPROCESSING if not isinstance(embedded, dict) or embedded.get(k) != self.meta.get(k)]
+        differ = [k for k in _CHECKED if not isinstance(embedded, dict) or embedded.get(k) != self.meta.get(k)]
         if differ:
             detail = ", ".join(f"{k}: file {embedded.get(k) if isinstance(embedded, dict) else None!r} vs sidecar "
                                f"{self.meta.get(k)!r}" for k in differ)

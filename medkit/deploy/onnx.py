@@ -55,8 +55,9 @@ DEFAULT_BODY_PARTS = ("CHEST", "THORAX", "LUNG")
 _META_KEY = "medkit"
 # The fields that define what the graph expects; they must agree between ONNX metadata and sidecar.
 _PREPROCESSING = ("input_size", "channels", "image_size", "mean", "std", "classes", "threshold", "modalities",
-                  "input_dtype", "contrast")
-_CHECKED = (*_PREPROCESSING, "body_parts")  # body_parts came later: older sidecars lack it, but it must agree
+                  "input_dtype")
+# body_parts and contrast came later: older sidecars lack them, but where present they must agree
+_CHECKED = (*_PREPROCESSING, "body_parts", "contrast")
 
 
 def sidecar_path(onnx_path) -> Path:

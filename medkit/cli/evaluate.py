@@ -33,8 +33,7 @@ _METRICS = ("auc", "acc", "sensitivity", "specificity")
 def add_arguments(parser):
     import argparse
 
-    from ..data.pixels import parse_value_range
-    from . import DEVICE_CHOICES
+    from . import DEVICE_CHOICES, value_range_arg
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
@@ -43,7 +42,7 @@ def add_arguments(parser):
     parser.add_argument("--split", default="auto", choices=("auto", "train", "val", "test", "all"),
                         help="part to score (default auto: see below)")
     parser.add_argument("--backbone", default=None, help="refuse a checkpoint of another backbone")
-    parser.add_argument("--value-range", type=parse_value_range, default=None, metavar="LOW,HIGH",
+    parser.add_argument("--value-range", type=value_range_arg, default=None, metavar="LOW,HIGH",
                         help="the range float images were saved in (default: the checkpoint's own, else 0,1); a pixel outside it is refused, never rescaled")
     parser.add_argument("--internal-too", action="store_true",
                         help="also score the checkpoint's own held-out test part; print both and the gap")

@@ -38,9 +38,8 @@ stdout is one JSON line; progress and the split report go to stderr.
 def add_arguments(parser):
     import argparse
 
-    from ..data.pixels import parse_value_range
     from ..fit import RecipeConfig
-    from . import DEVICE_CHOICES
+    from . import DEVICE_CHOICES, value_range_arg
 
     d = RecipeConfig()
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -72,7 +71,7 @@ def add_arguments(parser):
     parser.add_argument("--device", default=d.device, choices=DEVICE_CHOICES,
                         help="where to train (default auto: cuda if present, else mps, else cpu)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.add_argument("--value-range", type=parse_value_range, default=d.value_range, metavar="LOW,HIGH",
+    parser.add_argument("--value-range", type=value_range_arg, default=d.value_range, metavar="LOW,HIGH",
                         help="the range float images were saved in (default 0,1); a pixel outside it is refused, never rescaled")
     parser.add_argument("--multi-label", action="store_true", default=None,
                         help="labels are `|`-separated findings (auto-detected when some CSV label holds a `|`)")

@@ -4,13 +4,13 @@ HELP = "Predict PNG/JPEG/DICOM files with a model from `medkit export`; refuses 
 
 
 def add_arguments(parser):
-    from ..data.pixels import parse_value_range
+    from . import value_range_arg
 
     parser.add_argument("--model", required=True, metavar="FILE", help="the .onnx file written by `medkit export`")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="PNG, JPEG or DICOM files")
     parser.add_argument("--resize", action="store_true", help="resample images of another size to the model's size")
     parser.add_argument("--drift", action="store_true", help="also test the batch for drift against the reference")
-    parser.add_argument("--value-range", type=parse_value_range, default=(0.0, 1.0), metavar="LOW,HIGH",
+    parser.add_argument("--value-range", type=value_range_arg, default=(0.0, 1.0), metavar="LOW,HIGH",
                         help="the range float images were saved in (default 0,1); a pixel outside it is refused, never rescaled")
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: all cores)")
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import DataError, MedkitError
 from .dicom import dicom_to_uint8, window
-from .pixels import DEFAULT_VALUE_RANGE, pixels_to_uint8, png_sbit
+from .pixels import DEFAULT_VALUE_RANGE, PixelRuleError, pixels_to_uint8, png_sbit
 
 __all__ = ["IMAGE_EXTENSIONS", "DICOM_EXTENSIONS", "ON_ERROR", "load_image", "stack_images", "to_uint8", "resize_image",
            "check_on_error", "warn_notes"]
@@ -74,9 +74,9 @@ def _refuse_frames(path: Path, img) -> None:
     """Refuse an animated GIF/PNG or a multi-page TIFF: which frame is the image is not medkit's guess to make."""
     frames = int(getattr(img, "n_frames", 1) or 1)
     if frames > 1:
-        kind = {"GIF": "animated GIF", "PNG": "animated PNG (APNG)", "TIFF": "multi-page TIFF"}.get(img.format,
-                                                                                                   img.format)
-        raise DataError(f"{path} is an {kind} with {frames} frames; medkit reads one 2-D image per file. Save the "
+        kind = {"GIF": "an animated GIF", "PNG": "an animated PNG (APNG)", "TIFF": "a multi-page TIFF"}.get(
+            img.format, f"a {img.format} file")
+        raise DataError(f"{path} is {kind} with {frames} frames; medkit reads one 2-D image per file. Save the "
                         "frame you mean as its own PNG (e.g. Image.open(f).seek(k); .save(...)) and pass that.")
 
 
@@ -195,7 +195,9 @@ def stack_images(paths, *, image_size: int | None = None, channels: int | None =
         try:
             image, file_notes = _decode(path, image_size, value_range)
         except DataError as exc:
-            if on_error == "raise":
+            # on_error="skip" is for unreadable files: a readable image outside its declared range is the
+            # caller's call (declare the range), and skipping it would quietly change the data set
+            if on_error == "raise" or isinstance(exc, PixelRuleError):
                 raise
             skipped[str(path)] = str(exc)
             continue

@@ -16,9 +16,13 @@ import numpy as np
 
 from ..errors import DataError
 
-__all__ = ["DEFAULT_VALUE_RANGE", "check_value_range", "parse_value_range", "pixels_to_uint8", "png_sbit"]
+__all__ = ["PixelRuleError", "DEFAULT_VALUE_RANGE", "check_value_range", "parse_value_range", "pixels_to_uint8", "png_sbit"]
 
 DEFAULT_VALUE_RANGE = (0.0, 1.0)  # what a float image means unless the caller says otherwise
+
+
+class PixelRuleError(DataError):
+    """A readable image whose values break its declared range or depth: a decision to make, never a file to skip."""
 
 
 def check_value_range(value_range) -> tuple[float, float]:
@@ -71,7 +75,7 @@ def _float_to_uint8(image: np.ndarray, value_range, what: str) -> np.ndarray:
     low, high = check_value_range(value_range)
     seen_low, seen_high = float(image.min()), float(image.max())
     if seen_low < low or seen_high > high:
-        raise DataError(f"{what}: float pixel values span [{seen_low:g}, {seen_high:g}], outside the declared value "
+        raise PixelRuleError(f"{what}: float pixel values span [{seen_low:g}, {seen_high:g}], outside the declared value "
                         f"range [{low:g}, {high:g}]. medkit does not guess a range from the data: declare the one "
                         "the images were saved in (--value-range LOW,HIGH on the CLI, value_range=(low, high) in "
                         "the loaders), or fix the images (for CT, window the Hounsfield units: medkit.data.window).")
@@ -91,7 +95,7 @@ def _int_to_uint8(image: np.ndarray, bits: int | None, what: str) -> np.ndarray:
         raise DataError(f"{what}: integer pixel values go down to {low}; they are not display images. For CT, "
                         "read the DICOM and window it (medkit.data.window).")
     if high > top:
-        raise DataError(f"{what}: pixel value {high} is above the {bits}-bit depth the file declares (max {top}). "
+        raise PixelRuleError(f"{what}: pixel value {high} is above the {bits}-bit depth the file declares (max {top}). "
                         "Fix the file's declared bit depth (a PNG's sBIT chunk) or its values.")
     return (image.astype(np.float64) * (255.0 / top) + 0.5).astype(np.uint8)
 

@@ -132,8 +132,8 @@ def _images_uint8(images: np.ndarray, what: str, value_range) -> np.ndarray:
     low, high = int(images.min()), int(images.max())
     if low < 0 or high > 255:
         raise DataError(f"{what}: {images.dtype} values in [{low}, {high}] do not fit 0-255. Scale them to uint8 "
-                        "yourself (for 12/16-bit data divide by the real maximum, e.g. 4095), so no detail is lost "
-                        "by a guess.")
+                        "yourself by their bit depth (4095 for 12-bit, 65535 for 16-bit) or save 0-1 floats; "
+                        "medkit does not guess a depth from the values.")
     return images.astype(np.uint8)
 
 

@@ -181,7 +181,7 @@ def score_checkpoint(ckpt_dir, data, split: str = "auto", backbone: str | None =
     device = pick_device(device)
     if check_task_matches(ckpt_dir, data):
         return evaluate_multilabel(ckpt_dir, data, split, backbone=backbone, n_boot=n_boot, log=log,
-                                   batch_size=batch_size, device=device), None
+                                   batch_size=batch_size, device=device, value_range=value_range), None
     model, config = load_checkpoint(ckpt_dir, backbone=backbone)
     recipe = config.get("recipe", {})
     trained_on = config.get("data", {}) if isinstance(config.get("data"), dict) else {}

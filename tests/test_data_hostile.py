@@ -157,19 +157,6 @@ def test_paths_with_spaces_and_non_ascii(tmp_path, tmp_cache):
 
 # --- intensity -------------------------------------------------------------------------------------------------
 
-def test_12bit_data_in_16bit_png_uses_its_real_depth(tmp_path):
-    twelve = (np.linspace(0, 4095, 64 * 64).reshape(64, 64)).astype(np.uint16)
-    path = _png(tmp_path / "a" / "ct.png", twelve)
-    _png(tmp_path / "a" / "ct2.png", (twelve // 2).astype(np.uint16))
-    image = load_image(path)
-    assert image.max() == 255 and abs(float(image.mean()) - 127.5) < 2  # not near black (65535 would give 16)
-    with pytest.warns(UserWarning, match="2 16-bit image.*values up to 4095.*12-bit.*4095") as said:
-        images, _, _ = stack_images(sorted((tmp_path / "a").glob("*.png")), source="scans")
-    assert sum("16-bit" in str(w.message) for w in said) == 1  # said once for the set, not per file
-    # one scale for the whole set: the second image keeps its half brightness
-    assert abs(float(images[0].mean()) / float(images[1].mean()) - 2) < 0.05
-
-
 def test_rgba_and_palette_pngs(tmp_path):
     rgba = np.zeros((8, 8, 4), np.uint8)
     rgba[..., 0], rgba[..., 3] = 200, 128
@@ -235,13 +222,13 @@ def test_npz_object_array_is_never_unpickled(tmp_path):
 def test_npz_float_images(tmp_path):
     grey = _xray(3)
     unit = _npz(tmp_path / "unit.npz", grey.astype(np.float32)[None] / 255, np.zeros((1, 1)))
-    with pytest.warns(UserWarning, match="0-1 scaled to 0-255"):
-        ds = load_npz(unit)
+    ds = load_npz(unit)
     np.testing.assert_allclose(ds.images[0].astype(int), grey.astype(int), atol=1)  # not cast to {0, 1}
     full = _npz(tmp_path / "full.npz", grey.astype(np.float64)[None], np.zeros((1, 1)))
-    with pytest.warns(UserWarning, match="0-255 rounded"):
-        np.testing.assert_array_equal(load_npz(full).images[0], grey)
-    with pytest.raises(DataError, match=r"neither 0-1 nor 0-255"):
+    with pytest.raises(DataError, match=r"\[\d+, \d+\], outside the declared value range \[0, 1\]"):
+        load_npz(full)  # 0-255 floats are not guessed from their range: they are declared
+    np.testing.assert_array_equal(load_npz(full, value_range=(0, 255)).images[0], grey)
+    with pytest.raises(DataError, match=r"outside the declared value range"):
         load_npz(_npz(tmp_path / "hu.npz", grey.astype(np.float32)[None] * 10 - 1000, np.zeros((1, 1))))
     nan = grey.astype(np.float32)[None] / 255
     nan[0, :2, :3] = np.nan

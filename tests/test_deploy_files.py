@@ -77,3 +77,12 @@ def test_export_and_predict_commands(pneumonia, tmp_path, capsys):
     assert "too small for the drift test" in capsys.readouterr().err
     assert main(["export", "--checkpoint", str(tmp_path / "nothing"), "--out", str(out)]) == 1
     assert "not a medkit checkpoint" in capsys.readouterr().err
+
+
+def test_predict_cli_refuses_a_float_image_outside_its_range(predictor, tmp_path, capsys):
+    image = np.linspace(0, 1, 28 * 28, dtype=np.float32).reshape(28, 28)
+    image[5, 5] = 1.02  # one pixel: a range guess would read the image as 0-255 and predict on a black one
+    Image.fromarray(image).save(tmp_path / "f.tif")
+    assert main(["predict", "--model", str(predictor.path), str(tmp_path / "f.tif")]) == 1
+    assert "[0, 1.02], outside the declared value range [0, 1]" in capsys.readouterr().err
+    assert main(["predict", "--model", str(predictor.path), str(tmp_path / "f.tif"), "--value-range", "0,1.1"]) == 0

@@ -23,11 +23,21 @@ import traceback
 from .. import __version__
 from ..errors import MedkitError
 
-__all__ = ["main", "build_parser", "emit", "log", "to_jsonable", "DEVICE_CHOICES"]
+__all__ = ["main", "build_parser", "emit", "log", "to_jsonable", "DEVICE_CHOICES", "value_range_arg"]
 
 # `--device` of fit and evaluate: medkit.train.DEVICES, repeated here so `--help` imports no torch (tests keep
 # the two equal); whether a device is present is asked only when the command runs (medkit.train.pick_device)
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+
+
+def value_range_arg(text: str) -> tuple[float, float]:
+    """Parse `--value-range LOW,HIGH` for fit, evaluate and predict (medkit.data.pixels), imported only when given."""
+    from ..data.pixels import parse_value_range
+
+    try:
+        return parse_value_range(text)
+    except MedkitError as exc:  # argparse shows only ArgumentTypeError's own message
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def _commands() -> dict:

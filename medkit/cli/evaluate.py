@@ -33,7 +33,7 @@ _METRICS = ("auc", "acc", "sensitivity", "specificity")
 def add_arguments(parser):
     import argparse
 
-    from . import DEVICE_CHOICES
+    from . import DEVICE_CHOICES, value_range_arg
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
@@ -42,6 +42,8 @@ def add_arguments(parser):
     parser.add_argument("--split", default="auto", choices=("auto", "train", "val", "test", "all"),
                         help="part to score (default auto: see below)")
     parser.add_argument("--backbone", default=None, help="refuse a checkpoint of another backbone")
+    parser.add_argument("--value-range", type=value_range_arg, default=None, metavar="LOW,HIGH",
+                        help="the range float images were saved in (default: the checkpoint's own, else 0,1); a pixel outside it is refused, never rescaled")
     parser.add_argument("--internal-too", action="store_true",
                         help="also score the checkpoint's own held-out test part; print both and the gap")
     parser.add_argument("--record", action="store_true",
@@ -115,12 +117,12 @@ def run(args) -> int:
 
     if args.internal_too:
         result = evaluate_internal_and_external(args.checkpoint, args.data, args.split, backbone=args.backbone,
-                                                log=log, device=args.device)
+                                                log=log, device=args.device, value_range=args.value_range)
         log(side_by_side(result))
         scored = [r for r in (result["internal"], result["external"]) if r.get("available") is not False]
     else:
         result = evaluate_checkpoint(args.checkpoint, args.data, args.split, backbone=args.backbone, log=log,
-                                     device=args.device)
+                                     device=args.device, value_range=args.value_range)
         log(_summary(result))
         scored = [result]
     if args.record:

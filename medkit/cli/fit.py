@@ -39,7 +39,7 @@ def add_arguments(parser):
     import argparse
 
     from ..fit import RecipeConfig
-    from . import DEVICE_CHOICES
+    from . import DEVICE_CHOICES, value_range_arg
 
     d = RecipeConfig()
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -74,6 +74,8 @@ def add_arguments(parser):
     parser.add_argument("--device", default=d.device, choices=DEVICE_CHOICES,
                         help="where to train (default auto: cuda if present, else mps, else cpu)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--value-range", type=value_range_arg, default=d.value_range, metavar="LOW,HIGH",
+                        help="the range float images were saved in (default 0,1); a pixel outside it is refused, never rescaled")
     parser.add_argument("--multi-label", action="store_true", default=None,
                         help="labels are `|`-separated findings (auto-detected when some CSV label holds a `|`)")
     parser.add_argument("--findings", default=None, metavar="A,B,...",
@@ -91,7 +93,7 @@ def run(args) -> int:
                        micro_batch=args.micro_batch, soup=args.soup, loss=args.loss, contrast=args.contrast,
                        weights=None if args.no_pretrained else "DEFAULT", augment=not args.no_augment,
                        cache_features=not args.no_cache, group_by=args.group_by, threads=args.threads,
-                       device=args.device)
+                       device=args.device, value_range=args.value_range)
     findings = None if args.findings is None else [f.strip() for f in args.findings.split(",")]
     metrics = fit_recipe(args.data, args.out, cfg, progress=not args.quiet, log=log, overwrite=args.overwrite,
                          multi_label=args.multi_label, findings=findings)

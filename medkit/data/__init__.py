@@ -6,7 +6,7 @@ from .dataset import ImageDataset
 from .decoded import decode_key, decoded_dir, load_images
 from .dicom import WINDOWS, dicom_info, read_dicom, window
 from .folder import from_folder, scan_folder
-from .images import ON_ERROR, check_on_error, float_to_uint8, load_image, resize_image, stack_images, to_uint8
+from .images import ON_ERROR, check_on_error, load_image, resize_image, stack_images, to_uint8
 from .intensity import foreground_mask, histogram_match, percentile_clip, zscore
 from .kermany import CHEST_XRAY_SAMPLE, SECOND_SITE_SAMPLE, chest_xray_dir, chest_xrays, second_site, second_site_dir
 from .loaders import BatchLoader, to_tensor
@@ -26,6 +26,7 @@ from .medmnist import (
 )
 from .modalities import breast_ultrasound, dermoscopy, match_channels
 from .patients import classes_per_patient, patient_key, patient_keys, pneumonia_type
+from .pixels import DEFAULT_VALUE_RANGE, parse_value_range, pixels_to_uint8
 from .sources import GROUP_BY, SPLIT_FOLDERS, Source, load_source
 from .splits import (
     carve,
@@ -50,7 +51,7 @@ __all__ = [
     "patient_key", "patient_keys", "pneumonia_type", "classes_per_patient",
     # one --data for every source, with a split report; decode once, then memory-map
     "load_source", "Source", "GROUP_BY", "SPLIT_FOLDERS", "load_images", "decode_key", "decoded_dir",
-    "ON_ERROR", "check_on_error", "float_to_uint8",
+    "ON_ERROR", "check_on_error", "pixels_to_uint8", "parse_value_range", "DEFAULT_VALUE_RANGE",
     # the bundled real-resolution chest X-rays, split by patient
     "chest_xrays", "chest_xray_dir", "CHEST_XRAY_SAMPLE",
     # lesson 12: a second site (half of the official test split, collected apart), never trained on

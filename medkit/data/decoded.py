@@ -21,10 +21,11 @@ import numpy as np
 from ..cache import cache_dir
 from ..errors import DataError
 from .images import check_on_error, stack_images, warn_notes
+from .pixels import DEFAULT_VALUE_RANGE
 
 __all__ = ["FORMAT_VERSION", "decoded_dir", "decode_key", "load_images"]
 
-FORMAT_VERSION = 1  # bump when decoding changes what a file becomes
+FORMAT_VERSION = 2  # bump when decoding changes what a file becomes
 _warned: set = set()
 
 
@@ -33,9 +34,9 @@ def decoded_dir() -> Path:
     return cache_dir() / "decoded"
 
 
-def decode_key(paths, image_size, channels) -> str:
-    """Return the cache key of decoding `paths` at `image_size` and `channels`: any change makes a new key."""
-    digest = hashlib.sha256(json.dumps([FORMAT_VERSION, image_size, channels]).encode())
+def decode_key(paths, image_size, channels, value_range=DEFAULT_VALUE_RANGE) -> str:
+    """Return the cache key of decoding `paths` at `image_size`, `channels`, `value_range`: any change makes a new key."""
+    digest = hashlib.sha256(json.dumps([FORMAT_VERSION, image_size, channels, list(value_range)]).encode())
     for path in paths:
         stat = os.stat(path)
         # fsencode: file names that are not valid UTF-8 still hash (and spaces or accents need nothing special)
@@ -85,7 +86,8 @@ def _write(key: str, images: np.ndarray, info: dict) -> None:
 
 
 def load_images(paths, *, image_size: int | None = None, channels: int | None = None, on_error: str = "raise",
-                source: str = "", notes: list | None = None, cache: bool = True):
+                source: str = "", notes: list | None = None, cache: bool = True,
+                value_range=DEFAULT_VALUE_RANGE):
     """Return `stack_images(...)`'s (images, kept_index, skipped), from the decode cache when it holds them.
 
     A cached load does not open any image file. With on_error="raise", an entry that skipped files
@@ -94,8 +96,8 @@ def load_images(paths, *, image_size: int | None = None, channels: int | None = 
     check_on_error(on_error)
     if not cache:
         return stack_images(paths, image_size=image_size, channels=channels, on_error=on_error, source=source,
-                            notes=notes)
-    key = decode_key(paths, image_size, channels)
+                            notes=notes, value_range=value_range)
+    key = decode_key(paths, image_size, channels, value_range)
     hit = _read(key, len(paths))
     if hit is not None:
         images, info = hit
@@ -108,7 +110,7 @@ def load_images(paths, *, image_size: int | None = None, channels: int | None = 
         return images, np.asarray(info["kept"], dtype=np.int64), skipped
     said = []
     images, kept, skipped = stack_images(paths, image_size=image_size, channels=channels, on_error=on_error,
-                                         source=source, notes=said)
+                                         source=source, notes=said, value_range=value_range)
     if notes is not None:
         notes.extend(said)
     _write(key, images, {"n_paths": len(paths), "kept": kept.tolist(), "skipped": skipped, "notes": said,

@@ -22,6 +22,7 @@ import numpy as np
 from ..errors import DataError, UnknownNameError
 from .dataset import ImageDataset
 from .decoded import load_images
+from .pixels import DEFAULT_VALUE_RANGE
 
 __all__ = ["NIH_FINDINGS", "NO_FINDING", "SEPARATOR", "NIH_COLUMNS", "Findings", "is_multilabel", "parse_findings",
            "nih_findings", "from_findings_csv"]
@@ -187,7 +188,7 @@ def nih_findings(folder, *, image_size: int | None = None, names=NIH_FINDINGS, c
 
 def from_findings_csv(path, *, names=None, path_column: str = "path", label_column: str = "label",
                       group_column: str | None = "patient", image_size: int | None = None, channels: int | None = None,
-                      cache: bool = True, fix: str = "") -> Findings:
+                      cache: bool = True, fix: str = "", value_range=DEFAULT_VALUE_RANGE) -> Findings:
     """Read a CSV of image paths and `|`-separated findings (the multi-label form of `medkit fit --data x.csv`).
 
     Args:
@@ -211,7 +212,7 @@ def from_findings_csv(path, *, names=None, path_column: str = "path", label_colu
         raise DataError(f"{path} names {len(absent)} missing file(s): {_rows(absent, 3)}. Relative paths start at "
                         "the CSV's folder.")
     images, kept, _ = load_images(files, image_size=image_size, channels=channels, on_error="raise",
-                                  source=str(path), cache=cache)
+                                  source=str(path), cache=cache, value_range=value_range)
     patients = None
     if group_column in table.columns and (table[group_column] != "").all():
         patients = table[group_column].to_numpy(dtype=str)[kept]

@@ -20,6 +20,7 @@ from .dataset import ImageDataset
 from .decoded import load_images
 from .images import DICOM_EXTENSIONS, IMAGE_EXTENSIONS, check_on_error
 from .patients import patient_keys, warn_mixed_patients
+from .pixels import DEFAULT_VALUE_RANGE
 
 __all__ = ["from_folder", "scan_folder", "is_hidden", "visible_files"]
 
@@ -84,7 +85,7 @@ def _check_every_class_kept(root, classes, labels, kept, skipped):
 
 def from_folder(root, split: str | None = None, *, classes=None, image_size: int | None = None,
                 channels: int | None = None, on_error: str = "raise", name: str | None = None,
-                cache: bool = False) -> ImageDataset:
+                cache: bool = False, value_range=DEFAULT_VALUE_RANGE) -> ImageDataset:
     """Load an image folder (one subfolder per class) as an ImageDataset.
 
     Args:
@@ -95,6 +96,7 @@ def from_folder(root, split: str | None = None, *, classes=None, image_size: int
             channel counts are an error naming the files.
         on_error: "raise" or "skip" for unreadable image files.
         cache: reuse (or store) the decoded array in medkit's cache (`decoded.load_images`).
+        value_range: (low, high) that float image files were saved in (default 0-1); values outside are refused.
     """
     check_on_error(on_error)
     root = Path(root) / split if split else Path(root)
@@ -103,7 +105,7 @@ def from_folder(root, split: str | None = None, *, classes=None, image_size: int
         warnings.warn(f"{root}: ignored {len(ignored)} non-image file(s), e.g. {ignored[0]}", stacklevel=2)
     notes = []
     images, kept, skipped = load_images(paths, image_size=image_size, channels=channels, on_error=on_error,
-                                        source=str(root), notes=notes, cache=cache)
+                                        source=str(root), notes=notes, cache=cache, value_range=value_range)
     _check_every_class_kept(root, classes, labels, kept, skipped)
     labels = [labels[i] for i in kept]
     kept_paths = [paths[i] for i in kept]

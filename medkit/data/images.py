@@ -3,9 +3,10 @@
 The folder and CSV sources share this. What a file holds is never damaged silently:
 - a file that cannot be decoded (empty, truncated, text named .png, a decompression bomb) is a DataError
   naming it (stack_images can skip such files, with the count and the names);
-- 16-bit greys are scaled by the bit depth their data actually uses across the whole set (12-bit data
-  in a 16-bit PNG is divided by 4095, not 65535, which would leave it near black), float images in 0-1
-  or 0-255 are scaled to 0-255 and anything else refused, NaN pixels are refused with their count;
+- pixel values go through the one pixel rule (`pixels.pixels_to_uint8`): 16-bit greys by the bit depth the
+  file declares (PNG sBIT, else 16), floats only inside a declared `value_range` (default [0, 1]), never by
+  the range a file happens to use; NaN pixels are refused with their count;
+- an animated GIF/PNG or a multi-page TIFF is refused with its frame count (which frame is the image?);
 - EXIF orientation is applied, alpha is dropped (the image is treated as opaque), palette images are expanded;
 - colour files whose three channels are equal (grey content stored as RGB, like the Kermany JPEGs) load as grey.
 Each such conversion is said once per load, with its count (the `notes` list), never once per file.
@@ -13,7 +14,6 @@ Mixed sizes are refused unless the caller asks for a common `image_size`; grey a
 converted to colour, and said so.
 """
 
-import math
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -22,9 +22,10 @@ import numpy as np
 
 from ..errors import DataError, MedkitError
 from .dicom import dicom_to_uint8, window
+from .pixels import DEFAULT_VALUE_RANGE, PixelRuleError, pixels_to_uint8, png_sbit
 
 __all__ = ["IMAGE_EXTENSIONS", "DICOM_EXTENSIONS", "ON_ERROR", "load_image", "stack_images", "to_uint8", "resize_image",
-           "float_to_uint8", "check_on_error", "warn_notes"]
+           "check_on_error", "warn_notes"]
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 DICOM_EXTENSIONS = {".dcm", ".dicom"}
@@ -54,47 +55,50 @@ def to_uint8(image: np.ndarray, center_width=None) -> np.ndarray:
     return (scaled * 255.0 + 0.5).astype(np.uint8)
 
 
-def float_to_uint8(images: np.ndarray, what: str) -> tuple[np.ndarray, str]:
-    """Return (uint8 images, what was done) for float images in 0-1 or 0-255; refuse NaN and other ranges.
-
-    0-1 floats are scaled by 255 (a plain cast would turn them into 0 and 1); 0-255 floats are rounded.
-    """
-    images = np.asarray(images)
-    bad = int(np.count_nonzero(~np.isfinite(images)))
-    if bad:
-        raise DataError(f"{what}: {bad} pixel(s) are NaN or infinite. Fix or drop those images; medkit will not "
-                        "guess a value for them.")
-    low, high = float(images.min()), float(images.max())
-    if low >= 0 and high <= 1:
-        return (images * 255.0 + 0.5).astype(np.uint8), f"float images in 0-1 scaled to 0-255 ({what})"
-    if low >= 0 and high <= 255:
-        return (images + 0.5).astype(np.uint8), f"float images in 0-255 rounded to uint8 ({what})"
-    raise DataError(f"{what}: float pixel values in [{low:g}, {high:g}] are neither 0-1 nor 0-255. Rescale them "
-                    "to one of those (for CT, window the Hounsfield units first: medkit.data.window).")
-
-
 def _unreadable(path: Path, reason: str) -> DataError:
     return DataError(f"{path} is not a readable image ({reason}). Remove or replace it, or pass on_error='skip' "
                      "to leave it out (the count and names are reported).")
 
 
-def _open(path: Path, size: int | None):
-    """Return (decoded array, notes): uint8 for 8-bit files, uint16/int32/float32 as stored otherwise."""
+def _declared_bits(img) -> int | None:
+    """Return the bit depth a 16/32-bit integer file declares: PNG sBIT, TIFF BitsPerSample, else None (dtype width)."""
+    if img.format == "PNG":
+        return png_sbit(img.filename) if getattr(img, "filename", "") else None
+    if img.format == "TIFF":
+        bits = img.tag_v2.get(258)
+        return int(max(bits)) if isinstance(bits, tuple) else (int(bits) if bits else None)
+    return None
+
+
+def _refuse_frames(path: Path, img) -> None:
+    """Refuse an animated GIF/PNG or a multi-page TIFF: which frame is the image is not medkit's guess to make."""
+    frames = int(getattr(img, "n_frames", 1) or 1)
+    if frames > 1:
+        kind = {"GIF": "an animated GIF", "PNG": "an animated PNG (APNG)", "TIFF": "a multi-page TIFF"}.get(
+            img.format, f"a {img.format} file")
+        raise DataError(f"{path} is {kind} with {frames} frames; medkit reads one 2-D image per file. Save the "
+                        "frame you mean as its own PNG (e.g. Image.open(f).seek(k); .save(...)) and pass that.")
+
+
+def _open(path: Path, size: int | None, value_range):
+    """Return (uint8 array, notes): 8-bit files as decoded, deeper ones through the one pixel rule."""
     from PIL import Image, ImageOps
 
     notes = []
     with Image.open(path) as img:
+        _refuse_frames(path, img)
         if size and img.format == "JPEG":
             img.draft(img.mode, (size, size))  # decode at a reduced scale: large JPEGs load several times faster
         orientation = img.getexif().get(0x0112, 1)
+        bits = _declared_bits(img) if img.mode.startswith("I") else None
         img.load()
         if orientation not in (None, 1):
             img = ImageOps.exif_transpose(img)
             notes.append(_EXIF)
         if img.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
-            return np.asarray(img, dtype=np.uint16).copy(), notes
+            return pixels_to_uint8(np.asarray(img, dtype=np.uint16), bits=bits or 16, what=str(path)), notes
         if img.mode in ("I", "F"):
-            return np.asarray(img).copy(), notes
+            return pixels_to_uint8(np.asarray(img), bits=bits, value_range=value_range, what=str(path)), notes
         if img.mode == "P":
             img = img.convert("RGBA" if "transparency" in img.info else "RGB")
         if img.mode in ("LA", "RGBA", "La", "RGBa", "PA"):
@@ -104,7 +108,7 @@ def _open(path: Path, size: int | None):
         return np.asarray(img, dtype=np.uint8).copy(), notes
 
 
-def _decode(path, size: int | None = None) -> tuple[np.ndarray, list]:
+def _decode(path, size: int | None = None, value_range=DEFAULT_VALUE_RANGE) -> tuple[np.ndarray, list]:
     """Return (array, notes) for one file, raising DataError for anything that is not a readable image."""
     from PIL import Image
 
@@ -117,7 +121,7 @@ def _decode(path, size: int | None = None) -> tuple[np.ndarray, list]:
     if path.stat().st_size == 0:
         raise _unreadable(path, "the file is empty, 0 bytes")
     try:
-        return _open(path, size)
+        return _open(path, size, value_range)
     except Image.DecompressionBombError as exc:
         raise DataError(f"{path} claims more pixels than Pillow will decode safely ({exc}); refused as a possible "
                         "decompression bomb. If the image is genuine, raise PIL.Image.MAX_IMAGE_PIXELS first.") from exc
@@ -139,42 +143,14 @@ def _is_grey_content(image: np.ndarray) -> bool:
     return int(np.abs(image.astype(np.int16) - grey).max()) <= _GREY_TOLERANCE
 
 
-def _deep_to_uint8(images: list, what: str) -> tuple[list, str | None]:
-    """Scale 16/32-bit integer and float images to uint8, by one rule for the whole set; say what was done."""
-    ints = [i for i, a in enumerate(images) if a.dtype.kind in "iu" and a.dtype != np.uint8]
-    floats = [i for i, a in enumerate(images) if a.dtype.kind == "f"]
-    notes = []
-    if ints:
-        low, high = min(int(images[i].min()) for i in ints), max(int(images[i].max()) for i in ints)
-        if low < 0:
-            raise DataError(f"{what}: {len(ints)} integer image(s) hold negative values (down to {low}); they are not "
-                            "display images. For CT, read the DICOM and window it (medkit.data.window).")
-        bits = max(8, math.ceil(math.log2(high + 1)))
-        for i in ints:
-            images[i] = (images[i].astype(np.float32) * (255.0 / (2 ** bits - 1)) + 0.5).astype(np.uint8)
-        notes.append(f"{len(ints)} 16-bit image(s) with values up to {high} scaled as {bits}-bit data "
-                     f"(divided by {2 ** bits - 1})")
-    if floats:
-        scaled, note = float_to_uint8(np.concatenate([images[i].ravel() for i in floats]), what)
-        start = 0
-        for i in floats:
-            images[i] = scaled[start:start + images[i].size].reshape(images[i].shape)
-            start += images[i].size
-        notes.append(note)
-    return images, "; ".join(notes) or None
-
-
-def load_image(path) -> np.ndarray:
+def load_image(path, value_range=DEFAULT_VALUE_RANGE) -> np.ndarray:
     """Return one image file as uint8, (H, W) for grey or (H, W, 3) for colour.
 
-    PNG/JPEG/TIFF go through Pillow (16-bit greys are scaled by the bit depth their values use, alpha is
-    dropped, EXIF orientation applied); DICOM through `read_dicom`, then its stored window (or its
-    min..max) maps it to 0-255.
+    PNG/JPEG/TIFF go through Pillow and the one pixel rule (16-bit greys by their declared bit depth, float
+    images inside `value_range`; alpha dropped, EXIF orientation applied); DICOM through `read_dicom`, then
+    its stored window (or its min..max) maps it to 0-255.
     """
-    image, _ = _decode(path)
-    if image.dtype != np.uint8:
-        image = _deep_to_uint8([image], str(path))[0][0]
-    return image
+    return _decode(path, value_range=value_range)[0]
 
 
 def resize_image(image: np.ndarray, size: int) -> np.ndarray:
@@ -183,8 +159,6 @@ def resize_image(image: np.ndarray, size: int) -> np.ndarray:
 
     if image.shape[:2] == (size, size):
         return image
-    if image.dtype != np.uint8:  # 16-bit and float images are resized before they are scaled to 0-255
-        return np.asarray(Image.fromarray(image.astype(np.float32)).resize((size, size), Image.BILINEAR))
     return np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
 
 
@@ -198,7 +172,7 @@ def _to_channels(image: np.ndarray, channels: int) -> np.ndarray:
 
 
 def stack_images(paths, *, image_size: int | None = None, channels: int | None = None, on_error: str = "raise",
-                 source: str = "", notes: list | None = None):
+                 source: str = "", notes: list | None = None, value_range=DEFAULT_VALUE_RANGE):
     """Read `paths` and return (images uint8 (N, H, W[, 3]), kept_index, skipped {path: reason}).
 
     Args:
@@ -210,6 +184,7 @@ def stack_images(paths, *, image_size: int | None = None, channels: int | None =
             it out, warns with the count, and lists it in `skipped`.
         notes: a list that receives one line per kind of conversion done (with its count); each is
             also warned once.
+        value_range: (low, high) that float image files were saved in (default 0-1); others are refused.
     """
     check_on_error(on_error)
     if channels not in (None, 1, 3):
@@ -218,9 +193,11 @@ def stack_images(paths, *, image_size: int | None = None, channels: int | None =
     images, kept, skipped, said = [], [], {}, Counter()
     for i, path in enumerate(paths):
         try:
-            image, file_notes = _decode(path, image_size)
+            image, file_notes = _decode(path, image_size, value_range)
         except DataError as exc:
-            if on_error == "raise":
+            # on_error="skip" is for unreadable files: a readable image outside its declared range is the
+            # caller's call (declare the range), and skipping it would quietly change the data set
+            if on_error == "raise" or isinstance(exc, PixelRuleError):
                 raise
             skipped[str(path)] = str(exc)
             continue
@@ -228,7 +205,7 @@ def stack_images(paths, *, image_size: int | None = None, channels: int | None =
         if image.dtype == np.uint8 and channels is None and _is_grey_content(image):
             image = image[..., 0].copy()
             said[_GREY] += 1
-        elif channels is not None and image.dtype == np.uint8:
+        elif channels is not None:
             image = _to_channels(image, channels)
         if image_size is not None:
             image = resize_image(image, int(image_size))
@@ -236,8 +213,7 @@ def stack_images(paths, *, image_size: int | None = None, channels: int | None =
         kept.append(i)
     if not images:
         raise DataError(f"{what}: no readable images among {len(skipped)} file(s), e.g. {next(iter(skipped), '-')}.")
-    images, deep = _deep_to_uint8(images, what)
-    lines = [f"{count} {text}" for text, count in said.items()] + ([deep] if deep else [])
+    lines = [f"{count} {text}" for text, count in said.items()]
     if channels is not None:
         images = [_to_channels(a, channels) for a in images]
     elif len({a.ndim for a in images}) > 1:

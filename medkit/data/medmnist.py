@@ -1,7 +1,6 @@
 """MedMNIST `.npz` files (keys `{split}_images`, `{split}_labels`) and the bundled PneumoniaMNIST sample."""
 
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +9,7 @@ from ..cache import cache_dir, download
 from ..errors import DataError, UnknownNameError
 from ..resources import resource_dir
 from .dataset import ImageDataset
-from .images import float_to_uint8
+from .pixels import DEFAULT_VALUE_RANGE, pixels_to_uint8
 from .splits import carve, check_trainable
 
 __all__ = ["samples_dir", "sample_path", "load_npz", "from_medmnist", "available_splits", "pneumonia", "PNEUMONIA_CLASSES",
@@ -92,8 +91,9 @@ def _open_npz(path):
     return npz
 
 
-def load_npz(path, split: str = "train", classes=None, name: str | None = None) -> ImageDataset:
-    """Load one split of a MedMNIST-format npz file as an ImageDataset."""
+def load_npz(path, split: str = "train", classes=None, name: str | None = None,
+             value_range=DEFAULT_VALUE_RANGE) -> ImageDataset:
+    """Load one split of a MedMNIST-format npz file as an ImageDataset; float images must lie in `value_range`."""
     path = Path(path)
     with _open_npz(path) as npz:
         keys = (f"{split}_images", f"{split}_labels")
@@ -109,7 +109,7 @@ def load_npz(path, split: str = "train", classes=None, name: str | None = None) 
                             "integer labels).") from exc
         except Exception as exc:
             raise DataError(f"{path} is damaged ({type(exc).__name__}: {exc}). Re-download or rebuild it.") from exc
-    images = _images_uint8(images, f"{path}: {split}_images")
+    images = _images_uint8(images, f"{path}: {split}_images", value_range)
     if images.ndim == 4 and images.shape[-1] == 1:
         images = images[..., 0]
     if len(images) != len(labels):
@@ -121,21 +121,19 @@ def load_npz(path, split: str = "train", classes=None, name: str | None = None) 
                         meta={"source": str(path), "split": split})
 
 
-def _images_uint8(images: np.ndarray, what: str) -> np.ndarray:
-    """Return images as uint8: floats in 0-1 or 0-255 are scaled (said once), other ranges refused."""
+def _images_uint8(images: np.ndarray, what: str, value_range) -> np.ndarray:
+    """Return images as uint8: floats through the one pixel rule (inside `value_range`), integers only in 0-255."""
     if images.dtype == np.uint8:
         return images
     if images.dtype.kind == "f":
-        images, note = float_to_uint8(images, what)
-        warnings.warn(note, stacklevel=3)
-        return images
+        return pixels_to_uint8(images, value_range=value_range, what=what)
     if images.dtype.kind not in "iub":
         raise DataError(f"{what}: dtype {images.dtype} is not an image type; save uint8 (or float 0-1) images.")
     low, high = int(images.min()), int(images.max())
     if low < 0 or high > 255:
         raise DataError(f"{what}: {images.dtype} values in [{low}, {high}] do not fit 0-255. Scale them to uint8 "
-                        "yourself (for 12/16-bit data divide by the real maximum, e.g. 4095), so no detail is lost "
-                        "by a guess.")
+                        "yourself by their bit depth (4095 for 12-bit, 65535 for 16-bit) or save 0-1 floats; "
+                        "medkit does not guess a depth from the values.")
     return images.astype(np.uint8)
 
 

@@ -21,6 +21,7 @@ from .dataset import ImageDataset
 from .folder import from_folder, is_hidden
 from .images import _to_channels, check_on_error, resize_image
 from .medmnist import HELD_OUT_SEED, HELD_OUT_SIZE, available_splits, load_npz
+from .pixels import DEFAULT_VALUE_RANGE
 from .splits import check_no_leakage, group_split, stratified_split
 from .table import from_csv
 
@@ -87,7 +88,7 @@ def _load_parts(data, kind, group_by, **load) -> tuple[dict, dict]:
         if group_by not in ("auto", "none"):
             raise DataError(f"{data}: a MedMNIST .npz file holds no patient ids, so group_by={group_by!r} cannot "
                             "work. Use group_by='auto' (image-level) or a folder/CSV with patient ids.")
-        parts = {s: load_npz(data, s, load.get("classes")) for s in SPLIT_FOLDERS if s in available_splits(data)}
+        parts = {s: load_npz(data, s, load.get("classes"), value_range=load["value_range"]) for s in SPLIT_FOLDERS if s in available_splits(data)}
         if not parts:
             raise DataError(f"{data} holds no split with both `_images` and `_labels` arrays.")
         for extra in ("image_size", "channels"):
@@ -191,7 +192,8 @@ def _report(parts, origin) -> list:
 
 def load_source(data, *, image_size: int | None = None, channels: int | None = None, group_by: str = "auto",
                 carve: bool = True, val_size: float = 0.1, test_size: float = 0.2, seed: int = HELD_OUT_SEED,
-                on_error: str = "skip", cache: bool = True, classes=None, log=None) -> Source:
+                on_error: str = "skip", cache: bool = True, classes=None, log=None,
+                value_range=DEFAULT_VALUE_RANGE) -> Source:
     """Load a data source into its parts, carving the missing ones (group-disjoint, stratified).
 
     Args:
@@ -208,6 +210,7 @@ def load_source(data, *, image_size: int | None = None, channels: int | None = N
         cache: decode image files once into medkit's cache (`decoded.load_images`).
         classes: class names in label order (default: the folder names, the CSV's labels, the npz's indices).
         log: a callable that receives the split report (e.g. print).
+        value_range: (low, high) that float images were saved in (default 0-1); values outside are refused.
     """
     check_on_error(on_error)
     if not isinstance(group_by, str) or not group_by:
@@ -216,7 +219,7 @@ def load_source(data, *, image_size: int | None = None, channels: int | None = N
     kind = _kind(data)
     if group_by not in GROUP_BY and kind != "csv":
         raise DataError(f"group_by={group_by!r} names a CSV column, but {data} is not a CSV. Use one of {GROUP_BY}.")
-    load = {"image_size": image_size, "channels": channels, "classes": classes}
+    load = {"image_size": image_size, "channels": channels, "classes": classes, "value_range": value_range}
     if kind != "npz":
         load.update(on_error=on_error, cache=cache)
     parts, origin = _load_parts(data, kind, group_by, **load)

@@ -19,6 +19,7 @@ from ..errors import DataError
 from .dataset import ImageDataset
 from .decoded import load_images
 from .images import check_on_error
+from .pixels import DEFAULT_VALUE_RANGE
 
 __all__ = ["from_csv", "read_table"]
 
@@ -97,7 +98,8 @@ def _group_column(path, table, group_column, notes) -> str | None:
 
 def from_csv(path, root=None, *, path_column: str = "path", label_column: str = "label", classes=None,
              group_column: str | None = None, image_size: int | None = None, channels: int | None = None,
-             on_error: str = "raise", name: str | None = None, cache: bool = False) -> ImageDataset:
+             on_error: str = "raise", name: str | None = None, cache: bool = False,
+             value_range=DEFAULT_VALUE_RANGE) -> ImageDataset:
     """Load the images a CSV lists as an ImageDataset; `groups` comes from `patient` (else `site`).
 
     Args:
@@ -107,7 +109,7 @@ def from_csv(path, root=None, *, path_column: str = "path", label_column: str = 
         classes: label names in order; default: sorted unique labels (integers 0..K-1 are kept as they are).
         group_column: column giving the group of each image (every line must have one); default "patient"
             if present and complete, else "site" if present and complete, else no groups.
-        image_size, channels, on_error, cache: as in `from_folder`.
+        image_size, channels, on_error, cache, value_range: as in `from_folder`.
     """
     check_on_error(on_error)
     path = Path(path)
@@ -133,7 +135,7 @@ def from_csv(path, root=None, *, path_column: str = "path", label_column: str = 
     group_column = _group_column(path, table, group_column, notes)
     groups = table[group_column].to_numpy(dtype=str) if group_column else None
     images, kept, skipped = load_images(files, image_size=image_size, channels=channels, on_error=on_error,
-                                        source=str(path), notes=notes, cache=cache)
+                                        source=str(path), notes=notes, cache=cache, value_range=value_range)
     meta = {"source": str(path), "paths": [str(files[i]) for i in kept], "skipped": skipped, "notes": notes,
             "group_column": group_column, "group_kind": group_column}
     for column in ("patient", "site"):  # kept so a lesson can split by either

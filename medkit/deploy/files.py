@@ -8,6 +8,7 @@ import numpy as np
 from ..data.contrast import equalize_image
 from ..data.dicom import NotDicomError, dicom_to_uint8, open_dicom
 from ..data.images import load_image, resize_image
+from ..data.pixels import DEFAULT_VALUE_RANGE
 from ..errors import DataError
 
 __all__ = ["dicom_modality", "dicom_body_part", "read_for_model", "UNKNOWN_MODALITY"]
@@ -61,12 +62,14 @@ def _check_modality(path: Path, modality: str, allowed: list) -> None:
                     "Its predictions on another modality mean nothing; use a model trained for it.")
 
 
-def read_for_model(path, predictor, resize: bool = False) -> np.ndarray:
+def read_for_model(path, predictor, resize: bool = False, value_range=DEFAULT_VALUE_RANGE) -> np.ndarray:
     """Return one file as a uint8 (C, H, W) array fit for `predictor` (an OnnxPredictor), or raise DataError.
 
     A DICOM whose Modality is not among the model's modalities (a file with none counts as UNKNOWN), or whose
-    BodyPartExamined is not among its body parts (a model that records neither is warned about), a multi-frame DICOM, a colour picture for a grey model, or an image of another size (unless `resize`)
-    is refused with the file named.
+    BodyPartExamined is not among its body parts (a model that records neither is warned about), a multi-frame
+    DICOM, a colour picture for a grey model, or an image of another size (unless `resize`) is refused with the
+    file named. Pixels go through the loaders' one rule (`medkit.data.pixels`): float images must lie in
+    `value_range`.
     """
 
     path = Path(path)
@@ -79,7 +82,7 @@ def read_for_model(path, predictor, resize: bool = False) -> np.ndarray:
         _check_body_part(path, dicom_body_part(path), predictor.meta)
         image = dicom_to_uint8(path)
     else:
-        image = load_image(path)
+        image = load_image(path, value_range)
     if image.dtype != np.uint8 or not (image.ndim == 2 or (image.ndim == 3 and image.shape[-1] == 3)):
         raise DataError(f"{path} reads as {image.dtype} {image.shape}; a model takes one 2-D grey or RGB image.")
     if predictor.channels == 1 and image.ndim == 3:

@@ -23,6 +23,7 @@ from ..atomic import atomic_path, write_json
 from ..cache import sha256sum
 from ..checkpoint import load_checkpoint
 from ..data.contrast import check_contrast, contrast_of
+from ..data.pixels import DEFAULT_VALUE_RANGE
 from ..errors import ConfigError, DataError
 from ..models import Preprocess, get_spec, split_head
 from .drift import DriftMonitor
@@ -447,13 +448,13 @@ class OnnxPredictor:
         probs = np.asarray(probs)
         return (probs[:, 1] >= self.threshold).astype(int) if probs.shape[1] == 2 else probs.argmax(1)
 
-    def load_files(self, paths, resize: bool = False) -> np.ndarray:
+    def load_files(self, paths, resize: bool = False, value_range=DEFAULT_VALUE_RANGE) -> np.ndarray:
         """Read PNG/JPEG/DICOM files into a batch, refusing a wrong modality, colour for a grey model, or wrong size."""
-        return np.stack([read_for_model(p, self, resize=resize) for p in paths])
+        return np.stack([read_for_model(p, self, resize=resize, value_range=value_range) for p in paths])
 
-    def predict_files(self, paths, resize: bool = False) -> list[dict]:
+    def predict_files(self, paths, resize: bool = False, value_range=DEFAULT_VALUE_RANGE) -> list[dict]:
         """Return one row per file: path, predicted class, its probability and P(each class)."""
-        probs = self.predict_proba(self.load_files(paths, resize))
+        probs = self.predict_proba(self.load_files(paths, resize, value_range))
         pred = self.decide(probs)
         return [{"file": str(p), "prediction": self.classes[k], "probability": float(pr[k]),
                  **{f"p_{c}": float(v) for c, v in zip(self.classes, pr)}} for p, k, pr in zip(paths, pred, probs)]

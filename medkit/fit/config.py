@@ -57,6 +57,8 @@ class RecipeConfig:
     # full fine-tuning at 224 px at ~5 (bench_fit_224.py); float16 storage: 19 KB per image at the top-group cut
     cache_features: bool = True
     group_by: str = "auto"  # patient-disjoint carve whenever every image has a patient key
+    # the range float images were saved in; a value outside it is refused, never rescaled (medkit.data.pixels)
+    value_range: tuple = (0.0, 1.0)
     threshold: str = "youden"  # "youden" (max sensitivity + specificity - 1 on val) or "0.5"
     seed: int = 0
     # train the trainable part this many times (seeds seed, seed+1, ...) on the same cached features and average

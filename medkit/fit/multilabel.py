@@ -175,7 +175,7 @@ def fit_multilabel(data, out_dir, cfg=None, *, findings=None, progress: bool = T
     spec = get_spec(cfg.backbone)
     stages = schedule(cfg.freeze, cfg.epochs, cfg.lr, cfg.head_lr, n_groups=len(spec.groups))
     pre = spec.preprocess(cfg.image_size)
-    table = from_findings_csv(data, names=findings, image_size=cfg.image_size,
+    table = from_findings_csv(data, names=findings, image_size=cfg.image_size, value_range=tuple(cfg.value_range),
                               fix="Add it to --findings, or correct the CSV.")
     table.images = equalize_contrast(table.images, cfg.contrast)
     names = table.names
@@ -231,11 +231,12 @@ def fit_multilabel(data, out_dir, cfg=None, *, findings=None, progress: bool = T
 
 
 def evaluate_multilabel(ckpt_dir, data, split: str = "auto", backbone: str | None = None, n_boot: int = 1000,
-                        log=None, batch_size: int = 32, device: str = "cpu") -> dict:
+                        log=None, batch_size: int = 32, device: str = "cpu", value_range=None) -> dict:
     """Return per-finding AUC with 95% intervals, macro AUC, skipped findings, n and patients of a multi-label checkpoint.
 
     What is scored: the test part `fit` carved when `data` is the CSV the checkpoint was trained on, else
     every line of `data` (`split` "train"/"val"/"test" need the training CSV, "all" scores every line).
+    `value_range`: the range float images were saved in (None: the checkpoint's own, default 0-1).
     """
     model, config = load_checkpoint(ckpt_dir, backbone=backbone)
     names = config.get("findings") or config["classes"]
@@ -245,7 +246,8 @@ def evaluate_multilabel(ckpt_dir, data, split: str = "auto", backbone: str | Non
                         f"(path,label[,patient]) of `|`-separated findings, not {data}.")
     trained_on = config.get("data") if isinstance(config.get("data"), dict) else {}
     same = role_of(config, path) == "internal"
-    table = from_findings_csv(path, names=names, image_size=int(config["image_size"]),
+    value_range = value_range if value_range is not None else config.get("recipe", {}).get("value_range", (0.0, 1.0))
+    table = from_findings_csv(path, names=names, image_size=int(config["image_size"]), value_range=tuple(value_range),
                               fix=f"The checkpoint {ckpt_dir} knows only these findings: score it on data labelled "
                                   "with them, or train a checkpoint that includes the new one.")
     table.images = equalize_contrast(table.images, contrast_of(config))

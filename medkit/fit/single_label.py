@@ -54,7 +54,8 @@ __all__ = ["fit_recipe", "evaluate_checkpoint", "score_checkpoint", "evaluate_in
 
 
 def _load_source(data, cfg: RecipeConfig, *, carve: bool, log):
-    source = load_source(data, image_size=cfg.image_size, group_by=cfg.group_by, carve=carve, log=log)
+    source = load_source(data, image_size=cfg.image_size, group_by=cfg.group_by, carve=carve, log=log,
+                         value_range=tuple(cfg.value_range))
     source.splits = {name: with_contrast(ds, cfg.contrast) for name, ds in source.splits.items()}
     return source
 
@@ -173,20 +174,24 @@ def _scores(labels, probs, threshold: float, n_boot: int) -> dict:
 
 
 def score_checkpoint(ckpt_dir, data, split: str = "auto", backbone: str | None = None, batch_size: int = SCORE_BATCH,
-                     n_boot: int = 1000, log=None, device: str = "auto") -> tuple[dict, tuple | None]:
-    """Return (`evaluate_checkpoint`'s result, (labels, probs) of the part scored; None for multi-label)."""
+                     n_boot: int = 1000, log=None, device: str = "auto", value_range=None) -> tuple[dict, tuple | None]:
+    """Return (`evaluate_checkpoint`'s result, (labels, probs) of the part scored; None for multi-label).
+
+    `value_range`: the range float images of `data` were saved in; None takes the one the checkpoint was fit with.
+    """
     if split not in ("auto", "train", "val", "test", "all"):
         raise DataError(f"Unknown split {split!r}; use auto, train, val, test or all.")
     device = pick_device(device)
     if check_task_matches(ckpt_dir, data):
         return evaluate_multilabel(ckpt_dir, data, split, backbone=backbone, n_boot=n_boot, log=log,
-                                   batch_size=batch_size, device=device), None
+                                   batch_size=batch_size, device=device, value_range=value_range), None
     model, config = load_checkpoint(ckpt_dir, backbone=backbone)
     recipe = config.get("recipe", {})
     trained_on = config.get("data", {}) if isinstance(config.get("data"), dict) else {}
     role = role_of(config, data)
+    value_range = value_range if value_range is not None else recipe.get("value_range", RecipeConfig.value_range)
     cfg = RecipeConfig(image_size=int(config["image_size"]), group_by=recipe.get("group_by", "auto"),
-                       contrast=contrast_of(config))
+                       contrast=contrast_of(config), value_range=tuple(value_range))
     source = _load_source(data, cfg, carve=role == "internal", log=log)
     fingerprint = data_fingerprint(source.splits)
     if role == "internal" and trained_on.get("fingerprint") not in (None, fingerprint) and log:
@@ -213,7 +218,7 @@ def score_checkpoint(ckpt_dir, data, split: str = "auto", backbone: str | None =
 
 
 def evaluate_checkpoint(ckpt_dir, data, split: str = "auto", backbone: str | None = None, batch_size: int = SCORE_BATCH,
-                        n_boot: int = 1000, log=None, device: str = "auto") -> dict:
+                        n_boot: int = 1000, log=None, device: str = "auto", value_range=None) -> dict:
     """Return AUC, accuracy, sensitivity, specificity (with 95% bootstrap intervals), n and patients of a checkpoint.
 
     What is scored (`split="auto"`): the carved test part when `data` is the source the checkpoint was trained
@@ -221,13 +226,14 @@ def evaluate_checkpoint(ckpt_dir, data, split: str = "auto", backbone: str | Non
     split) or every image of a source with no split parts (another source: `role` "external"). Images a
     checkpoint was adapted on (`medkit adapt`, listed in its config) are skipped and counted in
     `adaptation_images_skipped`. `device`:
-    "auto" (cuda, else mps, else cpu), "cpu", "cuda" or "mps" (`medkit.train.pick_device`).
+    "auto" (cuda, else mps, else cpu), "cpu", "cuda" or "mps" (`medkit.train.pick_device`). `value_range`: the
+    range float images of `data` were saved in (None: the checkpoint's own, default 0-1).
     """
-    return score_checkpoint(ckpt_dir, data, split, backbone, batch_size, n_boot, log, device)[0]
+    return score_checkpoint(ckpt_dir, data, split, backbone, batch_size, n_boot, log, device, value_range)[0]
 
 
 def evaluate_internal_and_external(ckpt_dir, data, split: str = "auto", backbone: str | None = None,
-                                   n_boot: int = 1000, log=None, device: str = "auto") -> dict:
+                                   n_boot: int = 1000, log=None, device: str = "auto", value_range=None) -> dict:
     """Return {"internal", "external", "gap"}: the checkpoint on another source and on its own held-out test part.
 
     Args:
@@ -243,7 +249,7 @@ def evaluate_internal_and_external(ckpt_dir, data, split: str = "auto", backbone
                           "anyway. Pass another source as --data (a second site), or drop --internal-too.")
     device = pick_device(device)
     kwargs = {"backbone": backbone, "n_boot": n_boot, "log": log, "device": device}
-    external, ext_scores = score_checkpoint(ckpt_dir, data, split, **kwargs)
+    external, ext_scores = score_checkpoint(ckpt_dir, data, split, value_range=value_range, **kwargs)
     trained_on = config["data"].get("path") if isinstance(config.get("data"), dict) else None
     if not trained_on or not Path(trained_on).exists():
         why = (f"its training data {trained_on} is not on this machine" if trained_on

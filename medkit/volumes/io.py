@@ -15,6 +15,7 @@ import numpy as np
 
 from ..atomic import write_bytes
 from ..errors import ConfigError, DataError
+from .nifti_checks import head_bytes, header_of, nifti_bytes, spatial_unit_mm
 
 __all__ = ["Volume", "load_nifti", "save_nifti", "load_dicom_series", "write_dicom_series", "check_volume_size"]
 
@@ -86,10 +87,13 @@ def _as_3d(array: np.ndarray, source: str) -> np.ndarray:
 
 
 def load_nifti(path) -> Volume:
-    """Read a NIfTI-1/2 file (.nii or .nii.gz) into a Volume, with the header's scaling applied.
+    """Read a NIfTI-1/2 file (.nii or .nii.gz) into a Volume in mm, with the header's scaling applied.
 
-    Refused with a DataError: a missing or unreadable file, a broken header (wrong size or magic, zero or
-    non-finite voxel sizes, a singular affine), truncated data, and a 4-D file with more than one volume.
+    Refused with a DataError, before any voxel array is allocated: a missing or unreadable file, a broken header
+    (wrong size or magic, zero or non-finite voxel sizes, non-positive dimensions, a singular affine), a header that
+    claims more data than the file holds, voxels that are not scalar (RGB, complex), a damaged gzip stream (its CRC
+    is checked), and a 4-D file with more than one volume. The affine is converted to mm from the header's unit
+    (metres, mm, microns); an unset or unknown unit is taken as mm with a warning.
     """
     import nibabel as nib
     from nibabel.filebasedimages import ImageFileError
@@ -103,35 +107,35 @@ def load_nifti(path) -> Volume:
         raise DataError(f"{path} has a broken NIfTI header: {problems}. nibabel would guess a fix; medkit refuses, "
                         "because a guessed voxel size or orientation silently changes every measurement. "
                         "Re-export the file, or repair the header with nibabel and check the result.")
+    raw = nifti_bytes(path)  # sizes, datatype and gzip integrity checked here
+    klass = nib.Nifti2Image if header_of(raw, path).sizeof_hdr == 540 else nib.Nifti1Image
     try:
-        image = nib.load(path)
+        image = klass.from_bytes(raw)
         zooms = image.header.get_zooms()[:3]
         array = np.asarray(image.get_fdata(dtype=np.float32))
     except (ImageFileError, HeaderDataError) as exc:
         raise DataError(f"{path} is not a readable NIfTI file: its header is broken ({exc}). Re-export it.") from exc
-    except (EOFError, OSError, ValueError) as exc:  # truncated .nii / .nii.gz, or dims that do not fit the data
+    except (EOFError, OSError, ValueError) as exc:  # dims that do not fit the data, past the checks above
         raise DataError(f"{path}: the voxel data cannot be read ({type(exc).__name__}: {exc}). The file is truncated "
                         "or its header's dimensions do not match its data; re-export it.") from exc
-    if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
-        raise DataError(f"{path} was read as {type(image).__name__}, not NIfTI; convert it to .nii.gz first.")
     if len(zooms) < 3 or not all(np.isfinite(z) and z > 0 for z in zooms):
         raise DataError(f"{path}: the header's voxel sizes (pixdim) are {tuple(map(float, zooms))}; each must be a "
                         "positive number of mm. The header is broken; fix pixdim or re-export the file.")
     if not np.isfinite(array).all():
         raise DataError(f"{path} holds NaN or infinite voxels (scl_slope/scl_inter broken?).")
-    return Volume(_as_3d(array, str(path)), image.affine, source=path.name)
+    array = _as_3d(array, str(path))
+    to_mm = np.diag([spatial_unit_mm(image.header, path)] * 3 + [1.0])  # world and voxel sizes both scale
+    return Volume(array, to_mm @ image.affine, source=path.name)
 
 
 def _header_problems(path: Path) -> str:
     """Return nibabel's diagnosis of the header as stored (before nibabel's silent fixes), '' when sound."""
     from nibabel.nifti1 import Nifti1Header
     from nibabel.nifti2 import Nifti2Header
-    from nibabel.openers import ImageOpener
 
     try:
-        with ImageOpener(path) as f:
-            block = f.read(540)
-    except (OSError, EOFError) as exc:
+        block = head_bytes(path)
+    except OSError as exc:
         return f"the file cannot be read ({exc})"
     if len(block) < 348:
         return f"the file holds {len(block)} bytes, fewer than a NIfTI header's 348"

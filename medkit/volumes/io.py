@@ -8,6 +8,7 @@ DICOM stores LPS+ (x towards the Left, y Posterior), so the series reader and wr
 """
 
 import gzip
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from ..atomic import write_bytes
 from ..errors import ConfigError, DataError
+from .dicom_geometry import check_orthogonal, direction_cosines, gantry_tilt, numbers, untilt
 from .nifti_checks import head_bytes, header_of, nifti_bytes, spatial_unit_mm
 
 __all__ = ["Volume", "load_nifti", "save_nifti", "load_dicom_series", "write_dicom_series", "check_volume_size"]
@@ -186,14 +188,33 @@ def _read_slice(path: Path):
     return ds
 
 
-def load_dicom_series(folder_or_files, tolerance: float = 0.01) -> Volume:
+def _placement(ds, path, warn: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return a slice's unit row/column directions (2 x 3), position (3) and PixelSpacing (2), checked."""
+    cosines = direction_cosines(numbers(ds, "ImageOrientationPatient", 6, path), path, warn)
+    spacing = numbers(ds, "PixelSpacing", 2, path)
+    if not (spacing > 0).all():
+        raise DataError(f"{path}: PixelSpacing is {spacing.tolist()} mm; both must be positive. The header is broken; "
+                        "re-export the series.")
+    return cosines, numbers(ds, "ImagePositionPatient", 3, path), spacing
+
+
+def load_dicom_series(folder_or_files, tolerance: float = 0.01, tilt: str = "resample") -> Volume:
     """Read one DICOM series (a folder, or a list of files) into a Volume, slices sorted by position.
 
     Slices are ordered by their position along the slice normal (ImagePositionPatient projected on the cross
-    product of ImageOrientationPatient), never by file name or InstanceNumber. Refused with a DataError, naming the
-    files: several series mixed, differing orientations, sizes or pixel spacings, duplicated slice positions,
-    missing slices (a gap larger than the others) and uneven slice spacing beyond `tolerance` (relative).
+    product of ImageOrientationPatient), never by file name or InstanceNumber. The slice spacing comes from the
+    positions; orientation vectors are normalised (with a warning when they are not unit length) and must be at
+    right angles (within `dicom_geometry.ORTHOGONAL_DEGREES`). Refused with a DataError, naming the files: several
+    series mixed, differing orientations, sizes or pixel spacings, duplicated slice positions, missing slices (a gap
+    larger than the others), uneven slice spacing beyond `tolerance` (relative), positions off a line.
+
+    Args:
+        tilt: what to do when the positions step off the slice normal (gantry tilt, a sheared series):
+            "resample" (default) shifts each slice within its plane onto the orthogonal grid, with a warning that
+            gives the angle; "refuse" raises a DataError instead.
     """
+    if tilt not in ("resample", "refuse"):
+        raise ConfigError(f"tilt must be 'resample' or 'refuse'; got {tilt!r}.")
     files = _files(folder_or_files)
     slices = [(path, _read_slice(path)) for path in files]
     first_path, first = slices[0]
@@ -202,46 +223,69 @@ def load_dicom_series(folder_or_files, tolerance: float = 0.01) -> Volume:
         if len(values) > 1:
             raise DataError(f"The files mix {len(values)} different {key} values ({sorted(values)[:3]}...): "
                             "one volume needs one series of same-sized slices. Put each series in its own folder.")
-    orientation = np.array(first.ImageOrientationPatient, dtype=float)
-    spacing = np.array(first.PixelSpacing, dtype=float)
-    for path, ds in slices:
-        if not np.allclose(np.array(ds.ImageOrientationPatient, dtype=float), orientation, atol=1e-4):
+    placed = [_placement(ds, path, warn=k == 0) for k, (path, ds) in enumerate(slices)]
+    cosines, _, spacing = placed[0]
+    check_orthogonal(cosines, first_path)
+    for (path, ds), (other, _, pixel) in zip(slices, placed):
+        if not np.allclose(other, cosines, atol=1e-4):
             raise DataError(f"{path.name} is oriented {list(ds.ImageOrientationPatient)}, {first_path.name} "
-                            f"{list(orientation)}: a series with tilted or mixed slices cannot be stacked.")
-        if not np.allclose(np.array(ds.PixelSpacing, dtype=float), spacing, rtol=1e-4):
-            raise DataError(f"Mixed pixel spacing: {path.name} has {list(map(float, ds.PixelSpacing))} mm, "
+                            f"{list(first.ImageOrientationPatient)}: a series with mixed slice orientations cannot "
+                            "be stacked. Split it by orientation.")
+        if not np.allclose(pixel, spacing, rtol=1e-4):
+            raise DataError(f"Mixed pixel spacing: {path.name} has {pixel.tolist()} mm, "
                             f"{first_path.name} {spacing.tolist()} mm. Resample the slices to one spacing, or load the "
                             "parts as separate volumes.")
-    row_dir, col_dir = orientation[:3], orientation[3:]
+    row_dir, col_dir = cosines
     normal = np.cross(row_dir, col_dir)
-    position = np.array([np.dot(np.array(ds.ImagePositionPatient, dtype=float), normal) for _, ds in slices])
-    order = np.argsort(position, kind="stable")
-    slices, position = [slices[i] for i in order], position[order]
-    steps = np.diff(position)
-    step = float(np.median(steps))
-    duplicated = np.flatnonzero(steps < max(1e-3, 1e-3 * abs(step)))
-    if len(duplicated):
-        i = duplicated[0]
-        raise DataError(f"Duplicated slice position {position[i]:.3f} mm: {slices[i][0].name} and "
-                        f"{slices[i + 1][0].name} ({len(duplicated)} duplicate(s)). Remove the copies (or split the "
-                        "series: two acquisitions in one folder).")
-    gaps = np.flatnonzero(steps > 1.5 * step)
-    if len(gaps):
-        i = gaps[0]
-        raise DataError(f"Missing slice(s): {slices[i][0].name} and {slices[i + 1][0].name} are {steps[i]:.3f} mm "
-                        f"apart where the series steps {step:.3f} mm (about {round(steps[i] / step) - 1} slice(s) "
-                        "missing). Find the missing files; a volume with a hole has wrong geometry.")
-    if np.abs(steps - step).max() > tolerance * step:
-        raise DataError(f"Uneven slice spacing: steps from {steps.min():.3f} to {steps.max():.3f} mm (median "
-                        f"{step:.3f}). Mixed slice spacing cannot be stacked into one grid; resample each part.")
+    normal /= np.linalg.norm(normal)
+    positions = np.array([p for _, p, _ in placed])
+    order = np.argsort(positions @ normal, kind="stable")
+    slices, positions = [slices[i] for i in order], positions[order]
+    step = _slice_step(positions @ normal, [path.name for path, _ in slices], tolerance)
+    drift, angle = gantry_tilt(positions, normal, float(spacing.min()), [path.name for path, _ in slices])
+    if angle and tilt == "refuse":
+        raise DataError(f"{_series_name(files)}: the slice positions step {angle:.2f} degrees off the slice normal "
+                        "(gantry tilt, or a sheared series): stacked as they are, the voxels would be sheared. Pass "
+                        "tilt='resample' to shift each slice onto the orthogonal grid.")
     # (columns, rows, slices): i runs along a row (ImageOrientationPatient[:3]), as ITK and dcm2niix order it
     array = np.stack([_physical(ds, path).T for path, ds in slices], axis=-1)
     affine = np.eye(4)
     affine[:3, 0] = row_dir * spacing[1]  # PixelSpacing is (between rows, between columns)
     affine[:3, 1] = col_dir * spacing[0]
-    affine[:3, 2] = normal * step
-    affine[:3, 3] = np.array(slices[0][1].ImagePositionPatient, dtype=float)
-    return Volume(array, _LPS_TO_RAS @ affine, source=f"{Path(files[0]).parent.name}/ ({len(files)} slices)")
+    affine[:3, 2] = (normal + drift) * step  # along the positions' line: off the normal when tilted
+    affine[:3, 3] = positions[0]
+    if angle:
+        array, affine = untilt(array, affine)
+        warnings.warn(f"{_series_name(files)}: gantry tilt of {angle:.2f} degrees (the slice positions step off the "
+                      f"slice normal); resampled onto the orthogonal grid, now {' x '.join(map(str, array.shape))} "
+                      "voxels. Pass tilt='refuse' to be stopped instead.", stacklevel=2)
+    return Volume(array, _LPS_TO_RAS @ affine, source=_series_name(files))
+
+
+def _series_name(files) -> str:
+    return f"{Path(files[0]).parent.name}/ ({len(files)} slices)"
+
+
+def _slice_step(position: np.ndarray, names: list, tolerance: float) -> float:
+    """Return the slice spacing along the normal from sorted `position`s; refuse duplicates, gaps, uneven steps."""
+    steps = np.diff(position)
+    step = float(np.median(steps))
+    duplicated = np.flatnonzero(steps < max(1e-3, 1e-3 * abs(step)))
+    if len(duplicated):
+        i = duplicated[0]
+        raise DataError(f"Duplicated slice position {position[i]:.3f} mm: {names[i]} and {names[i + 1]} "
+                        f"({len(duplicated)} duplicate(s)). Remove the copies (or split the series: two acquisitions "
+                        "in one folder).")
+    gaps = np.flatnonzero(steps > 1.5 * step)
+    if len(gaps):
+        i = gaps[0]
+        raise DataError(f"Missing slice(s): {names[i]} and {names[i + 1]} are {steps[i]:.3f} mm apart where the "
+                        f"series steps {step:.3f} mm (about {round(steps[i] / step) - 1} slice(s) missing). Find the "
+                        "missing files; a volume with a hole has wrong geometry.")
+    if np.abs(steps - step).max() > tolerance * step:
+        raise DataError(f"Uneven slice spacing: steps from {steps.min():.3f} to {steps.max():.3f} mm (median "
+                        f"{step:.3f}). Mixed slice spacing cannot be stacked into one grid; resample each part.")
+    return step
 
 
 def _physical(ds, path) -> np.ndarray:

@@ -100,12 +100,14 @@ def untilt(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarra
     # the slice-to-slice shift in (i, j) voxels, and how far the last slice has moved
     shift = np.linalg.lstsq(in_plane, step - normal * (step @ normal), rcond=None)[0]
     travel = shift * (array.shape[2] - 1)
-    low, high = np.floor(np.minimum(travel, 0)).astype(int), np.ceil(np.maximum(travel, 0)).astype(int)
+    # (a millionth of a voxel is rounding in the positions' decimal strings, not a column more)
+    low = np.floor(np.minimum(travel, 0) + 1e-6).astype(int)
+    high = np.ceil(np.maximum(travel, 0) - 1e-6).astype(int)
     target = affine.copy()
     target[:3, 2] = normal * (step @ normal)
     target[:3, 3] = affine[:3, 3] + in_plane @ low
     shape = (array.shape[0] + high[0] - low[0], array.shape[1] + high[1] - low[1], array.shape[2])
     to_source = np.linalg.inv(affine) @ target
     out = affine_transform(array, to_source[:3, :3], offset=to_source[:3, 3], output_shape=shape, order=1,
-                           mode="constant", cval=float(array.min()))
+                           mode="grid-constant", cval=float(array.min()))  # "constant" drops an edge at -1e-16
     return out.astype(np.float32), target

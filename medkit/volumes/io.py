@@ -293,7 +293,30 @@ def _physical(ds, path) -> np.ndarray:
         stored = ds.pixel_array.astype(np.float32)
     except Exception as exc:  # pydicom raises many types for missing or undecodable pixel data
         raise DataError(f"{path}: the pixel data cannot be decoded ({type(exc).__name__}: {exc}).") from exc
-    return stored * float(ds.get("RescaleSlope", 1) or 1) + float(ds.get("RescaleIntercept", 0) or 0)
+    slope, intercept = (_rescale(ds, key, default, path) for key, default in (("RescaleSlope", 1.0),
+                                                                               ("RescaleIntercept", 0.0)))
+    if slope == 0:
+        raise DataError(f"{path}: RescaleSlope is 0, which maps every pixel to {intercept}: the header is broken. "
+                        "Re-export the series (a slope of 1 is the usual value).")
+    physical = stored * np.float32(slope) + np.float32(intercept)
+    if not np.isfinite(physical).all():
+        raise DataError(f"{path}: RescaleSlope {slope} and RescaleIntercept {intercept} overflow float32 on its "
+                        "pixels. The header is broken; re-export the series.")
+    return physical
+
+
+def _rescale(ds, key: str, default: float, path) -> float:
+    """Return RescaleSlope or RescaleIntercept as a finite number (absent or empty: `default`)."""
+    value = ds.get(key)
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not np.isfinite(number):
+        raise DataError(f"{path}: {key} is {value!r}, not a finite number. The header is broken; re-export the series.")
+    return number
 
 
 def write_dicom_series(volume: Volume, folder, modality: str = "MR", series_uid: str | None = None,

@@ -97,10 +97,14 @@ def hostile(t1, tmp_path_factory):
 HOSTILE = ["4-D NIfTI where 3-D is expected", "NIfTI with a broken header", "NIfTI with a zero voxel size",
            "truncated NIfTI", "DICOM series with a missing slice", "DICOM series with a duplicated slice",
            "DICOM series with mixed pixel spacing", "DICOM series with uneven slice spacing",
-           "volume too small for the network"]
+           "volume too small for the network", "gzipped NIfTI with one flipped bit", "NIfTI claiming 30000^3 voxels",
+           "NIfTI with a negative dimension", "NIfTI with RGB voxels", "DICOM series with rows and columns at 60 degrees",
+           "DICOM series with gantry tilt, read with tilt='refuse'"]
 EXPECTED_WORDS = {"4-D": "4-D", "broken header": "sizeof_hdr", "zero voxel": "pixdim", "truncated": "truncated",
                   "missing": "Missing slice", "duplicated": "Duplicated", "mixed pixel": "Mixed pixel spacing",
-                  "uneven": "Uneven slice spacing", "too small": "too small"}
+                  "uneven": "Uneven slice spacing", "too small": "too small", "flipped bit": "gzip stream is damaged",
+                  "30000^3": "30000 x 30000 x 30000 voxels", "negative": "size of -20", "RGB": "NIfTI RGB",
+                  "60 degrees": "60.00 degrees apart", "gantry tilt": "degrees off the slice normal"}
 
 
 def test_hostile_cases_are_the_documented_ones(hostile):

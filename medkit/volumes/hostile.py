@@ -1,5 +1,6 @@
 """Broken volume files for lesson 11 and its tests: each one a mistake real exports make, each refused clearly."""
 
+import gzip
 import shutil
 from pathlib import Path
 
@@ -51,6 +52,32 @@ def hostile_inputs(volume: Volume, folder, min_size: int = 16) -> dict:
     truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size // 2])
     cases["truncated NIfTI"] = lambda: load_nifti(truncated)
 
+    flipped = folder / "flipped_bit.nii.gz"
+    raw = bytearray(gzip.compress(nib.Nifti1Image(volume.array, volume.affine).to_bytes(), mtime=0))
+    raw[len(raw) // 2] ^= 0x10  # one bit in the deflate stream: without the CRC, a few voxels silently change
+    flipped.write_bytes(bytes(raw))
+    cases["gzipped NIfTI with one flipped bit"] = lambda: load_nifti(flipped)
+
+    def header_edit(name: str, **fields) -> Path:
+        path = folder / name
+        save_nifti(volume, path)
+        raw = bytearray(path.read_bytes())
+        header = np.frombuffer(raw[:348], dtype=nib.Nifti1Header.template_dtype).copy()
+        for key, value in fields.items():
+            header[key] = value
+        raw[:348] = header.tobytes()
+        path.write_bytes(bytes(raw))
+        return path
+
+    huge = header_edit("huge.nii", dim=[3, 30000, 30000, 30000, 1, 1, 1, 1])
+    cases["NIfTI claiming 30000^3 voxels"] = lambda: load_nifti(huge)
+    negative = header_edit("negative.nii", dim=[3, volume.shape[0], -volume.shape[1], volume.shape[2], 1, 1, 1, 1])
+    cases["NIfTI with a negative dimension"] = lambda: load_nifti(negative)
+
+    rgb = folder / "rgb.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros(volume.shape, [("R", "u1"), ("G", "u1"), ("B", "u1")]), volume.affine), rgb)
+    cases["NIfTI with RGB voxels"] = lambda: load_nifti(rgb)
+
     def series(name: str) -> list[Path]:
         return write_dicom_series(volume, folder / name)
 
@@ -74,6 +101,23 @@ def hostile_inputs(volume: Volume, folder, min_size: int = 16) -> dict:
         position = np.array(ds.ImagePositionPatient, float) + normal * volume.spacing[2] / 3
         _edit(path, ImagePositionPatient=[f"{v:.6f}" for v in position])
     cases["DICOM series with uneven slice spacing"] = lambda: load_dicom_series(folder / "uneven_slices")
+
+    sheared = series("sixty_degrees")
+    for path in sheared:  # the column direction turned 30 degrees towards the row direction
+        ds = pydicom.dcmread(path)
+        row = np.array(ds.ImageOrientationPatient[:3], float)
+        column = np.array(ds.ImageOrientationPatient[3:], float)
+        _edit(path, ImageOrientationPatient=[f"{v:.6f}" for v in (*row, *(0.5 * row + np.sqrt(0.75) * column))])
+    cases["DICOM series with rows and columns at 60 degrees"] = lambda: load_dicom_series(folder / "sixty_degrees")
+
+    tilted = series("gantry_tilt")
+    for path in tilted:  # each slice 0.7 mm further along its columns than the last, as a tilted CT gantry gives
+        ds = pydicom.dcmread(path)
+        k = int(ds.InstanceNumber) - 1
+        column = np.array(ds.ImageOrientationPatient[3:], float)
+        _edit(path, ImagePositionPatient=[f"{v:.6f}" for v in np.array(ds.ImagePositionPatient, float) + 0.7 * k * column])
+    cases["DICOM series with gantry tilt, read with tilt='refuse'"] = \
+        lambda: load_dicom_series(folder / "gantry_tilt", tilt="refuse")
 
     tiny = np.zeros((min_size // 2,) * 3, dtype=np.float32)
     cases["volume too small for the network"] = lambda: check_volume_size(tiny, min_size)

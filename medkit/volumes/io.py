@@ -8,6 +8,7 @@ DICOM stores LPS+ (x towards the Left, y Posterior), so the series reader and wr
 """
 
 import gzip
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,8 @@ import numpy as np
 
 from ..atomic import write_bytes
 from ..errors import ConfigError, DataError
+from .dicom_geometry import check_orthogonal, direction_cosines, gantry_tilt, numbers, untilt
+from .nifti_checks import head_bytes, header_of, nifti_bytes, spatial_unit_mm
 
 __all__ = ["Volume", "load_nifti", "save_nifti", "load_dicom_series", "write_dicom_series", "check_volume_size"]
 
@@ -86,10 +89,13 @@ def _as_3d(array: np.ndarray, source: str) -> np.ndarray:
 
 
 def load_nifti(path) -> Volume:
-    """Read a NIfTI-1/2 file (.nii or .nii.gz) into a Volume, with the header's scaling applied.
+    """Read a NIfTI-1/2 file (.nii or .nii.gz) into a Volume in mm, with the header's scaling applied.
 
-    Refused with a DataError: a missing or unreadable file, a broken header (wrong size or magic, zero or
-    non-finite voxel sizes, a singular affine), truncated data, and a 4-D file with more than one volume.
+    Refused with a DataError, before any voxel array is allocated: a missing or unreadable file, a broken header
+    (wrong size or magic, zero or non-finite voxel sizes, non-positive dimensions, a singular affine), a header that
+    claims more data than the file holds, voxels that are not scalar (RGB, complex), a damaged gzip stream (its CRC
+    is checked), and a 4-D file with more than one volume. The affine is converted to mm from the header's unit
+    (metres, mm, microns); an unset or unknown unit is taken as mm with a warning.
     """
     import nibabel as nib
     from nibabel.filebasedimages import ImageFileError
@@ -103,35 +109,35 @@ def load_nifti(path) -> Volume:
         raise DataError(f"{path} has a broken NIfTI header: {problems}. nibabel would guess a fix; medkit refuses, "
                         "because a guessed voxel size or orientation silently changes every measurement. "
                         "Re-export the file, or repair the header with nibabel and check the result.")
+    raw = nifti_bytes(path)  # sizes, datatype and gzip integrity checked here
+    klass = nib.Nifti2Image if header_of(raw, path).sizeof_hdr == 540 else nib.Nifti1Image
     try:
-        image = nib.load(path)
+        image = klass.from_bytes(raw)
         zooms = image.header.get_zooms()[:3]
         array = np.asarray(image.get_fdata(dtype=np.float32))
     except (ImageFileError, HeaderDataError) as exc:
         raise DataError(f"{path} is not a readable NIfTI file: its header is broken ({exc}). Re-export it.") from exc
-    except (EOFError, OSError, ValueError) as exc:  # truncated .nii / .nii.gz, or dims that do not fit the data
+    except (EOFError, OSError, ValueError) as exc:  # dims that do not fit the data, past the checks above
         raise DataError(f"{path}: the voxel data cannot be read ({type(exc).__name__}: {exc}). The file is truncated "
                         "or its header's dimensions do not match its data; re-export it.") from exc
-    if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
-        raise DataError(f"{path} was read as {type(image).__name__}, not NIfTI; convert it to .nii.gz first.")
     if len(zooms) < 3 or not all(np.isfinite(z) and z > 0 for z in zooms):
         raise DataError(f"{path}: the header's voxel sizes (pixdim) are {tuple(map(float, zooms))}; each must be a "
                         "positive number of mm. The header is broken; fix pixdim or re-export the file.")
     if not np.isfinite(array).all():
         raise DataError(f"{path} holds NaN or infinite voxels (scl_slope/scl_inter broken?).")
-    return Volume(_as_3d(array, str(path)), image.affine, source=path.name)
+    array = _as_3d(array, str(path))
+    to_mm = np.diag([spatial_unit_mm(image.header, path)] * 3 + [1.0])  # world and voxel sizes both scale
+    return Volume(array, to_mm @ image.affine, source=path.name)
 
 
 def _header_problems(path: Path) -> str:
     """Return nibabel's diagnosis of the header as stored (before nibabel's silent fixes), '' when sound."""
     from nibabel.nifti1 import Nifti1Header
     from nibabel.nifti2 import Nifti2Header
-    from nibabel.openers import ImageOpener
 
     try:
-        with ImageOpener(path) as f:
-            block = f.read(540)
-    except (OSError, EOFError) as exc:
+        block = head_bytes(path)
+    except OSError as exc:
         return f"the file cannot be read ({exc})"
     if len(block) < 348:
         return f"the file holds {len(block)} bytes, fewer than a NIfTI header's 348"
@@ -182,14 +188,33 @@ def _read_slice(path: Path):
     return ds
 
 
-def load_dicom_series(folder_or_files, tolerance: float = 0.01) -> Volume:
+def _placement(ds, path, warn: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return a slice's unit row/column directions (2 x 3), position (3) and PixelSpacing (2), checked."""
+    cosines = direction_cosines(numbers(ds, "ImageOrientationPatient", 6, path), path, warn)
+    spacing = numbers(ds, "PixelSpacing", 2, path)
+    if not (spacing > 0).all():
+        raise DataError(f"{path}: PixelSpacing is {spacing.tolist()} mm; both must be positive. The header is broken; "
+                        "re-export the series.")
+    return cosines, numbers(ds, "ImagePositionPatient", 3, path), spacing
+
+
+def load_dicom_series(folder_or_files, tolerance: float = 0.01, tilt: str = "resample") -> Volume:
     """Read one DICOM series (a folder, or a list of files) into a Volume, slices sorted by position.
 
     Slices are ordered by their position along the slice normal (ImagePositionPatient projected on the cross
-    product of ImageOrientationPatient), never by file name or InstanceNumber. Refused with a DataError, naming the
-    files: several series mixed, differing orientations, sizes or pixel spacings, duplicated slice positions,
-    missing slices (a gap larger than the others) and uneven slice spacing beyond `tolerance` (relative).
+    product of ImageOrientationPatient), never by file name or InstanceNumber. The slice spacing comes from the
+    positions; orientation vectors are normalised (with a warning when they are not unit length) and must be at
+    right angles (within `dicom_geometry.ORTHOGONAL_DEGREES`). Refused with a DataError, naming the files: several
+    series mixed, differing orientations, sizes or pixel spacings, duplicated slice positions, missing slices (a gap
+    larger than the others), uneven slice spacing beyond `tolerance` (relative), positions off a line.
+
+    Args:
+        tilt: what to do when the positions step off the slice normal (gantry tilt, a sheared series):
+            "resample" (default) shifts each slice within its plane onto the orthogonal grid, with a warning that
+            gives the angle; "refuse" raises a DataError instead.
     """
+    if tilt not in ("resample", "refuse"):
+        raise ConfigError(f"tilt must be 'resample' or 'refuse'; got {tilt!r}.")
     files = _files(folder_or_files)
     slices = [(path, _read_slice(path)) for path in files]
     first_path, first = slices[0]
@@ -198,46 +223,69 @@ def load_dicom_series(folder_or_files, tolerance: float = 0.01) -> Volume:
         if len(values) > 1:
             raise DataError(f"The files mix {len(values)} different {key} values ({sorted(values)[:3]}...): "
                             "one volume needs one series of same-sized slices. Put each series in its own folder.")
-    orientation = np.array(first.ImageOrientationPatient, dtype=float)
-    spacing = np.array(first.PixelSpacing, dtype=float)
-    for path, ds in slices:
-        if not np.allclose(np.array(ds.ImageOrientationPatient, dtype=float), orientation, atol=1e-4):
+    placed = [_placement(ds, path, warn=k == 0) for k, (path, ds) in enumerate(slices)]
+    cosines, _, spacing = placed[0]
+    check_orthogonal(cosines, first_path)
+    for (path, ds), (other, _, pixel) in zip(slices, placed):
+        if not np.allclose(other, cosines, atol=1e-4):
             raise DataError(f"{path.name} is oriented {list(ds.ImageOrientationPatient)}, {first_path.name} "
-                            f"{list(orientation)}: a series with tilted or mixed slices cannot be stacked.")
-        if not np.allclose(np.array(ds.PixelSpacing, dtype=float), spacing, rtol=1e-4):
-            raise DataError(f"Mixed pixel spacing: {path.name} has {list(map(float, ds.PixelSpacing))} mm, "
+                            f"{list(first.ImageOrientationPatient)}: a series with mixed slice orientations cannot "
+                            "be stacked. Split it by orientation.")
+        if not np.allclose(pixel, spacing, rtol=1e-4):
+            raise DataError(f"Mixed pixel spacing: {path.name} has {pixel.tolist()} mm, "
                             f"{first_path.name} {spacing.tolist()} mm. Resample the slices to one spacing, or load the "
                             "parts as separate volumes.")
-    row_dir, col_dir = orientation[:3], orientation[3:]
+    row_dir, col_dir = cosines
     normal = np.cross(row_dir, col_dir)
-    position = np.array([np.dot(np.array(ds.ImagePositionPatient, dtype=float), normal) for _, ds in slices])
-    order = np.argsort(position, kind="stable")
-    slices, position = [slices[i] for i in order], position[order]
-    steps = np.diff(position)
-    step = float(np.median(steps))
-    duplicated = np.flatnonzero(steps < max(1e-3, 1e-3 * abs(step)))
-    if len(duplicated):
-        i = duplicated[0]
-        raise DataError(f"Duplicated slice position {position[i]:.3f} mm: {slices[i][0].name} and "
-                        f"{slices[i + 1][0].name} ({len(duplicated)} duplicate(s)). Remove the copies (or split the "
-                        "series: two acquisitions in one folder).")
-    gaps = np.flatnonzero(steps > 1.5 * step)
-    if len(gaps):
-        i = gaps[0]
-        raise DataError(f"Missing slice(s): {slices[i][0].name} and {slices[i + 1][0].name} are {steps[i]:.3f} mm "
-                        f"apart where the series steps {step:.3f} mm (about {round(steps[i] / step) - 1} slice(s) "
-                        "missing). Find the missing files; a volume with a hole has wrong geometry.")
-    if np.abs(steps - step).max() > tolerance * step:
-        raise DataError(f"Uneven slice spacing: steps from {steps.min():.3f} to {steps.max():.3f} mm (median "
-                        f"{step:.3f}). Mixed slice spacing cannot be stacked into one grid; resample each part.")
+    normal /= np.linalg.norm(normal)
+    positions = np.array([p for _, p, _ in placed])
+    order = np.argsort(positions @ normal, kind="stable")
+    slices, positions = [slices[i] for i in order], positions[order]
+    step = _slice_step(positions @ normal, [path.name for path, _ in slices], tolerance)
+    drift, angle = gantry_tilt(positions, normal, float(spacing.min()), [path.name for path, _ in slices])
+    if angle and tilt == "refuse":
+        raise DataError(f"{_series_name(files)}: the slice positions step {angle:.2f} degrees off the slice normal "
+                        "(gantry tilt, or a sheared series): stacked as they are, the voxels would be sheared. Pass "
+                        "tilt='resample' to shift each slice onto the orthogonal grid.")
     # (columns, rows, slices): i runs along a row (ImageOrientationPatient[:3]), as ITK and dcm2niix order it
     array = np.stack([_physical(ds, path).T for path, ds in slices], axis=-1)
     affine = np.eye(4)
     affine[:3, 0] = row_dir * spacing[1]  # PixelSpacing is (between rows, between columns)
     affine[:3, 1] = col_dir * spacing[0]
-    affine[:3, 2] = normal * step
-    affine[:3, 3] = np.array(slices[0][1].ImagePositionPatient, dtype=float)
-    return Volume(array, _LPS_TO_RAS @ affine, source=f"{Path(files[0]).parent.name}/ ({len(files)} slices)")
+    affine[:3, 2] = (normal + drift) * step  # along the positions' line: off the normal when tilted
+    affine[:3, 3] = positions[0]
+    if angle:
+        array, affine = untilt(array, affine)
+        warnings.warn(f"{_series_name(files)}: gantry tilt of {angle:.2f} degrees (the slice positions step off the "
+                      f"slice normal); resampled onto the orthogonal grid, now {' x '.join(map(str, array.shape))} "
+                      "voxels. Pass tilt='refuse' to be stopped instead.", stacklevel=2)
+    return Volume(array, _LPS_TO_RAS @ affine, source=_series_name(files))
+
+
+def _series_name(files) -> str:
+    return f"{Path(files[0]).parent.name}/ ({len(files)} slices)"
+
+
+def _slice_step(position: np.ndarray, names: list, tolerance: float) -> float:
+    """Return the slice spacing along the normal from sorted `position`s; refuse duplicates, gaps, uneven steps."""
+    steps = np.diff(position)
+    step = float(np.median(steps))
+    duplicated = np.flatnonzero(steps < max(1e-3, 1e-3 * abs(step)))
+    if len(duplicated):
+        i = duplicated[0]
+        raise DataError(f"Duplicated slice position {position[i]:.3f} mm: {names[i]} and {names[i + 1]} "
+                        f"({len(duplicated)} duplicate(s)). Remove the copies (or split the series: two acquisitions "
+                        "in one folder).")
+    gaps = np.flatnonzero(steps > 1.5 * step)
+    if len(gaps):
+        i = gaps[0]
+        raise DataError(f"Missing slice(s): {names[i]} and {names[i + 1]} are {steps[i]:.3f} mm apart where the "
+                        f"series steps {step:.3f} mm (about {round(steps[i] / step) - 1} slice(s) missing). Find the "
+                        "missing files; a volume with a hole has wrong geometry.")
+    if np.abs(steps - step).max() > tolerance * step:
+        raise DataError(f"Uneven slice spacing: steps from {steps.min():.3f} to {steps.max():.3f} mm (median "
+                        f"{step:.3f}). Mixed slice spacing cannot be stacked into one grid; resample each part.")
+    return step
 
 
 def _physical(ds, path) -> np.ndarray:
@@ -245,7 +293,30 @@ def _physical(ds, path) -> np.ndarray:
         stored = ds.pixel_array.astype(np.float32)
     except Exception as exc:  # pydicom raises many types for missing or undecodable pixel data
         raise DataError(f"{path}: the pixel data cannot be decoded ({type(exc).__name__}: {exc}).") from exc
-    return stored * float(ds.get("RescaleSlope", 1) or 1) + float(ds.get("RescaleIntercept", 0) or 0)
+    slope, intercept = (_rescale(ds, key, default, path) for key, default in (("RescaleSlope", 1.0),
+                                                                               ("RescaleIntercept", 0.0)))
+    if slope == 0:
+        raise DataError(f"{path}: RescaleSlope is 0, which maps every pixel to {intercept}: the header is broken. "
+                        "Re-export the series (a slope of 1 is the usual value).")
+    physical = stored * np.float32(slope) + np.float32(intercept)
+    if not np.isfinite(physical).all():
+        raise DataError(f"{path}: RescaleSlope {slope} and RescaleIntercept {intercept} overflow float32 on its "
+                        "pixels. The header is broken; re-export the series.")
+    return physical
+
+
+def _rescale(ds, key: str, default: float, path) -> float:
+    """Return RescaleSlope or RescaleIntercept as a finite number (absent or empty: `default`)."""
+    value = ds.get(key)
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not np.isfinite(number):
+        raise DataError(f"{path}: {key} is {value!r}, not a finite number. The header is broken; re-export the series.")
+    return number
 
 
 def write_dicom_series(volume: Volume, folder, modality: str = "MR", series_uid: str | None = None,

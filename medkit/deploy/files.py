@@ -7,6 +7,7 @@ import numpy as np
 from ..data.dicom import NotDicomError, dicom_to_uint8, open_dicom
 from ..data.images import load_image, resize_image
 from ..errors import DataError
+from ..paths import check_file
 
 __all__ = ["dicom_modality", "read_for_model", "UNKNOWN_MODALITY"]
 
@@ -42,9 +43,7 @@ def read_for_model(path, predictor, resize: bool = False) -> np.ndarray:
     is refused with the file named.
     """
 
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"Image file {path} does not exist.")
+    path = check_file(path, "Image file")
     modality = dicom_modality(path)
     allowed = [str(m).strip().upper() for m in (predictor.meta.get("modalities") or [])]
     if modality is not None:

@@ -24,6 +24,7 @@ from ..cache import sha256sum
 from ..checkpoint import load_checkpoint
 from ..errors import ConfigError, DataError
 from ..models import Preprocess, get_spec, split_head
+from ..paths import check_file
 from .drift import DriftMonitor
 from .files import read_for_model
 
@@ -354,9 +355,7 @@ class OnnxPredictor:
         onnx = require("onnx", "deploy", "ONNX prediction")
         ort = require("onnxruntime", "deploy", "ONNX prediction")
 
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise DataError(f"ONNX file {self.path} does not exist. Create one with `medkit export`.")
+        self.path = check_file(path, "ONNX file", hint="Create one with `medkit export`.")
         side = sidecar_path(self.path)
         if not side.is_file():
             raise DataError(f"{self.path} has no sidecar {side.name}, so its preprocessing is unknown. "

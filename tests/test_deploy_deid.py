@@ -24,7 +24,9 @@ def _all_text(ds) -> str:
 def test_identifiers_removed_pixels_kept(name, tmp_path):
     src = get_testdata_file(name)
     original = pydicom.dcmread(src)
-    changes = deidentify_file(src, tmp_path / "out.dcm", salt="s3cret")
+    with warnings.catch_warnings():  # JPEG2000.dcm is a secondary capture: suspect of burned-in text, see below
+        warnings.simplefilter("ignore")
+        changes = deidentify_file(src, tmp_path / "out.dcm", salt="s3cret-s3cret-s3cret", burned_in="warn")
     clean = pydicom.dcmread(tmp_path / "out.dcm")
     assert clean.PixelData == original.PixelData  # pixels untouched
     text = _all_text(clean)
@@ -46,9 +48,9 @@ def test_identifiers_removed_pixels_kept(name, tmp_path):
 def test_same_salt_links_files_and_original_is_untouched():
     ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
     name = str(ds.PatientName)
-    a, _ = deidentify(ds, salt="x")
-    b, _ = deidentify(ds, salt="x")
-    c, _ = deidentify(ds, salt="y")
+    a, _ = deidentify(ds, salt="salt-x-0123456789")
+    b, _ = deidentify(ds, salt="salt-x-0123456789")
+    c, _ = deidentify(ds, salt="salt-y-0123456789")
     assert a.StudyInstanceUID == b.StudyInstanceUID != c.StudyInstanceUID
     assert a.PatientID == b.PatientID != c.PatientID
     assert str(ds.PatientName) == name  # the input dataset is not modified
@@ -133,7 +135,7 @@ def test_no_profile_attribute_survives_on_any_corpus_file():
     for path, ds in _corpus_datasets():
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            clean, _ = deidentify(ds, salt="corpus", burned_in="warn")
+            clean, _ = deidentify(ds, salt="corpus-salt-0123456789", burned_in="warn")
         burned += [path for w in caught if "BurnedInAnnotation" in str(w.message)]
         tried += 1
         left = surviving_phi(ds, clean)
@@ -151,7 +153,7 @@ def test_the_check_is_not_vacuous():
         kinds |= {s.split(" ")[0] for s in surviving_phi(ds, copy.deepcopy(ds))}
     assert len(kinds) > 39, sorted(kinds)
     ds = pydicom.dcmread(get_testdata_file("reportsi.dcm"))
-    clean, _ = deidentify(ds, salt="x")
+    clean, _ = deidentify(ds, salt="salt-x-0123456789")
     ds.AdmissionID = clean.AdmissionID = "A123"  # one attribute put back
     assert [s.split(" ")[0] for s in surviving_phi(ds, clean)] == ["AdmissionID"]
 
@@ -162,7 +164,7 @@ def test_names_inside_sr_content_and_icon_are_gone():
     assert names  # the SR names its observers in content items
     ds.IconImageSequence = [pydicom.Dataset()]
     ds.AdmissionID = "ADM-42"
-    clean, _ = deidentify(ds, salt="x")
+    clean, _ = deidentify(ds, salt="salt-x-0123456789")
     text = _all_text(clean)
     assert not any(name in text for name in names if name != str(clean.PatientName))
     assert "IconImageSequence" not in clean and "AdmissionID" not in clean
@@ -193,9 +195,9 @@ def test_burned_in_annotation_is_refused_or_warned(tmp_path):
     ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
     ds.BurnedInAnnotation = "YES"
     with pytest.raises(DataError, match="BurnedInAnnotation YES.*burned_in='warn'"):
-        deidentify(ds, salt="x")
+        deidentify(ds, salt="salt-x-0123456789")
     with pytest.warns(UserWarning, match="BurnedInAnnotation"):
-        clean, _ = deidentify(ds, salt="x", burned_in="warn")
+        clean, _ = deidentify(ds, salt="salt-x-0123456789", burned_in="warn")
     assert clean.PixelData == ds.PixelData
     with pytest.raises(DataError, match="burned_in must be"):
-        deidentify(ds, salt="x", burned_in="ignore")
+        deidentify(ds, salt="salt-x-0123456789", burned_in="ignore")

@@ -22,7 +22,7 @@ from torch import nn
 from ..atomic import atomic_path, write_json
 from ..cache import sha256sum
 from ..checkpoint import load_checkpoint
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, WeightsError
 from ..models import Preprocess, get_spec, split_head
 from ..paths import check_file
 from .drift import DriftMonitor
@@ -418,8 +418,24 @@ class OnnxPredictor:
     def predict_proba(self, images, batch_size: int = 64) -> np.ndarray:
         """Return class probabilities (N, K)."""
         images = self.check_batch(images)
-        return _softmax(np.concatenate([self.run(images[i:i + batch_size])[0]
-                                        for i in range(0, len(images), batch_size)]))
+        logits = np.concatenate([self.run(images[i:i + batch_size])[0] for i in range(0, len(images), batch_size)])
+        if not np.all(np.isfinite(logits)):  # NaN >= threshold is False: each image would silently be class 0
+            raise WeightsError(f"{self.path} gave NaN or inf outputs for {int((~np.isfinite(logits)).any(1).sum())} "
+                               f"of {len(logits)} image(s). {self._non_finite_weights()}")
+        return _softmax(logits)
+
+    def _non_finite_weights(self) -> str:
+        """Say which of the model's weight tensors hold NaN or inf, or that the inputs must be to blame."""
+        import onnx
+        from onnx import numpy_helper
+
+        model = onnx.load(str(self.path))
+        bad = [init.name for init in model.graph.initializer
+               if np.issubdtype((a := numpy_helper.to_array(init)).dtype, np.floating) and not np.all(np.isfinite(a))]
+        if bad:
+            return (f"The weights contain NaN or inf in {len(bad)} tensor(s): {', '.join(bad[:5])}. Re-export from a "
+                    "checkpoint that trained without diverging.")
+        return "Its weights are finite, so the inputs (or an overflow inside the model) are to blame; check them."
 
     def embed(self, images, batch_size: int = 64) -> np.ndarray:
         """Return the embeddings (N, D) the drift monitor watches."""

@@ -104,4 +104,19 @@ def read_state_dict(path, fix: str = "Only use checkpoints written by `medkit fi
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsError(f"{path} holds a {type(state).__name__}, not a state dict of tensors. "
                            f"{fix}")
+    _check_finite(state, path, fix)
     return state
+
+
+def _check_finite(state: dict, path, fix: str) -> None:
+    """Refuse a state dict whose floating tensors hold NaN or inf, naming the tensors (a diverged or damaged run)."""
+    import torch
+
+    bad = [(name, int((~torch.isfinite(t)).sum()), t.numel()) for name, t in state.items()
+           if (t.is_floating_point() or t.is_complex()) and not bool(torch.isfinite(t).all())]
+    if bad:
+        listed = ", ".join(f"{name} ({n} of {size})" for name, n, size in bad[:5])
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        raise WeightsError(f"{path}: the weights contain NaN or inf values in {len(bad)} tensor(s): {listed}{more}. "
+                           "Training diverged (lower the learning rate) or the file was damaged; every prediction "
+                           f"would be NaN. {fix}")

@@ -273,3 +273,21 @@ def test_concurrent_records_are_all_kept(tmp_path):
     data = [r["data"] for r in read_config(tmp_path)["validation"]]
     assert sorted(data) == sorted(f"{name}-{i}" for name in "pq" for i in range(15))
     load_checkpoint(tmp_path)
+
+
+def test_nan_weights_are_named_not_blamed_on_softmax(tmp_path):
+    from medkit.evaluation import check_probs
+
+    model = _model(0)
+    with torch.no_grad():
+        model.fc.weight[0, :3] = float("nan")  # what a diverged run leaves
+        model.layer1[0].bn1.running_var[0] = float("inf")
+    save_checkpoint(tmp_path, model, image_size=64, classes=["a", "b"], input_size=64, channels=3, data="x.npz")
+    with pytest.raises(WeightsError, match=r"NaN or inf values in 2 tensor\(s\): .*fc.weight \(3 of 1024\)") as exc:
+        load_checkpoint(tmp_path)
+    assert "layer1.0.bn1.running_var (1 of 64)" in str(exc.value) and "softmax" not in str(exc.value)
+    with pytest.raises(DataError, match=r"NaN or inf in 1 of 2 row\(s\).*NaN/inf weights") as exc:
+        check_probs([[0.5, 0.5], [float("nan"), float("nan")]])
+    assert "softmax" not in str(exc.value)
+    with pytest.raises(DataError, match="Apply softmax"):  # logits, the case the hint is for, still get it
+        check_probs([[2.0, -1.0]])

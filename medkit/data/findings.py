@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, UnknownNameError
+from ..paths import check_dir
 from .dataset import ImageDataset
 from .decoded import load_images
 from .pixels import DEFAULT_VALUE_RANGE
@@ -150,8 +151,9 @@ def nih_findings(folder, *, image_size: int | None = None, names=NIH_FINDINGS, c
     folder = Path(folder) if folder is not None else None
     how = ("Point it at a folder with metadata.csv and images/ built from the NIH ChestX-ray14 release "
            "(see `medkit.data.findings`).")
-    if folder is None or not folder.is_dir():
-        raise DataError(f"NIH folder {folder} does not exist. {how}")
+    if folder is None:
+        raise DataError(f"No NIH folder given. {how}")
+    check_dir(folder, "NIH folder", hint=how)
     csv = folder / "metadata.csv"
     if not csv.is_file():
         raise DataError(f"{folder} has no metadata.csv. {how}")

@@ -16,6 +16,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import DataError
+from ..paths import check_dir
 from .dataset import ImageDataset
 from .decoded import load_images
 from .images import DICOM_EXTENSIONS, IMAGE_EXTENSIONS, check_on_error
@@ -45,9 +46,7 @@ def visible_files(folder) -> list:
 
 def scan_folder(root, classes=None) -> tuple[list, list, list, list]:
     """Return (paths, labels, classes, ignored) of a class-per-subfolder tree, checking its layout."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"Image folder {root} does not exist or is not a folder.")
+    root = check_dir(root, "Image folder")
     found = sorted(p.name for p in root.iterdir() if p.is_dir() and not _hidden_name(p.name))
     if not found:
         raise DataError(f"Image folder {root} has no class subfolders. Expected {root}/CLASS_NAME/image files, "

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, MedkitError
+from ..paths import check_file
 from .dicom import dicom_to_uint8, window
 from .pixels import DEFAULT_VALUE_RANGE, PixelRuleError, pixels_to_uint8, png_sbit
 
@@ -112,9 +113,7 @@ def _decode(path, size: int | None = None, value_range=DEFAULT_VALUE_RANGE) -> t
     """Return (array, notes) for one file, raising DataError for anything that is not a readable image."""
     from PIL import Image
 
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"Image file {path} does not exist.")
+    path = check_file(path, "Image file", allow_empty=True)  # an empty file gets _unreadable's message below
     suffix = path.suffix.lower()
     if suffix in DICOM_EXTENSIONS:  # windowed in the stored-value domain, then MONOCHROME1 inverted
         return dicom_to_uint8(path), []

@@ -7,6 +7,7 @@ import numpy as np
 
 from ..cache import cache_dir, download
 from ..errors import DataError, UnknownNameError
+from ..paths import check_file
 from ..resources import resource_dir
 from .dataset import ImageDataset
 from .pixels import DEFAULT_VALUE_RANGE, pixels_to_uint8
@@ -72,10 +73,7 @@ def available_splits(path) -> list[str]:
 
 
 def _existing(path) -> Path:
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"Data file {path} does not exist. Check the path, or run `medkit fetch --data NAME` online.")
-    return path
+    return check_file(path, "Data file", hint="Check the path, or run `medkit fetch --data NAME` online.")
 
 
 def _open_npz(path):

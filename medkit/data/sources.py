@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..paths import check_file
 from .dataset import ImageDataset
 from .folder import from_folder, is_hidden
 from .images import _to_channels, check_on_error, resize_image
@@ -55,9 +56,9 @@ class Source:
 
 
 def _kind(data: Path) -> str:
-    if not data.exists():
-        raise DataError(f"Data source {data} does not exist. Pass a class-folder tree, a folder with train/ and "
-                        "test/ subfolders, a CSV (path,label[,patient][,site]) or a MedMNIST .npz file.")
+    if not data.is_dir():  # a file, or nothing usable: say which
+        check_file(data, "Data source", hint="Pass a class-folder tree, a folder with train/ and test/ subfolders, "
+                   "a CSV (path,label[,patient][,site]) or a MedMNIST .npz file.")
     if data.is_dir():
         return "splits" if _split_folders(data) else "folder"
     if data.suffix.lower() in (".npz", ".csv"):

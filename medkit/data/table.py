@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..paths import check_file
 from .dataset import ImageDataset
 from .decoded import load_images
 from .images import check_on_error
@@ -36,9 +37,7 @@ def read_table(path):
     """Return a CSV as a pandas DataFrame of stripped strings ('' for an empty cell), with a clear error."""
     import pandas as pd
 
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"CSV file {path} does not exist.")
+    path = check_file(path, "CSV file", allow_empty=True)  # pandas names an empty CSV itself
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
     except Exception as exc:

@@ -10,6 +10,7 @@ from ..data.dicom import NotDicomError, dicom_to_uint8, open_dicom
 from ..data.images import load_image, resize_image
 from ..data.pixels import DEFAULT_VALUE_RANGE
 from ..errors import DataError
+from ..paths import check_file
 
 __all__ = ["dicom_modality", "dicom_body_part", "read_for_model", "UNKNOWN_MODALITY"]
 
@@ -72,9 +73,7 @@ def read_for_model(path, predictor, resize: bool = False, value_range=DEFAULT_VA
     `value_range`.
     """
 
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"Image file {path} does not exist.")
+    path = check_file(path, "Image file")
     modality = dicom_modality(path)
     allowed = [str(m).strip().upper() for m in (predictor.meta.get("modalities") or [])]
     if modality is not None:

@@ -23,6 +23,7 @@ from ..checkpoint import read_config
 from ..errors import DataError
 from ..evaluation.evaluate import metrics_with_ci
 from ..evaluation.fairness import subgroup_results
+from ..paths import check_file
 
 __all__ = ["DATASETS", "dataset_provenance", "validation_results", "subgroup_results", "ModelCard"]
 
@@ -53,9 +54,7 @@ def _published_sums(folder: Path) -> dict:
 
 def dataset_provenance(path, *, role: str = "training and validation", n_images: int | None = None) -> dict:
     """Return the provenance row of a data file: dataset, licence, source, its sha256, and whether it matches SHA256SUMS."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"Data file {path} does not exist; the model card must name the data it was trained on.")
+    path = check_file(path, "Data file", hint="The model card must name the data it was trained on.")
     known = DATASETS.get(path.name, {"dataset": path.stem, "licence": "unknown: state it before sharing",
                                      "source": "unknown", "citation": ""})
     digest = sha256sum(path)

@@ -24,8 +24,9 @@ from ..cache import sha256sum
 from ..checkpoint import load_checkpoint
 from ..data.contrast import check_contrast, contrast_of
 from ..data.pixels import DEFAULT_VALUE_RANGE
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, WeightsError
 from ..models import Preprocess, get_spec, split_head
+from ..paths import check_file
 from .drift import DriftMonitor
 from .files import read_for_model
 
@@ -370,9 +371,7 @@ class OnnxPredictor:
         onnx = require("onnx", "deploy", "ONNX prediction")
         ort = require("onnxruntime", "deploy", "ONNX prediction")
 
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise DataError(f"ONNX file {self.path} does not exist. Create one with `medkit export`.")
+        self.path = check_file(path, "ONNX file", hint="Create one with `medkit export`.")
         side = sidecar_path(self.path)
         if not side.is_file():
             raise DataError(f"{self.path} has no sidecar {side.name}, so its preprocessing is unknown. "
@@ -435,8 +434,24 @@ class OnnxPredictor:
     def predict_proba(self, images, batch_size: int = 64) -> np.ndarray:
         """Return class probabilities (N, K)."""
         images = self.check_batch(images)
-        return _softmax(np.concatenate([self.run(images[i:i + batch_size])[0]
-                                        for i in range(0, len(images), batch_size)]))
+        logits = np.concatenate([self.run(images[i:i + batch_size])[0] for i in range(0, len(images), batch_size)])
+        if not np.all(np.isfinite(logits)):  # NaN >= threshold is False: each image would silently be class 0
+            raise WeightsError(f"{self.path} gave NaN or inf outputs for {int((~np.isfinite(logits)).any(1).sum())} "
+                               f"of {len(logits)} image(s). {self._non_finite_weights()}")
+        return _softmax(logits)
+
+    def _non_finite_weights(self) -> str:
+        """Say which of the model's weight tensors hold NaN or inf, or that the inputs must be to blame."""
+        import onnx
+        from onnx import numpy_helper
+
+        model = onnx.load(str(self.path))
+        bad = [init.name for init in model.graph.initializer
+               if np.issubdtype((a := numpy_helper.to_array(init)).dtype, np.floating) and not np.all(np.isfinite(a))]
+        if bad:
+            return (f"The weights contain NaN or inf in {len(bad)} tensor(s): {', '.join(bad[:5])}. Re-export from a "
+                    "checkpoint that trained without diverging.")
+        return "Its weights are finite, so the inputs (or an overflow inside the model) are to blame; check them."
 
     def embed(self, images, batch_size: int = 64) -> np.ndarray:
         """Return the embeddings (N, D) the drift monitor watches."""

@@ -15,7 +15,12 @@ def check_probs(probs, labels=None) -> np.ndarray:
         probs = np.stack([1 - probs, probs], axis=1)
     if probs.ndim != 2 or probs.shape[1] < 2:
         raise DataError(f"Probabilities must be shaped (N,) or (N, K>=2); got {probs.shape}.")
-    if not np.all(np.isfinite(probs)) or probs.min() < 0 or probs.max() > 1:
+    if not np.all(np.isfinite(probs)):  # not a scale problem: softmax would not fix it
+        rows = int((~np.isfinite(probs)).any(axis=1).sum())
+        raise DataError(f"Probabilities contain NaN or inf in {rows} of {len(probs)} row(s): the model produced "
+                        "non-finite outputs, which comes from NaN/inf weights (a diverged training run or a damaged "
+                        "checkpoint) or NaN inputs. Check the checkpoint's weights and the input images.")
+    if probs.min() < 0 or probs.max() > 1:
         raise DataError(f"Probabilities must lie in [0, 1]; got values in [{np.nanmin(probs):.3g}, {np.nanmax(probs):.3g}]. "
                         "Apply softmax to logits first.")
     if labels is not None and len(labels) != len(probs):

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from ..errors import DataError
+from ..paths import check_file
 
 __all__ = ["TABLE_FILE", "load_table", "recipe_table", "table_from_markdown", "update_from_markdown",
            "SECOND_SITE_FILE", "SECOND_SITE_COLUMNS", "second_site_table"]
@@ -105,9 +106,7 @@ def table_from_markdown(text: str) -> dict:
 
 def update_from_markdown(markdown_path, path=TABLE_FILE, note: str = "") -> dict:
     """Copy the first table of `markdown_path` (e.g. benchmarks/RECIPE.md) into the stored table; return it."""
-    markdown_path = Path(markdown_path)
-    if not markdown_path.is_file():
-        raise DataError(f"{markdown_path} does not exist; run benchmarks/sweep_recipe.py to write it first.")
+    markdown_path = check_file(markdown_path, "Recipe table", hint="Run benchmarks/sweep_recipe.py to write it first.")
     table = {"source": str(markdown_path), "note": note, **table_from_markdown(markdown_path.read_text())}
     Path(path).write_text(json.dumps(table, indent=1) + "\n")
     return table

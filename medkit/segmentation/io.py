@@ -11,6 +11,7 @@ import numpy as np
 
 from ..data.dicom import decode_pixels, open_dicom
 from ..errors import DataError
+from ..paths import check_dir
 from .dataset import SegmentationDataset, check_masks
 
 __all__ = ["DicomSeg", "load_dicom_seg", "load_png_masks", "MASK_SUFFIX"]
@@ -96,12 +97,8 @@ def load_png_masks(image_dir, mask_dir=None, *, classes=("background", "lesion")
         classes: the label names; mask values must be 0..len(classes)-1. A binary mask saved as
             0/255 (how most tools write them) reads as 0/1.
     """
-    image_dir = Path(image_dir)
-    if not image_dir.is_dir():
-        raise DataError(f"Image folder {image_dir} does not exist.")
-    mask_dir = Path(mask_dir) if mask_dir is not None else None
-    if mask_dir is not None and not mask_dir.is_dir():
-        raise DataError(f"Mask folder {mask_dir} does not exist.")
+    image_dir = check_dir(image_dir, "Image folder")
+    mask_dir = check_dir(mask_dir, "Mask folder") if mask_dir is not None else None
     paths = sorted(p for p in image_dir.glob("*.png") if mask_dir is not None or not p.stem.endswith(suffix))
     if not paths:
         raise DataError(f"No PNG images in {image_dir}: an empty segmentation set cannot be loaded.")

@@ -10,7 +10,7 @@ checkpoint's config), says how many items it concerns with examples, and what to
     identical_files       byte-identical copies that can land in two parts (train and test)               error
     identical_files_kept  byte-identical copies kept together (same patient key, one part)                 warning
     near_identical        images a few dHash bits apart (re-encoded or resized copies) in two parts      warning
-    label_typo            a class far rarer than the others whose name is close to one of them             error
+    label_typo            a class named like a class with 5 times its images (PNEUMONA, PNEUMONIA)        error
     rare_class            a class far rarer than the others                                                 warning
     mixed_label_kinds     numeric labels beside class names ("0" and "PNEUMONIA")                          error
     class_not_in_train    a val/test class with no training images (would be dropped)                       error
@@ -49,6 +49,7 @@ CODES = ("duplicate_path", "conflicting_labels", "identical_files", "identical_f
 NEAR_BITS = 6
 RARE_RATIO = 0.05  # a class with under 5% of the largest class's images is "far rarer than the rest"
 _TYPO_CUTOFF = 0.75  # difflib ratio: PNEUMONA / PNEUMONIA is 0.94, NORMAL / PNEUMONIA 0.27
+_TYPO_SHARE = 0.2  # ... and a misspelt class holds at most a fifth as many images as the class it resembles
 _NUMERIC = re.compile(r"^[+-]?\d+(\.\d*)?$")
 _SPLITS = {"train": ("train", "training"), "val": ("val", "valid", "validation"), "test": ("test", "testing")}
 
@@ -339,10 +340,12 @@ def _check_near(items, shas, hashes, max_bits) -> list:
                            len(clash), [f"{_show(a)} ({a.label}) ~ {_show(b)} ({b.label}), {d} bits"
                                         for a, b, d in clash]))
     if apart:
-        keys = sum(a.patient != b.patient for a, b, _ in apart)
+        keyed = [(a, b) for a, b, _ in apart if a.patient is not None and b.patient is not None]
+        keys = (f"{sum(a.patient != b.patient for a, b in keyed)} of them under two patient keys" if keyed
+                else "no patient ids to tell")
         out.append(Finding("near_identical", "warning", f"{len(apart)} pair(s) of near-identical images (at most "
                            f"{max_bits} of 256 dHash bits apart: re-encoded or resized copies) can sit in two parts "
-                           f"({keys} under different patient keys)", "look at the pairs; delete copies of one film, "
+                           f"({keys})", "look at the pairs; delete copies of one film, "
                            "or give them one patient id so the split keeps them together", len(apart),
                            [f"{_show(a)} ~ {_show(b)}, {d} bits" for a, b, d in apart]))
     return out
@@ -360,25 +363,28 @@ def _check_labels(items) -> list:
     return []
 
 
+def _numbered(a: str, b: str) -> bool:
+    """Return True for names that differ only in their digits (class1, class2): numbered classes, not typos."""
+    return re.sub(r"\d", "", a) == re.sub(r"\d", "", b)
+
+
 def _check_rare(items) -> list:
     counts = defaultdict(int)
     for it in items:
         counts[it.label] += 1
-    if len(counts) < 3:  # with two classes, a small one is an imbalance, not a typo
-        return []
     top = max(counts.values())
     out = []
     for label, n in sorted(counts.items()):
-        if n >= RARE_RATIO * top:
-            continue
-        others = [c for c in counts if c != label and counts[c] >= RARE_RATIO * top]
-        close = difflib.get_close_matches(label, others, n=1, cutoff=_TYPO_CUTOFF)
+        # a typo: named like a class with at least 5 times its images (PNEUMONA beside PNEUMONIA)
+        bigger = [c for c in counts if counts[c] >= n / _TYPO_SHARE and c != label and not _numbered(c, label)]
+        close = difflib.get_close_matches(label, bigger, n=1, cutoff=_TYPO_CUTOFF)
         where = [_show(it) for it in items if it.label == label]
         if close:
             out.append(Finding("label_typo", "error", f"class {label!r} has {n} image(s) against {counts[close[0]]} "
                                f"for {close[0]!r}: it looks like a misspelling of {close[0]!r}",
-                               f"relabel them {close[0]!r} (or accept if {label!r} is a real class)", n, where))
-        else:
+                               f"relabel them {close[0]!r} (or accept label_typo if {label!r} is a real class)", n,
+                               where))
+        elif len(counts) > 2 and n < RARE_RATIO * top:  # with two classes, a small one is an imbalance
             out.append(Finding("rare_class", "warning", f"class {label!r} has {n} image(s), under {RARE_RATIO:.0%} "
                                f"of the largest class ({top})", "check it is meant to be a class; scores for it "
                                "will be noisy", n, where))

@@ -93,8 +93,8 @@ class Audit:
         """Return the readable report: what was read, then each finding, errors first."""
         s = self.stats
         parts = ", ".join(f"{p} {n}" for p, n in s["parts"].items())
-        head = (f"audit of {self.data}: {s['items']} images ({parts}), {len(s['classes'])} classes {s['classes']}, "
-                f"{s['seconds']:.1f} s")
+        shown = s["classes"] if len(s["classes"]) <= 10 else s["classes"][:10] + ["..."]
+        head = f"audit of {self.data}: {s['items']} images ({parts}), {len(s['classes'])} classes {shown}, {s['seconds']:.1f} s"
         body = [f.line() for f in sorted(self.findings, key=lambda f: f.level != "error" or f.accepted)]
         verdict = (f"{len(self.errors)} error(s), {len(self.warnings)} warning(s)" if self.findings
                    else "no findings: the source looks clean")
@@ -482,6 +482,7 @@ def audit_source(data, *, accept=(), near: bool = True, max_bits: int = NEAR_BIT
         f.accepted = f.level == "error" and ("all" in accept or f.code in accept)
     stats = {"kind": kind, "items": len(items), "missing_files": len(items) - len(present),
              "parts": {p: sum(it.part == p for it in items) for p in dict.fromkeys(it.part for it in items)},
-             "classes": sorted({it.label for it in items}), "near_check": near, "near_bits": max_bits,
+             "classes": sorted({x for it in items for x in (it.label.split("|") if multilabel else [it.label])}),
+             "near_check": near, "near_bits": max_bits,
              "seconds": round(time.perf_counter() - start, 2)}
     return Audit(str(data), findings, stats)

@@ -31,6 +31,11 @@ record. Score another site with `medkit evaluate --internal-too --record` to add
 --device auto trains on cuda if torch sees one, else mps, else cpu; naming one that is not there fails
 before any data is read.
 
+data audit: fit first runs `medkit audit DATA` (duplicates by sha256 and dHash, conflicting labels, label
+typos, mixed label kinds, classes missing from train, classes too small to carve, patients across parts).
+Its errors refuse the fit; --accept-audit CODE,... (or all) accepts named ones, --no-audit skips it.
+Warnings and accepted errors are printed and kept in config.json and metrics.json under "audit".
+
 stdout is one JSON line; progress and the split report go to stderr.
 """
 
@@ -78,6 +83,10 @@ def add_arguments(parser):
                         help="the range float images were saved in (default 0,1); a pixel outside it is refused, never rescaled")
     parser.add_argument("--multi-label", action="store_true", default=None,
                         help="labels are `|`-separated findings (auto-detected when some CSV label holds a `|`)")
+    parser.add_argument("--no-audit", action="store_true",
+                        help="skip the data audit fit runs first (see `medkit audit --help`); recorded in the config")
+    parser.add_argument("--accept-audit", default="", metavar="CODE,...",
+                        help="audit errors to accept as warnings (e.g. identical_files; all: every one), recorded")
     parser.add_argument("--findings", default=None, metavar="A,B,...",
                         help="finding names in output order (multi-label; default: those in the CSV, sorted)")
 
@@ -96,7 +105,8 @@ def run(args) -> int:
                        device=args.device, value_range=args.value_range)
     findings = None if args.findings is None else [f.strip() for f in args.findings.split(",")]
     metrics = fit_recipe(args.data, args.out, cfg, progress=not args.quiet, log=log, overwrite=args.overwrite,
-                         multi_label=args.multi_label, findings=findings)
+                         multi_label=args.multi_label, findings=findings, audit=not args.no_audit,
+                         accept_audit=[c.strip() for c in args.accept_audit.split(",") if c.strip()])
     if metrics.get("task") == "multilabel":
         from ..fit.multilabel import fit_summary
 

@@ -83,7 +83,13 @@ def group_split(groups, test_size=0.2, seed: int = 0, labels=None):
     else:
         n_splits = int(min(n_groups, max(2, round(1 / frac))))
         folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-        keep, held = next(folds.split(index, np.asarray(labels), groups))
+        try:
+            keep, held = next(folds.split(index, np.asarray(labels), groups))
+        except ValueError as exc:  # e.g. one image per class: scikit-learn's "n_splits=2 cannot be greater..."
+            counts = dict(zip(*np.unique(np.asarray(labels), return_counts=True)))
+            raise DataError(f"Cannot hold out {test_size} of {n} images ({n_groups} groups) by group and label: "
+                            f"images per label {counts}. Each class needs several images (patients) to give some "
+                            f"to every part; add images or bring your own val/test parts. ({exc})") from exc
     return np.sort(keep), np.sort(held)
 
 

@@ -34,6 +34,7 @@ from ..freeze import fit_stages, schedule
 from ..models import get_backbone, get_spec
 from ..multilabel import finding_aucs
 from ..train import logits_of, pick_device, seed_everything
+from .audit import audit_before_fit
 from .config import (
     METRICS_FILE,
     RecipeConfig,
@@ -154,14 +155,14 @@ def _thresholds(Y, P, names, rule) -> dict:
 
 
 def fit_multilabel(data, out_dir, cfg=None, *, findings=None, progress: bool = True, log=print,
-                   overwrite: bool = False) -> dict:
+                   overwrite: bool = False, audit: bool = True, accept_audit=()) -> dict:
     """Train the recipe with one sigmoid output per finding on a multi-label CSV; write checkpoint + metrics.json.
 
     Args:
         data: a CSV (path, label[, patient]) whose labels are `|`-separated findings or "No Finding".
         findings: the finding names, in output order (default: those in the CSV, sorted); a finding in the
             CSV outside this list is refused.
-        out_dir, cfg, progress, log, overwrite: as in `medkit.fit.fit_recipe`.
+        out_dir, cfg, progress, log, overwrite, audit, accept_audit: as in `medkit.fit.fit_recipe`.
     """
     cfg = (cfg or RecipeConfig()).check()
     if cfg.loss != "ce":
@@ -175,6 +176,7 @@ def fit_multilabel(data, out_dir, cfg=None, *, findings=None, progress: bool = T
     spec = get_spec(cfg.backbone)
     stages = schedule(cfg.freeze, cfg.epochs, cfg.lr, cfg.head_lr, n_groups=len(spec.groups))
     pre = spec.preprocess(cfg.image_size)
+    audit_record = audit_before_fit(data, audit, accept_audit, log, multilabel=True)
     table = from_findings_csv(data, names=findings, image_size=cfg.image_size, value_range=tuple(cfg.value_range),
                               fix="Add it to --findings, or correct the CSV.")
     table.images = equalize_contrast(table.images, cfg.contrast)
@@ -221,10 +223,12 @@ def fit_multilabel(data, out_dir, cfg=None, *, findings=None, progress: bool = T
     height, width = table.images.shape[1:3]
     save_checkpoint(out_dir, model.cpu(), image_size=cfg.image_size, classes=names, threshold=0.5,
                     channels=data_info["channels"], input_size=height if height == width else None, recipe=asdict(cfg),
-                    splits=split_info, data=data_info, task=TASK, findings=list(names), thresholds=thresholds,
+                    splits=split_info, data=data_info, audit=audit_record, task=TASK, findings=list(names),
+                    thresholds=thresholds,
                     validation=[validation_entry(val_metrics, threshold_chosen_here=True)])
     metrics = {"task": TASK, "val": val_metrics, "threshold": None, "thresholds": thresholds, "train_seconds": seconds,
-               "history": history.rows, "splits": split_info, "data": data_info, "recipe": asdict(cfg),
+               "history": history.rows, "splits": split_info, "data": data_info, "audit": audit_record,
+               "recipe": asdict(cfg),
                "n": {k: len(v) for k, v in parts.items()}, "findings": list(names), "device": device}
     write_json(Path(out_dir) / METRICS_FILE, metrics)
     return metrics

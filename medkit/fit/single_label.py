@@ -35,6 +35,7 @@ from ..losses import make_loss
 from ..models import get_backbone, get_spec
 from ..train import SCORE_BATCH, pick_device, predict, seed_everything
 from .adapt import adaptation_images
+from .audit import audit_before_fit
 from .config import (
     METRICS_FILE,
     RecipeConfig,
@@ -65,7 +66,8 @@ def _split_summary(source) -> dict:
 
 
 def fit_recipe(data, out_dir, cfg: RecipeConfig | None = None, progress: bool = True, log=print,
-               overwrite: bool = False, multi_label: bool | None = None, findings=None) -> dict:
+               overwrite: bool = False, multi_label: bool | None = None, findings=None, audit: bool = True,
+               accept_audit=()) -> dict:
     """Train the recipe on an image source, write checkpoint + metrics.json into `out_dir`, return metrics.
 
     Args:
@@ -78,9 +80,13 @@ def fit_recipe(data, out_dir, cfg: RecipeConfig | None = None, progress: bool = 
         log: receives the split report and progress lines (the CLI sends them to stderr).
         multi_label, findings: a CSV of `|`-separated findings trains one sigmoid output per finding
             (`medkit.fit.multilabel`); detected from the labels unless `multi_label` says so.
+        audit, accept_audit: the data audit runs first (`medkit.data.audit`): its errors refuse the fit unless
+            their codes are in `accept_audit` ("all" accepts every one); its warnings go into the checkpoint's
+            config (`audit`). audit=False skips it (recorded as skipped).
     """
     if findings is not None or wants_multilabel(data, multi_label):
-        return fit_multilabel(data, out_dir, cfg, findings=findings, progress=progress, log=log, overwrite=overwrite)
+        return fit_multilabel(data, out_dir, cfg, findings=findings, progress=progress, log=log, overwrite=overwrite,
+                              audit=audit, accept_audit=accept_audit)
     cfg = (cfg or RecipeConfig()).check()
     start = time.perf_counter()
     check_out_dir(out_dir, overwrite)
@@ -90,6 +96,7 @@ def fit_recipe(data, out_dir, cfg: RecipeConfig | None = None, progress: bool = 
     spec = get_spec(cfg.backbone)  # an unknown backbone fails here, before any data is read
     stages = schedule(cfg.freeze, cfg.epochs, cfg.lr, cfg.head_lr, n_groups=len(spec.groups))
     pre = spec.preprocess(cfg.image_size)  # a size too small for this backbone's features (ConfigError) fails here too
+    audit_record = audit_before_fit(data, audit, accept_audit, log)  # before decoding: a refused source costs seconds
     source = _load_source(data, cfg, carve=True, log=log)
     splits, classes = source.splits, source.classes
     check_trainable(data, splits)
@@ -131,10 +138,11 @@ def fit_recipe(data, out_dir, cfg: RecipeConfig | None = None, progress: bool = 
     height, width = splits["train"].image_size
     save_checkpoint(out_dir, model.cpu(), image_size=cfg.image_size, classes=classes, threshold=threshold,
                     channels=data_info["channels"], input_size=height if height == width else None, recipe=asdict(cfg),
-                    splits=_split_summary(source), data=data_info,
+                    splits=_split_summary(source), data=data_info, audit=audit_record,
                     validation=[validation_entry(val_metrics, threshold_chosen_here=True)])
     metrics = {"val": val_metrics, "threshold": threshold, "train_seconds": seconds, "history": history.rows,
-               "splits": _split_summary(source), "data": data_info, "recipe": asdict(cfg), "device": device,
+               "splits": _split_summary(source), "data": data_info, "audit": audit_record, "recipe": asdict(cfg),
+               "device": device,
                "n": {k: len(v) for k, v in splits.items()}}
     write_json(Path(out_dir) / METRICS_FILE, metrics)  # atomic: a crash leaves the old metrics, not half a file
     return metrics

@@ -43,10 +43,27 @@ def _npz_images(path, input_size: int, channels: int):
     return check_images, ref_images
 
 
+def _source_images(path, config: dict, input_size: int, channels: int):
+    """Return (check, reference) images from the npz, class folder or CSV a checkpoint was trained on.
+
+    Checked on its held-out test part (fit's carve, same seed); the drift reference is what the model
+    was trained and tuned on (train + val), the largest clean sample of its own kind of images.
+    """
+    import numpy as np
+
+    from ..data import load_source
+
+    group_by = (config.get("recipe") or {}).get("group_by", "auto")
+    source = load_source(path, image_size=input_size, channels=channels, group_by=group_by, carve=True)
+    parts = source.splits
+    return parts["test"].images, np.concatenate([parts["train"].images, parts["val"].images])
+
+
 def _load_images(paths, config: dict, input_size: int, channels: int):
     """Return (check, reference) images of the model's own size and channels to verify and fit drift on."""
     from pathlib import Path
 
+    from ..checkpoint import data_path
     from ..data import pneumonia
     from ..data.images import stack_images
     from ..errors import DataError
@@ -56,13 +73,13 @@ def _load_images(paths, config: dict, input_size: int, channels: int):
             return _npz_images(paths[0], input_size, channels)
         images, _, _ = stack_images(paths, image_size=input_size, channels=channels, source="--images")
         return images, images
-    data = config.get("data")
-    if data and str(data).endswith(".npz") and Path(data).is_file():
-        return _npz_images(data, input_size, channels)
+    data = data_path(config)
+    if data and Path(data).exists():  # loaded as fit loaded it (same size, same carve): its held-out test part
+        return _source_images(data, config, input_size, channels)
     if (input_size, channels) == (28, 1):
         splits = pneumonia()
         return splits["test"].images, splits["val"].images
-    raise DataError(f"No images to verify a {channels}-channel {input_size} px model on: its training file "
+    raise DataError(f"No images to verify a {channels}-channel {input_size} px model on: its training data "
                     f"{data or '(not recorded)'} is not here and the bundled images are 1-channel 28 px. "
                     "Pass --images with real images of the model's kind.")
 

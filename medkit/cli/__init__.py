@@ -23,11 +23,33 @@ import traceback
 from .. import __version__
 from ..errors import MedkitError
 
-__all__ = ["main", "build_parser", "emit", "log", "to_jsonable", "DEVICE_CHOICES"]
+__all__ = ["main", "build_parser", "emit", "log", "to_jsonable", "positive_int", "positive_float", "DEVICE_CHOICES"]
 
 # `--device` of fit and evaluate: medkit.train.DEVICES, repeated here so `--help` imports no torch (tests keep
 # the two equal); whether a device is present is asked only when the command runs (medkit.train.pick_device)
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (a size or a count), refused as a usage error otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0 (a tolerance), refused as a usage error otherwise."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} must be a finite number > 0")
+    return value
 
 
 def _commands() -> dict:

@@ -4,6 +4,8 @@ The model is written to a staged file beside `--out` and moved into place only a
 passes, so a failed export leaves the previous model, its sidecar and its drift reference untouched.
 """
 
+from . import positive_float, positive_int
+
 HELP = "Export a checkpoint to ONNX (preprocessing inside, dynamic batch), verify it with onnxruntime, save drift stats."
 
 
@@ -13,15 +15,17 @@ def add_arguments(parser):
     parser.add_argument("--images", nargs="*", metavar="PATH",
                         help="real images to verify on: a MedMNIST .npz or image files (default: the checkpoint's "
                              "training file, else the bundled PneumoniaMNIST test images for a 28 px grey model)")
-    parser.add_argument("--n-verify", type=int, default=128, help="how many images to verify on (default 128)")
-    parser.add_argument("--input-size", type=int, help="side of the raw images the model takes (default: the "
+    # at least 1: the parity check against PyTorch is what makes an export trustworthy, so it cannot be skipped
+    parser.add_argument("--n-verify", type=positive_int, default=128, help="how many images to verify on (default "
+                                                                         "128, at least 1: it cannot be skipped)")
+    parser.add_argument("--input-size", type=positive_int, help="side of the raw images the model takes (default: the "
                                                        "checkpoint's)")
     parser.add_argument("--channels", type=int, choices=(1, 3), help="channels of the raw images (default: the "
                                                                       "checkpoint's)")
     parser.add_argument("--modality", default=None, help="comma-separated DICOM modalities the model is for "
                                                          "(default: the checkpoint's, else CR,DX; add UNKNOWN to "
                                                          "accept DICOM files without a Modality)")
-    parser.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed |probability difference| (1e-4)")
+    parser.add_argument("--tolerance", type=positive_float, default=1e-4, help="largest allowed |probability difference| (1e-4)")
     parser.add_argument("--no-drift", action="store_true", help="do not save drift reference statistics")
 
 

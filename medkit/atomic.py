@@ -111,7 +111,11 @@ def _swap_in(stage: Path, target: Path) -> None:
         return
     old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
     os.replace(target, old)  # onto the empty folder just made: atomic
-    os.replace(stage, target)
+    try:
+        os.replace(stage, target)
+    except BaseException:  # interrupted or refused here: put the previous folder back before anything else
+        os.replace(old, target)
+        raise
     shutil.rmtree(old, ignore_errors=True)
 
 

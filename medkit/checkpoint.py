@@ -141,7 +141,12 @@ def read_config(ckpt_dir) -> dict:
     """Return the config of a checkpoint folder, refusing a missing, non-JSON or incomplete one."""
     path = Path(ckpt_dir) / CONFIG_FILE
     if not path.is_file():
-        raise DataError(f"{ckpt_dir} is not a medkit checkpoint: {CONFIG_FILE} is missing. Train one with `medkit fit`.")
+        left = sorted(p.name for p in Path(ckpt_dir).parent.glob(f".{Path(ckpt_dir).name}.*.*") if p.is_dir())
+        hint = (f" Beside it: {', '.join(left)}, left by an interrupted save. One ending .old is the previous "
+                f"checkpoint (rename it back to {Path(ckpt_dir).name}); one ending .staged is the new one, whole "
+                "only when a .old sits beside it." if left else "")
+        raise DataError(f"{ckpt_dir} is not a medkit checkpoint: {CONFIG_FILE} is missing. Train one with "
+                        f"`medkit fit`.{hint}")
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -95,7 +95,7 @@ def test_weights_not_matching_config_or_not_a_state_dict(tmp_path):
     save_checkpoint(tmp_path, _model(0), image_size=48, classes=["a", "b"])
     (tmp_path / WEIGHTS_FILE).write_bytes(b"")
     config = json.loads((tmp_path / CONFIG_FILE).read_text())
-    config.pop("weights_sha256")
+    config.pop("weights_sha256"), config.pop("settings_sha256")
     (tmp_path / CONFIG_FILE).write_text(json.dumps(config))
     with pytest.raises(WeightsError, match="not a readable PyTorch file"):
         load_checkpoint(tmp_path)

@@ -170,3 +170,27 @@ def test_checkpoint_records_weights_and_settings_digests(ckpt):
     config = read_config(ckpt)
     assert len(config["weights_sha256"]) == 64 and len(config["settings_sha256"]) == 64
     assert sorted(p.name for p in ckpt.iterdir()) == [CONFIG_FILE, "metrics.json", WEIGHTS_FILE]
+
+
+def test_interrupted_between_the_two_renames_puts_the_old_folder_back(ckpt, monkeypatch):
+    import os
+
+    import medkit.atomic as atomic
+
+    real = os.replace
+
+    def die_moving_the_new_one_in(src, dst):
+        if str(dst) == str(ckpt) and str(src).endswith(".staged"):  # the old folder is aside already
+            raise KeyboardInterrupt
+        real(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", die_moving_the_new_one_in)
+    model = get_backbone("resnet18", weights=None, num_classes=2)
+    before = {p.name: p.read_bytes() for p in ckpt.iterdir()}
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(ckpt, model, image_size=48, classes=["normal", "pneumonia"])
+    assert {p.name: p.read_bytes() for p in ckpt.iterdir()} == before  # the previous folder was put back
+    assert sorted(p.name for p in ckpt.parent.iterdir()) == ["ck"]
+    os.rename(ckpt, ckpt.parent / ".ck.x1.old")  # what a SIGKILL at that instant leaves: the message says so
+    with pytest.raises(DataError, match=r"\.ck\.x1\.old.*\.old is the previous checkpoint"):
+        read_config(ckpt)

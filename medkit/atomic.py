@@ -137,12 +137,18 @@ def write_json(path, data, indent: int = 2) -> Path:
 
 
 def torch_save(obj, path) -> Path:
-    """Atomically replace `path` with `torch.save(obj)`."""
+    """Atomically replace `path` with `torch.save(obj)`.
+
+    Serialised in memory first: torch's own file writer reports a full disk as a bare RuntimeError
+    ("unexpected pos"), while a plain write raises the OSError (ENOSPC, EROFS) that `write_error` names.
+    """
+    import io
+
     import torch
 
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-    return Path(path)
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return write_bytes(path, buffer.getvalue())
 
 
 def read_state_dict(path, fix: str = "Only use checkpoints written by `medkit fit` from a source you trust, and "

@@ -72,7 +72,7 @@ def _read_only(*_, **__):
 @pytest.mark.parametrize("fail, why", [(_disk_full, "disk is full"), (_read_only, "read-only")])
 def test_save_on_full_disk_or_read_only_keeps_the_old_checkpoint(ckpt, monkeypatch, fail, why):
     before = {p.name: p.read_bytes() for p in ckpt.iterdir()}
-    monkeypatch.setattr(torch, "save", fail)
+    monkeypatch.setattr(pathlib.Path, "write_bytes", fail)  # every medkit writer ends in one write_bytes
     model = get_backbone("resnet18", weights=None, num_classes=2)
     with pytest.raises(DataError, match=why):
         save_checkpoint(ckpt, model, image_size=48, classes=["normal", "pneumonia"], files={"metrics.json": {}})

@@ -185,6 +185,10 @@ def test_checkpoint_from_another_backbone(fitted, tiny, tmp_path, capsys):
     shutil.copytree(fitted, other)
     config = json.loads((other / CONFIG_FILE).read_text())
     (other / CONFIG_FILE).write_text(json.dumps({**config, "backbone": "resnet18"}))
+    with pytest.raises(ConfigError, match="edited after training"):  # settings_sha256 binds backbone to weights
+        evaluate_checkpoint(other, tiny)
+    config.pop("settings_sha256")  # edited by someone who knew to drop the digest: the weights still do not fit
+    (other / CONFIG_FILE).write_text(json.dumps({**config, "backbone": "resnet18"}))
     with pytest.raises(WeightsError, match="resnet18"):
         evaluate_checkpoint(other, tiny)
 

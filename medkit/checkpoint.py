@@ -8,7 +8,8 @@ weights belong to, the raw input size and channels, and the sha256 of `model.pt`
 A save never leaves a half-written or mixed checkpoint: `model.pt`, `config.json` and any file that
 belongs with them (`metrics.json`) are written into a temporary folder beside the checkpoint, which
 then replaces the checkpoint folder as a whole (`medkit.atomic.atomic_folder`). Killed before that,
-the folder still holds the previous checkpoint (or none), never new weights beside old metrics.
+the folder still holds the previous checkpoint (or none), never new weights beside old metrics. Other
+files a user keeps in an overwritten checkpoint folder (notes) are carried into the new one.
 
 `read_config` checks the schema, naming the field that is wrong: classes non-empty, unique and as many
 as `num_classes`; threshold a number in [0, 1]; sizes positive; mean/std finite with std > 0; the
@@ -26,6 +27,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 
 from torch import nn
@@ -90,7 +92,28 @@ def save_checkpoint(out_dir, model: nn.Module, *, image_size: int, classes, thre
         write_json(stage / CONFIG_FILE, config)
         for name, data in (files or {}).items():
             write_json(stage / name, data)
+        _carry_over(out_dir, stage)
     return out_dir
+
+
+def _carry_over(out_dir: Path, stage: Path) -> None:
+    """Keep the files a user put beside an overwritten checkpoint (notes, exports): hard-linked, else copied."""
+    if not out_dir.is_dir():
+        return
+    for path in out_dir.iterdir():
+        if (stage / path.name).exists() or path.name in (CONFIG_FILE, WEIGHTS_FILE):
+            continue  # the new checkpoint's own files replace the old ones
+        if path.is_dir():
+            shutil.copytree(path, stage / path.name, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(path, stage / path.name)
+
+
+def _link_or_copy(src, dst) -> None:
+    try:
+        os.link(src, dst)  # same folder tree, same file system: no second copy of a large file
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def _is_number(value) -> bool:

@@ -286,7 +286,7 @@ def test_fit_refuses_a_non_empty_out_unless_overwrite(folder_fit, tmp_path, caps
     assert main(["fit", "--data", str(data), "--out", str(out), *SMALL]) != 0
     assert "--overwrite" in capsys.readouterr().err and (out / "notes.txt").read_text() == "keep me"
     fit_recipe(data, out, cfg, progress=False, log=lambda *_: None, overwrite=True)
-    assert (out / CONFIG_FILE).exists()
+    assert (out / CONFIG_FILE).exists() and (out / "notes.txt").read_text() == "keep me"  # carried into the new folder
 
 
 def test_group_by_patient_needs_patient_keys(tiny, tmp_path, capsys):

@@ -8,16 +8,30 @@ read of a torch file: tensors only (weights_only=True), anything else refused.
 """
 
 import contextlib
+import errno
 import json
 import os
 import pickle
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
 from .errors import DataError, WeightsError
 
-__all__ = ["atomic_path", "write_bytes", "write_text", "write_json", "torch_save", "read_state_dict", "fsync_dir"]
+__all__ = ["atomic_path", "atomic_folder", "write_bytes", "write_text", "write_json", "torch_save", "read_state_dict",
+           "fsync_dir", "write_error"]
+
+
+def write_error(target, exc: OSError) -> DataError:
+    """Return the medkit error for an OSError met while writing `target`: full disk, read-only, or other."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        why = "the disk is full (or over quota). Free some space or write elsewhere"
+    elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        why = "the folder is read-only or not yours to write. Choose a folder you can write to"
+    else:
+        why = f"{exc.strerror or exc}. Check the folder and try again"
+    return DataError(f"Cannot write {target}: {why}; nothing was changed there.")
 
 
 def fsync_dir(folder) -> None:
@@ -46,7 +60,7 @@ def atomic_path(target):
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
-        raise DataError(f"Cannot write {target}: {exc.strerror or exc}. Choose a folder you can write to.") from exc
+        raise write_error(target, exc) from exc
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -55,9 +69,54 @@ def atomic_path(target):
             os.fsync(f.fileno())
         os.replace(tmp, target)
         fsync_dir(target.parent)
+    except OSError as exc:  # a full disk or a mount gone read-only mid-write: the old target is still whole
+        raise write_error(target, exc) from exc
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_folder(target):
+    """Yield an empty temporary folder beside `target`; on normal exit it replaces `target` as a whole.
+
+    Everything the block writes into it appears at `target` together: the folder is renamed into place
+    once (onto a missing or empty `target`), or, over a non-empty one, the old folder is first renamed
+    aside, then the new one in, then the old one removed. No crash can mix new files with old ones;
+    in the instant between the two renames `target` is absent and both folders sit beside it, named.
+    If the block raises, the temporary folder is removed and `target` is left untouched.
+    """
+    target = Path(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".staged", dir=target.parent))
+    except OSError as exc:
+        raise write_error(target, exc) from exc
+    try:
+        yield stage
+        fsync_dir(stage)  # the writers fsynced their files; the folder's entries need it too
+        _swap_in(stage, target)
+        fsync_dir(target.parent)
+    except OSError as exc:
+        raise write_error(target, exc) from exc
+    finally:
+        if stage.exists():
+            shutil.rmtree(stage, ignore_errors=True)
+
+
+def _swap_in(stage: Path, target: Path) -> None:
+    """Rename `stage` to `target`: in one rename onto a missing or empty folder, else moving the old one aside."""
+    if not target.exists() or (target.is_dir() and not any(target.iterdir())):
+        os.replace(stage, target)  # POSIX rename replaces an empty folder atomically
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+    os.replace(target, old)  # onto the empty folder just made: atomic
+    try:
+        os.replace(stage, target)
+    except BaseException:  # interrupted or refused here: put the previous folder back before anything else
+        os.replace(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def write_bytes(path, data: bytes) -> Path:
@@ -78,12 +137,18 @@ def write_json(path, data, indent: int = 2) -> Path:
 
 
 def torch_save(obj, path) -> Path:
-    """Atomically replace `path` with `torch.save(obj)`."""
+    """Atomically replace `path` with `torch.save(obj)`.
+
+    Serialised in memory first: torch's own file writer reports a full disk as a bare RuntimeError
+    ("unexpected pos"), while a plain write raises the OSError (ENOSPC, EROFS) that `write_error` names.
+    """
+    import io
+
     import torch
 
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-    return Path(path)
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return write_bytes(path, buffer.getvalue())
 
 
 def read_state_dict(path, fix: str = "Only use checkpoints written by `medkit fit` from a source you trust, and "

@@ -5,10 +5,17 @@
 (and so could run code) is refused, never retried unsafely. The config says which backbone the
 weights belong to, the raw input size and channels, and the sha256 of `model.pt`.
 
-A save never leaves a half-written checkpoint: the weights go to `model.pt.new` (atomically), then
-`config.json` is replaced atomically (the commit point: it names the new weights' sha256), then
-`model.pt.new` is renamed to `model.pt`. Killed before the commit, the folder still holds the
-previous checkpoint (or none); killed after it, `load_checkpoint` finishes the rename itself.
+A save never leaves a half-written or mixed checkpoint: `model.pt`, `config.json` and any file that
+belongs with them (`metrics.json`) are written into a temporary folder beside the checkpoint, which
+then replaces the checkpoint folder as a whole (`medkit.atomic.atomic_folder`). Killed before that,
+the folder still holds the previous checkpoint (or none), never new weights beside old metrics. Other
+files a user keeps in an overwritten checkpoint folder (notes) are carried into the new one.
+
+`read_config` checks the schema, naming the field that is wrong: classes non-empty, unique and as many
+as `num_classes`; threshold a number in [0, 1]; sizes positive; mean/std finite with std > 0; the
+image size the one the recipe trained at. The config also records `settings_sha256`, a digest of the
+fields that decide what the model's outputs mean (classes and their order, threshold, sizes, mean/std)
+together with the weights' sha256, so a hand edit of any of them is refused rather than trusted.
 
 `record_validation` appends what a checkpoint was later validated on (`medkit evaluate --record`) to the
 config's `validation` list: config.json is rewritten through the same atomic commit, naming the same
@@ -16,33 +23,54 @@ weights sha256, so the weights are never touched and a crash leaves the old reco
 """
 
 import contextlib
+import hashlib
 import json
+import math
 import os
+import shutil
 from pathlib import Path
 
 from torch import nn
 
-from .atomic import read_state_dict, torch_save, write_json
+from .atomic import atomic_folder, read_state_dict, torch_save, write_json
 from .cache import sha256sum
 from .errors import ConfigError, DataError, WeightsError
 from .models import get_backbone, get_spec
 
-__all__ = ["save_checkpoint", "load_checkpoint", "read_config", "read_state_dict", "record_validation", "CONFIG_FILE",
-           "WEIGHTS_FILE"]
+__all__ = ["save_checkpoint", "load_checkpoint", "read_config", "read_state_dict", "record_validation", "data_path",
+           "settings_digest", "CONFIG_FILE", "WEIGHTS_FILE"]
 
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.pt"
-_PENDING = WEIGHTS_FILE + ".new"  # weights written but not yet committed by config.json
 _REQUIRED = {"backbone": str, "num_classes": int, "classes": list, "image_size": int, "mean": list, "std": list}
+# The fields that decide what the outputs mean; settings_sha256 binds them to the weights.
+_SETTINGS = ("backbone", "num_classes", "classes", "image_size", "input_size", "channels", "mean", "std", "threshold",
+             "weights_sha256")
+_RETRAIN = "Retrain with `medkit fit` (or restore config.json from a copy) rather than editing it by hand."
+
+
+def settings_digest(config: dict) -> str:
+    """Return the sha256 of the fields that decide what a checkpoint's outputs mean, weights' sha256 included."""
+    return hashlib.sha256(json.dumps([config.get(k) for k in _SETTINGS]).encode()).hexdigest()
+
+
+def data_path(config: dict) -> str | None:
+    """Return the training data a checkpoint records (`data.path`; a plain string in hand-made configs), or None."""
+    data = config.get("data")
+    if isinstance(data, dict):
+        data = data.get("path")
+    return str(data) if isinstance(data, str | os.PathLike) and str(data) else None
 
 
 def save_checkpoint(out_dir, model: nn.Module, *, image_size: int, classes, threshold: float = 0.5,
-                    input_size: int | None = None, channels: int | None = None, **extra) -> Path:
-    """Write `model` and its config into `out_dir`, atomically (the previous checkpoint survives a crash).
+                    input_size: int | None = None, channels: int | None = None, files: dict | None = None,
+                    **extra) -> Path:
+    """Write `model` and its config into `out_dir` as one whole (the previous checkpoint survives a crash).
 
     Args:
         image_size: the side the network was trained at (after the in-graph resize).
         input_size, channels: the side and channel count (1 grey, 3 colour) of the raw training images,
             which `medkit export` gives the deployed model; None leaves them for export to ask.
+        files: {name: JSON-serialisable data} written beside them in the same commit (`metrics.json`).
         extra: anything JSON-serialisable worth keeping (recipe, data file, splits).
     """
     out_dir = Path(out_dir)
@@ -54,19 +82,94 @@ def save_checkpoint(out_dir, model: nn.Module, *, image_size: int, classes, thre
               "input_size": None if input_size is None else int(input_size),
               "channels": None if channels is None else int(channels),
               "mean": list(spec.mean), "std": list(spec.std), "threshold": float(threshold), **extra}
-    json.dumps(config)  # a value JSON cannot hold fails here, before anything is written
-    pending = torch_save(model.state_dict(), out_dir / _PENDING)
-    config["weights_sha256"] = sha256sum(pending)
-    write_json(out_dir / CONFIG_FILE, config)  # the commit point
-    os.replace(pending, out_dir / WEIGHTS_FILE)
+    for stale in ("weights_sha256", "settings_sha256"):  # a config copied from another checkpoint (adapt) had its own
+        config.pop(stale, None)
+    json.dumps([config, files])  # a value JSON cannot hold fails here, before anything is written
+    _check_schema(config, f"the config of {out_dir}")
+    with atomic_folder(out_dir) as stage:
+        config["weights_sha256"] = sha256sum(torch_save(model.state_dict(), stage / WEIGHTS_FILE))
+        config["settings_sha256"] = settings_digest(config)
+        write_json(stage / CONFIG_FILE, config)
+        for name, data in (files or {}).items():
+            write_json(stage / name, data)
+        _carry_over(out_dir, stage)
     return out_dir
+
+
+def _carry_over(out_dir: Path, stage: Path) -> None:
+    """Keep the files a user put beside an overwritten checkpoint (notes, exports): hard-linked, else copied."""
+    if not out_dir.is_dir():
+        return
+    for path in out_dir.iterdir():
+        if (stage / path.name).exists() or path.name in (CONFIG_FILE, WEIGHTS_FILE):
+            continue  # the new checkpoint's own files replace the old ones
+        if path.is_dir():
+            shutil.copytree(path, stage / path.name, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(path, stage / path.name)
+
+
+def _link_or_copy(src, dst) -> None:
+    try:
+        os.link(src, dst)  # same folder tree, same file system: no second copy of a large file
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _schema_problems(config: dict) -> list[str]:
+    """Return what is wrong with the fields that define a checkpoint's model and preprocessing, one per field."""
+    bad, classes = [], config["classes"]
+    if not classes or len(set(map(str, classes))) != len(classes):
+        bad.append(f"classes={classes!r} (must be non-empty and unique)")
+    elif config["num_classes"] != len(classes):
+        bad.append(f"num_classes={config['num_classes']} but {len(classes)} classes")
+    threshold = config.get("threshold", 0.5)
+    # just above 1 is choose_threshold's finite "nothing is positive" (prob >= threshold)
+    if not _is_number(threshold) or not 0 <= threshold <= math.nextafter(1.0, 2.0):
+        bad.append(f"threshold={threshold!r} (must be a number in [0, 1])")
+    for key in ("image_size", "input_size"):
+        value = config.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+            bad.append(f"{key}={value!r} (must be a positive whole number)")
+    trained_at = (config.get("recipe") or {}).get("image_size") if isinstance(config.get("recipe"), dict) else None
+    if trained_at is not None and trained_at != config["image_size"]:
+        bad.append(f"image_size={config['image_size']!r} but the recipe trained the weights at {trained_at} px")
+    if config.get("channels") not in (None, 1, 3):
+        bad.append(f"channels={config.get('channels')!r} (must be 1 or 3)")
+    mean, std = config["mean"], config["std"]
+    if not mean or len(mean) != len(std) or not all(map(_is_number, mean)):
+        bad.append(f"mean={mean!r} (must be finite numbers, one per channel as in std)")
+    if not std or not all(_is_number(v) and v > 0 for v in std):
+        bad.append(f"std={std!r} (must be finite numbers > 0)")
+    return bad
+
+
+def _check_schema(config: dict, where) -> None:
+    """Raise ConfigError naming every field of `config` that is missing, of the wrong type or out of range."""
+    bad = [f"{k} (missing)" if k not in config else f"{k}={config[k]!r} (not {t.__name__})"
+           for k, t in _REQUIRED.items() if not isinstance(config.get(k), t) or isinstance(config.get(k), bool)]
+    bad = bad or _schema_problems(config)
+    if not bad and config.get("settings_sha256") not in (None, settings_digest(config)):
+        bad.append("classes, threshold, sizes or mean/std differ from those recorded with the weights "
+                   "(settings_sha256): config.json was edited after training")
+    if bad:
+        raise ConfigError(f"{where} is incomplete or inconsistent: {'; '.join(bad)}. {_RETRAIN}")
 
 
 def read_config(ckpt_dir) -> dict:
     """Return the config of a checkpoint folder, refusing a missing, non-JSON or incomplete one."""
     path = Path(ckpt_dir) / CONFIG_FILE
     if not path.is_file():
-        raise DataError(f"{ckpt_dir} is not a medkit checkpoint: {CONFIG_FILE} is missing. Train one with `medkit fit`.")
+        left = sorted(p.name for p in Path(ckpt_dir).parent.glob(f".{Path(ckpt_dir).name}.*.*") if p.is_dir())
+        hint = (f" Beside it: {', '.join(left)}, left by an interrupted save. One ending .old is the previous "
+                f"checkpoint (rename it back to {Path(ckpt_dir).name}); one ending .staged is the new one, whole "
+                "only when a .old sits beside it." if left else "")
+        raise DataError(f"{ckpt_dir} is not a medkit checkpoint: {CONFIG_FILE} is missing. Train one with "
+                        f"`medkit fit`.{hint}")
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -74,29 +177,14 @@ def read_config(ckpt_dir) -> dict:
                           "`medkit fit`, or restore config.json from a copy.") from exc
     if not isinstance(config, dict):
         raise ConfigError(f"{path} holds a JSON {type(config).__name__}, not the object `medkit fit` writes.")
-    bad = [f"{k} (missing)" if k not in config else f"{k}={config[k]!r} (not {t.__name__})"
-           for k, t in _REQUIRED.items() if not isinstance(config.get(k), t) or isinstance(config.get(k), bool)]
-    if not bad and config["num_classes"] != len(config["classes"]):
-        bad.append(f"num_classes={config['num_classes']} but {len(config['classes'])} classes")
-    if bad:
-        raise ConfigError(f"{path} is incomplete or inconsistent: {'; '.join(bad)}. Retrain with `medkit fit` "
-                          "rather than editing it by hand.")
+    _check_schema(config, path)
     return config
 
 
 def _weights_file(ckpt_dir: Path, config: dict) -> Path:
-    """Return the weights file that config.json commits to, finishing an interrupted save if needed."""
+    """Return the weights file of a checkpoint, refusing one whose sha256 is not the one config.json records."""
     path, expected = ckpt_dir / WEIGHTS_FILE, config.get("weights_sha256")
-    pending = ckpt_dir / _PENDING
     if expected is None or (path.is_file() and sha256sum(path) == expected):
-        if pending.is_file() and expected is not None:
-            pending.unlink(missing_ok=True)  # left by a save killed before its commit
-        return path
-    if pending.is_file() and sha256sum(pending) == expected:
-        try:
-            os.replace(pending, path)  # killed between the commit and the rename: finish it
-        except OSError:
-            return pending  # read-only folder: read the committed file where it is
         return path
     if not path.is_file():
         raise DataError(f"{ckpt_dir} has no {WEIGHTS_FILE}; the training run did not finish.")

@@ -57,6 +57,7 @@ def test_pickle_that_would_run_code_is_refused_and_does_not_run(tmp_path, capsys
         pickle.dump({"conv1.weight": _Payload(marker)}, f)
     config = json.loads((tmp_path / CONFIG_FILE).read_text())
     config.pop("weights_sha256")  # as if the attacker rewrote config.json too
+    config.pop("settings_sha256")
     (tmp_path / CONFIG_FILE).write_text(json.dumps(config))
     with pytest.raises(WeightsError, match="can run arbitrary code") as info:
         load_checkpoint(tmp_path)
@@ -94,7 +95,7 @@ def test_weights_not_matching_config_or_not_a_state_dict(tmp_path):
     save_checkpoint(tmp_path, _model(0), image_size=48, classes=["a", "b"])
     (tmp_path / WEIGHTS_FILE).write_bytes(b"")
     config = json.loads((tmp_path / CONFIG_FILE).read_text())
-    config.pop("weights_sha256")
+    config.pop("weights_sha256"), config.pop("settings_sha256")
     (tmp_path / CONFIG_FILE).write_text(json.dumps(config))
     with pytest.raises(WeightsError, match="not a readable PyTorch file"):
         load_checkpoint(tmp_path)
@@ -103,33 +104,29 @@ def test_weights_not_matching_config_or_not_a_state_dict(tmp_path):
         load_checkpoint(tmp_path)
 
 
-def test_interrupted_save_keeps_the_previous_checkpoint_or_finishes(tmp_path, monkeypatch):
+def test_interrupted_save_keeps_the_previous_checkpoint_whole(tmp_path, monkeypatch):
+    """Killed at any write or rename of a save, the folder holds the old weights with the old metrics, never a mix."""
+    import medkit.atomic as atomic
     import medkit.checkpoint as ckpt
 
-    old, new = _model(0), _model(1)
-    save_checkpoint(tmp_path, old, image_size=48, classes=["a", "b"])
+    out, old, new = tmp_path / "ck", _model(0), _model(1)
+    save_checkpoint(out, old, image_size=48, classes=["a", "b"], files={"metrics.json": {"run": "old"}})
 
     def die(*_, **__):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ckpt, "write_json", die)  # killed before the commit: the old checkpoint stays
-    with pytest.raises(KeyboardInterrupt):
-        save_checkpoint(tmp_path, new, image_size=48, classes=["a", "b"])
-    monkeypatch.undo()
-    assert _same_weights(old, load_checkpoint(tmp_path)[0])
-    real_replace = os.replace
-
-    def die_on_final_rename(src, dst):
-        if str(dst).endswith(os.sep + WEIGHTS_FILE):
-            raise KeyboardInterrupt
-        real_replace(src, dst)
-
-    monkeypatch.setattr(ckpt.os, "replace", die_on_final_rename)  # killed after the commit: load finishes it
-    with pytest.raises(KeyboardInterrupt):
-        save_checkpoint(tmp_path, new, image_size=48, classes=["a", "b"])
-    monkeypatch.undo()
-    assert _same_weights(new, load_checkpoint(tmp_path)[0])
-    assert not (tmp_path / (WEIGHTS_FILE + ".new")).exists()
+    for target, name in ((ckpt, "write_json"), (atomic, "fsync_dir"), (atomic, "_swap_in")):
+        monkeypatch.setattr(target, name, die)
+        with pytest.raises(KeyboardInterrupt):
+            save_checkpoint(out, new, image_size=48, classes=["a", "b"], files={"metrics.json": {"run": "new"}})
+        monkeypatch.undo()
+        assert _same_weights(old, load_checkpoint(out)[0])
+        assert json.loads((out / "metrics.json").read_text()) == {"run": "old"}
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["ck"]  # no staged folder left beside it
+    save_checkpoint(out, new, image_size=48, classes=["a", "b"], files={"metrics.json": {"run": "new"}})
+    assert _same_weights(new, load_checkpoint(out)[0])
+    assert json.loads((out / "metrics.json").read_text()) == {"run": "new"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck"]
 
 
 _SAVER = """

@@ -185,6 +185,10 @@ def test_checkpoint_from_another_backbone(fitted, tiny, tmp_path, capsys):
     shutil.copytree(fitted, other)
     config = json.loads((other / CONFIG_FILE).read_text())
     (other / CONFIG_FILE).write_text(json.dumps({**config, "backbone": "resnet18"}))
+    with pytest.raises(ConfigError, match="edited after training"):  # settings_sha256 binds backbone to weights
+        evaluate_checkpoint(other, tiny)
+    config.pop("settings_sha256")  # edited by someone who knew to drop the digest: the weights still do not fit
+    (other / CONFIG_FILE).write_text(json.dumps({**config, "backbone": "resnet18"}))
     with pytest.raises(WeightsError, match="resnet18"):
         evaluate_checkpoint(other, tiny)
 
@@ -282,7 +286,7 @@ def test_fit_refuses_a_non_empty_out_unless_overwrite(folder_fit, tmp_path, caps
     assert main(["fit", "--data", str(data), "--out", str(out), *SMALL]) != 0
     assert "--overwrite" in capsys.readouterr().err and (out / "notes.txt").read_text() == "keep me"
     fit_recipe(data, out, cfg, progress=False, log=lambda *_: None, overwrite=True)
-    assert (out / CONFIG_FILE).exists()
+    assert (out / CONFIG_FILE).exists() and (out / "notes.txt").read_text() == "keep me"  # carried into the new folder
 
 
 def test_group_by_patient_needs_patient_keys(tiny, tmp_path, capsys):

@@ -23,7 +23,8 @@ import traceback
 from .. import __version__
 from ..errors import MedkitError
 
-__all__ = ["main", "build_parser", "emit", "log", "to_jsonable", "DEVICE_CHOICES", "value_range_arg"]
+__all__ = ["main", "build_parser", "emit", "log", "to_jsonable", "positive_int", "positive_float", "DEVICE_CHOICES",
+           "value_range_arg"]
 
 # `--device` of fit and evaluate: medkit.train.DEVICES, repeated here so `--help` imports no torch (tests keep
 # the two equal); whether a device is present is asked only when the command runs (medkit.train.pick_device)
@@ -38,6 +39,28 @@ def value_range_arg(text: str) -> tuple[float, float]:
         return parse_value_range(text)
     except MedkitError as exc:  # argparse shows only ArgumentTypeError's own message
         raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (a size or a count), refused as a usage error otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0 (a tolerance), refused as a usage error otherwise."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} must be a finite number > 0")
+    return value
 
 
 def _commands() -> dict:

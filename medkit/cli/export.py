@@ -4,6 +4,8 @@ The model is written to a staged file beside `--out` and moved into place only a
 passes, so a failed export leaves the previous model, its sidecar and its drift reference untouched.
 """
 
+from . import positive_float, positive_int
+
 HELP = "Export a checkpoint to ONNX (preprocessing inside, dynamic batch), verify it with onnxruntime, save drift stats."
 
 
@@ -13,8 +15,10 @@ def add_arguments(parser):
     parser.add_argument("--images", nargs="*", metavar="PATH",
                         help="real images to verify on: a MedMNIST .npz or image files (default: the checkpoint's "
                              "training file, else the bundled PneumoniaMNIST test images for a 28 px grey model)")
-    parser.add_argument("--n-verify", type=int, default=128, help="how many images to verify on (default 128)")
-    parser.add_argument("--input-size", type=int, help="side of the raw images the model takes (default: the "
+    # at least 1: the parity check against PyTorch is what makes an export trustworthy, so it cannot be skipped
+    parser.add_argument("--n-verify", type=positive_int, default=128, help="how many images to verify on (default "
+                                                                         "128, at least 1: it cannot be skipped)")
+    parser.add_argument("--input-size", type=positive_int, help="side of the raw images the model takes (default: the "
                                                        "checkpoint's)")
     parser.add_argument("--channels", type=int, choices=(1, 3), help="channels of the raw images (default: the "
                                                                       "checkpoint's)")
@@ -23,7 +27,7 @@ def add_arguments(parser):
                                                          "accept DICOM files without a Modality)")
     parser.add_argument("--body-part", default=None, help="comma-separated DICOM BodyPartExamined values the model is "
                                                           "for (default: the checkpoint's, else CHEST,THORAX,LUNG)")
-    parser.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed |probability difference| (1e-4)")
+    parser.add_argument("--tolerance", type=positive_float, default=1e-4, help="largest allowed |probability difference| (1e-4)")
     parser.add_argument("--no-drift", action="store_true", help="do not save drift reference statistics")
 
 
@@ -45,10 +49,27 @@ def _npz_images(path, input_size: int, channels: int):
     return check_images, ref_images
 
 
+def _source_images(path, config: dict, input_size: int, channels: int):
+    """Return (check, reference) images from the npz, class folder or CSV a checkpoint was trained on.
+
+    Checked on its held-out test part (fit's carve, same seed); the drift reference is what the model
+    was trained and tuned on (train + val), the largest clean sample of its own kind of images.
+    """
+    import numpy as np
+
+    from ..data import load_source
+
+    group_by = (config.get("recipe") or {}).get("group_by", "auto")
+    source = load_source(path, image_size=input_size, channels=channels, group_by=group_by, carve=True)
+    parts = source.splits
+    return parts["test"].images, np.concatenate([parts["train"].images, parts["val"].images])
+
+
 def _load_images(paths, config: dict, input_size: int, channels: int):
     """Return (check, reference) images of the model's own size and channels to verify and fit drift on."""
     from pathlib import Path
 
+    from ..checkpoint import data_path
     from ..data import pneumonia
     from ..data.images import stack_images
     from ..errors import DataError
@@ -58,13 +79,13 @@ def _load_images(paths, config: dict, input_size: int, channels: int):
             return _npz_images(paths[0], input_size, channels)
         images, _, _ = stack_images(paths, image_size=input_size, channels=channels, source="--images")
         return images, images
-    data = config.get("data")
-    if data and str(data).endswith(".npz") and Path(data).is_file():
-        return _npz_images(data, input_size, channels)
+    data = data_path(config)
+    if data and Path(data).exists():  # loaded as fit loaded it (same size, same carve): its held-out test part
+        return _source_images(data, config, input_size, channels)
     if (input_size, channels) == (28, 1):
         splits = pneumonia()
         return splits["test"].images, splits["val"].images
-    raise DataError(f"No images to verify a {channels}-channel {input_size} px model on: its training file "
+    raise DataError(f"No images to verify a {channels}-channel {input_size} px model on: its training data "
                     f"{data or '(not recorded)'} is not here and the bundled images are 1-channel 28 px. "
                     "Pass --images with real images of the model's kind.")
 

@@ -1,5 +1,7 @@
 """`medkit predict`: run an exported model on PNG, JPEG or DICOM files, with the preprocessing stored beside it."""
 
+from . import positive_int
+
 HELP = "Predict PNG/JPEG/DICOM files with a model from `medkit export`; refuses files it was not made for."
 
 
@@ -12,7 +14,7 @@ def add_arguments(parser):
     parser.add_argument("--drift", action="store_true", help="also test the batch for drift against the reference")
     parser.add_argument("--value-range", type=value_range_arg, default=(0.0, 1.0), metavar="LOW,HIGH",
                         help="the range float images were saved in (default 0,1); a pixel outside it is refused, never rescaled")
-    parser.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: all cores)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="onnxruntime threads (default: all cores)")
 
 
 def run(args) -> int:

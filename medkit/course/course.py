@@ -10,11 +10,12 @@ import traceback
 from pathlib import Path
 
 from .._optional import LESSON_EXTRAS, install_command, missing_extras
+from ..atomic import write_text
 from ..errors import ConfigError, DataError
 from .notebooks import DEFAULT_KERNEL, check_kernel, lesson_paths, run_notebook
 
 __all__ = ["run_course", "select_lessons", "parse_value", "declared_parameters", "summary_table", "strip_outputs", "clean_notebooks",
-           "student_copies", "SOLUTION_TAG"]
+           "student_copies", "read_notebook", "SOLUTION_TAG"]
 
 SOLUTION_TAG = "solution"
 _SKIP = {"lesson", "profile", "seed", "backbone"}
@@ -161,28 +162,90 @@ def strip_outputs(nb: dict) -> bool:
 
 
 def _write(nb: dict, path: Path) -> None:
-    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    write_text(path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")  # atomic: a full disk leaves the old file
+
+
+def read_notebook(path) -> tuple[dict, bool]:
+    """Return (notebook as nbformat-4 JSON, converted) for `path`, refusing a file that is not a whole notebook.
+
+    An nbformat-3 notebook is converted with nbformat (`converted` True), so cleaning it really strips
+    its outputs; a truncated file, another kind of JSON or a CSV is a DataError naming the file.
+    """
+    path = Path(path)
+    fix = "Pass .ipynb notebooks; restore a damaged one from git or re-save it in Jupyter."
+    if path.suffix.lower() != ".ipynb":
+        raise DataError(f"{path} is not a notebook (.ipynb). {fix}")
+    try:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DataError(f"Cannot read {path}: {exc.strerror or exc}. {fix}") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path} is not valid notebook JSON (truncated or damaged: {exc}). {fix}") from exc
+    version = nb.get("nbformat") if isinstance(nb, dict) else None
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise DataError(f"{path} is JSON but not a Jupyter notebook (no nbformat version). {fix}")
+    if version < 4:
+        return _converted(path, nb, fix), True
+    if not isinstance(nb.get("cells"), list) or not all(isinstance(c, dict) for c in nb["cells"]):
+        raise DataError(f"{path} is an nbformat-{version} notebook without a list of cells. {fix}")
+    return nb, False
+
+
+def _converted(path: Path, nb: dict, fix: str) -> dict:
+    """Return an nbformat-3 notebook as nbformat-4 JSON (its worksheets become cells, outputs kept for stripping)."""
+    import nbformat
+
+    try:
+        return json.loads(nbformat.writes(nbformat.convert(nbformat.from_dict(nb), 4)))
+    except Exception as exc:  # nbformat raises several kinds for a malformed old notebook
+        raise DataError(f"{path} is an nbformat-{nb.get('nbformat')} notebook nbformat cannot convert ({exc}). "
+                        f"{fix}") from exc
+
+
+def _inputs(paths) -> list[Path]:
+    """Return the notebooks named (default: every lesson), each once."""
+    return list(dict.fromkeys(map(Path, paths or lesson_paths())))
 
 
 def clean_notebooks(paths=None, check: bool = False) -> list[Path]:
-    """Strip outputs in place (or, with `check`, only list the notebooks that need it); return those paths."""
+    """Strip outputs in place (or, with `check`, only list the notebooks that need it); return those paths.
+
+    Every notebook is read and checked before any is written, so one malformed notebook changes nothing.
+    """
     dirty = []
-    for path in map(Path, paths or lesson_paths()):
-        nb = json.loads(path.read_text())
-        if strip_outputs(nb):
-            dirty.append(path)
-            if not check:
-                _write(nb, path)
-    return dirty
+    for path, (nb, converted) in [(p, read_notebook(p)) for p in _inputs(paths)]:
+        if strip_outputs(nb) or converted:
+            dirty.append((path, nb))
+    if not check:
+        for path, nb in dirty:
+            _write(nb, path)
+    return [path for path, _ in dirty]
+
+
+def _student_targets(out_dir: Path, inputs: list[Path]) -> list[Path]:
+    """Return the student copy of each input, refusing one that would replace an input or another copy."""
+    targets, seen = [out_dir / p.name for p in inputs], {}
+    sources = {p.resolve() for p in inputs}
+    for path, target in zip(inputs, targets):
+        if target.resolve() in sources:
+            raise ConfigError(f"The student copy of {path} would be written to {target}, over a notebook it reads "
+                              "(the solutions would be lost). Choose another --out folder.")
+        if target.resolve() in seen:
+            raise ConfigError(f"{seen[target.resolve()]} and {path} have the same name: both student copies "
+                              f"would be {target}. Convert them into different --out folders.")
+        seen[target.resolve()] = path
+    return targets
 
 
 def student_copies(out_dir, paths=None) -> list[Path]:
-    """Write copies of the lessons without solution cells (tag `solution`) and without outputs."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for path in map(Path, paths or lesson_paths()):
-        nb = json.loads(path.read_text())
+    """Write copies of the lessons without solution cells (tag `solution`) and without outputs.
+
+    Never over an input notebook, and never two inputs onto one copy: both are refused before anything is written.
+    """
+    out_dir, inputs = Path(out_dir), _inputs(paths)
+    targets = _student_targets(out_dir, inputs)
+    notebooks = [read_notebook(path)[0] for path in inputs]  # all read and checked before any write
+    for nb, target in zip(notebooks, targets):
         cells = []
         for cell in nb["cells"]:
             if SOLUTION_TAG in cell.get("metadata", {}).get("tags", []):
@@ -192,6 +255,5 @@ def student_copies(out_dir, paths=None) -> list[Path]:
                 cells.append(cell)
         nb["cells"] = cells
         strip_outputs(nb)
-        _write(nb, out_dir / path.name)
-        written.append(out_dir / path.name)
-    return written
+        _write(nb, target)
+    return targets

@@ -13,6 +13,7 @@ An alarm is raised when p < alpha. Lesson 06 measures the false-alarm rate on cl
 detection rate on batches from a simulated scanner change (`medkit.data.sites`).
 """
 
+import zipfile
 from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
@@ -191,8 +192,9 @@ class DriftMonitor:
                                 n_permutations=int(f["n_permutations"]), min_batch=int(f["min_batch"]),
                                 seed=int(f["seed"]))
                 saved_for = str(f["model_sha256"]) if "model_sha256" in f.files else ""
-        except (OSError, KeyError, ValueError, EOFError) as exc:
-            raise DataError(f"{path} is not a drift reference written by DriftMonitor.save ({exc}).") from exc
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # truncated or not an npz
+            raise DataError(f"{path} is not a drift reference written by DriftMonitor.save ({exc}). Re-export the "
+                            "model with `medkit export` to write a new one.") from exc
         if model_sha256 and saved_for and saved_for != model_sha256:
             raise DataError(f"{path} was saved for another model file (sha256 {saved_for[:12]}..., this one "
                             f"{model_sha256[:12]}...): a stale reference. Re-export, or save a new one with "

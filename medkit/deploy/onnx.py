@@ -21,7 +21,7 @@ from torch import nn
 
 from ..atomic import atomic_path, write_json
 from ..cache import sha256sum
-from ..checkpoint import load_checkpoint
+from ..checkpoint import data_path, load_checkpoint
 from ..data.contrast import check_contrast, contrast_of
 from ..data.pixels import DEFAULT_VALUE_RANGE
 from ..errors import ConfigError, DataError, WeightsError
@@ -186,8 +186,9 @@ def checkpoint_input(config: dict, ckpt_dir, input_size: int | None = None,
                      channels: int | None = None) -> tuple[int, int]:
     """Return (raw input side, channels) for a checkpoint: as given, else its config, else its training file's."""
     input_size, channels = input_size or config.get("input_size"), channels or config.get("channels")
-    if (input_size is None or channels is None) and config.get("data") and Path(str(config["data"])).is_file():
-        found = _npz_input_shape(config["data"])  # checkpoints written before config.json recorded both
+    trained_on = data_path(config)
+    if (input_size is None or channels is None) and trained_on and Path(trained_on).is_file():
+        found = _npz_input_shape(trained_on)  # checkpoints written before config.json recorded both
         if found:
             input_size, channels = input_size or found[0], channels or found[1]
     if input_size is None or channels is None:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import load_checkpoint, read_config, save_checkpoint
+from ..checkpoint import data_path, load_checkpoint, read_config, save_checkpoint
 from ..data import BatchLoader, load_source
 from ..data.contrast import contrast_of, with_contrast
 from ..errors import ConfigError, DataError
@@ -42,8 +42,7 @@ def site_images(ckpt_dir, data, log=None):
     if config["num_classes"] != 2 or config.get("task") == "multilabel":
         raise DataError(f"{ckpt_dir} is not a binary single-label checkpoint; `medkit adapt` recalibrates one "
                         "operating point, so it needs two classes.")
-    trained_on = config.get("data", {}) if isinstance(config.get("data"), dict) else {}
-    if trained_on.get("path") == str(Path(data).resolve()):
+    if data_path(config) == str(Path(data).resolve()):
         raise DataError(f"{data} is the data {ckpt_dir} was trained on; `medkit adapt` is for a NEW site. Pass "
                         "a folder or CSV of that site's images.")
     group_by = config.get("recipe", {}).get("group_by", "auto")

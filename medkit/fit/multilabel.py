@@ -21,7 +21,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..atomic import write_json
 from ..checkpoint import load_checkpoint, read_config, save_checkpoint
 from ..data import HELD_OUT_SEED, BatchLoader
 from ..data.contrast import contrast_of, equalize_contrast
@@ -221,16 +220,15 @@ def fit_multilabel(data, out_dir, cfg=None, *, findings=None, progress: bool = T
                    "patients": next(r["groups"] for r in report if r["part"] == "val")}
     split_info = {"report": report, "group_kind": "patient" if "patient-grouped" in how else None, "notes": []}
     height, width = table.images.shape[1:3]
-    save_checkpoint(out_dir, model.cpu(), image_size=cfg.image_size, classes=names, threshold=0.5,
-                    channels=data_info["channels"], input_size=height if height == width else None, recipe=asdict(cfg),
-                    splits=split_info, data=data_info, audit=audit_record, task=TASK, findings=list(names),
-                    thresholds=thresholds,
-                    validation=[validation_entry(val_metrics, threshold_chosen_here=True)])
     metrics = {"task": TASK, "val": val_metrics, "threshold": None, "thresholds": thresholds, "train_seconds": seconds,
                "history": history.rows, "splits": split_info, "data": data_info, "audit": audit_record,
                "recipe": asdict(cfg),
                "n": {k: len(v) for k, v in parts.items()}, "findings": list(names), "device": device}
-    write_json(Path(out_dir) / METRICS_FILE, metrics)
+    save_checkpoint(out_dir, model.cpu(), image_size=cfg.image_size, classes=names, threshold=0.5,
+                    channels=data_info["channels"], input_size=height if height == width else None, recipe=asdict(cfg),
+                    splits=split_info, data=data_info, audit=audit_record, task=TASK, findings=list(names), thresholds=thresholds,
+                    validation=[validation_entry(val_metrics, threshold_chosen_here=True)],
+                    files={METRICS_FILE: metrics})  # one commit: new weights never sit beside old metrics
     return metrics
 
 

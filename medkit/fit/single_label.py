@@ -22,8 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..atomic import write_json
-from ..checkpoint import load_checkpoint, read_config, save_checkpoint
+from ..checkpoint import data_path, load_checkpoint, read_config, save_checkpoint
 from ..data import BatchLoader, check_trainable, load_source
 from ..data.contrast import contrast_of, with_contrast
 from ..errors import ConfigError, DataError
@@ -136,15 +135,15 @@ def fit_recipe(data, out_dir, cfg: RecipeConfig | None = None, progress: bool = 
     val_metrics = {**_scores(labels, probs, threshold, n_boot=1000), "role": "internal", "part": "val", "data": data_info["path"], "fingerprint": data_info["fingerprint"],
                    "patients": _patients(splits["val"])}
     height, width = splits["train"].image_size
-    save_checkpoint(out_dir, model.cpu(), image_size=cfg.image_size, classes=classes, threshold=threshold,
-                    channels=data_info["channels"], input_size=height if height == width else None, recipe=asdict(cfg),
-                    splits=_split_summary(source), data=data_info, audit=audit_record,
-                    validation=[validation_entry(val_metrics, threshold_chosen_here=True)])
     metrics = {"val": val_metrics, "threshold": threshold, "train_seconds": seconds, "history": history.rows,
                "splits": _split_summary(source), "data": data_info, "audit": audit_record, "recipe": asdict(cfg),
                "device": device,
                "n": {k: len(v) for k, v in splits.items()}}
-    write_json(Path(out_dir) / METRICS_FILE, metrics)  # atomic: a crash leaves the old metrics, not half a file
+    save_checkpoint(out_dir, model.cpu(), image_size=cfg.image_size, classes=classes, threshold=threshold,
+                    channels=data_info["channels"], input_size=height if height == width else None, recipe=asdict(cfg),
+                    splits=_split_summary(source), data=data_info, audit=audit_record,
+                    validation=[validation_entry(val_metrics, threshold_chosen_here=True)],
+                    files={METRICS_FILE: metrics})  # one commit: new weights never sit beside old metrics
     return metrics
 
 
@@ -258,7 +257,7 @@ def evaluate_internal_and_external(ckpt_dir, data, split: str = "auto", backbone
     device = pick_device(device)
     kwargs = {"backbone": backbone, "n_boot": n_boot, "log": log, "device": device}
     external, ext_scores = score_checkpoint(ckpt_dir, data, split, value_range=value_range, **kwargs)
-    trained_on = config["data"].get("path") if isinstance(config.get("data"), dict) else None
+    trained_on = data_path(config)
     if not trained_on or not Path(trained_on).exists():
         why = (f"its training data {trained_on} is not on this machine" if trained_on
                else "the checkpoint does not record its training data (data.path)")

@@ -15,7 +15,7 @@ those records back.
 import datetime as _dt
 from pathlib import Path
 
-from ..checkpoint import record_validation
+from ..checkpoint import data_path, record_validation
 from ..evaluation.evaluate import metric_gaps
 
 __all__ = ["ROLES", "METRICS", "role_of", "validation_entry", "record", "metric_gap"]
@@ -26,8 +26,7 @@ METRICS = ("auc", "acc", "sensitivity", "specificity")  # what a record keeps, e
 
 def role_of(config: dict, data) -> str:
     """Return "internal" when `data` is the source the checkpoint was trained on (by path), else "external"."""
-    trained_on = config.get("data") if isinstance(config.get("data"), dict) else {}
-    return "internal" if trained_on.get("path") == str(Path(data).resolve()) else "external"
+    return "internal" if data_path(config) == str(Path(data).resolve()) else "external"
 
 
 def _now() -> str:

@@ -297,7 +297,7 @@ def checkpoint_gate(ckpt_dir, config: dict, log=None) -> SanityGate:
         return SanityGate.load(path, model_sha256=config.get("weights_sha256", ""))
     if log:
         log(f"warning: {ckpt_dir} has no {GATE_FILE} (trained before the gate, or adapted): the out-of-distribution "
-            "score is unavailable; only the image checks (flat, contrast, size, aspect) run. Retrain with `medkit fit` "
+            "score is unavailable; only the image checks (flat, contrast, noise, size, aspect) run. Retrain with `medkit fit` "
             "to get it.")
     return SanityGate()
 

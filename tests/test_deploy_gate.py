@@ -130,16 +130,17 @@ def test_evaluate_reports_flagged_images_and_scores_the_rest(gated, pneumonia, f
     test = pneumonia["test"]
     hostile = _hostile(test.images[0], np.asarray(Image.open(files[1]["skin"])))
     junk = np.stack([hostile[c] for c in ("black", "inverted", "contrast16", "noise")])
-    images = np.concatenate([test.images[:60], junk])
-    labels = np.concatenate([test.labels[:60], [0, 1, 0, 1]])
+    pick = np.concatenate([np.flatnonzero(test.labels == 0)[:30], np.flatnonzero(test.labels == 1)[:30]])
+    images = np.concatenate([test.images[pick], junk])
+    labels = np.concatenate([test.labels[pick], [0, 1, 0, 1]])
     data = tmp_path / "site.npz"
     np.savez(data, test_images=images, test_labels=labels[:, None])
-    result = evaluate_checkpoint(ckpt, data, n_boot=0)
+    result = evaluate_checkpoint(ckpt, data, n_boot=20)
     gate = result["gate"]
     assert result["n"] == 64 and gate["ood_available"] and gate["flagged"] >= 4
     assert {row["index"] for row in gate["images"]} >= {60, 61, 62, 63}
     assert result["not_flagged"]["n"] == 64 - gate["flagged"] and "auc" in result["not_flagged"]
-    assert "gate" not in evaluate_checkpoint(ckpt, data, n_boot=0, allow_ood=True)
+    assert "gate" not in evaluate_checkpoint(ckpt, data, n_boot=20, allow_ood=True)
     (ckpt / GATE_FILE).unlink()
     assert main(["evaluate", "--checkpoint", str(ckpt), "--data", str(data)]) == 0
     captured = capsys.readouterr()

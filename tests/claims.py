@@ -193,6 +193,12 @@ def check_06(m):
     assert m["detection_rate"] >= 0.75, m["detection_rate"]
     low, high = m["auc_test_ci"]
     assert 0 <= low <= m["auc_test"] <= high <= 1, (low, m["auc_test"], high)
+    # The sanity gate flags the hostile files whose checks are fixed rules with wide margins, whatever the seed:
+    # flat (range 0 vs 2 levels), too small (1 px vs 7), aspect (10:1 vs 2:1). The others (noise, inverted,
+    # contrast / 16) and the false-alarm rate are recorded but not asserted: not yet measured over seeds in smoke.
+    hostile = m["gate_hostile_flagged"]
+    assert all(hostile[k] for k in ("black", "white", "1x1", "strip")), hostile
+    assert 0 <= m["gate_false_alarm_rate"] <= 1, m["gate_false_alarm_rate"]
     # De-identification changes attributes and keeps the pixels byte for byte.
     assert m["deid_n_changed"] > 10 and m["deid_pixels_identical"] is True
     _solutions_right(m, "06", 1)

@@ -32,6 +32,8 @@ GOOD = {
         "n_refused": 3, "false_alarm_rate": 0.125, "n_clean_batches": 8, "drift_alpha": 0.05, "detection_rate": 1.0,
         "auc_test": 0.95, "auc_test_shifted": 0.9, "auc_test_ci": [0.93, 0.97], "deid_n_changed": 40,
         "deid_pixels_identical": True, "exercise_checks": {"06.expected_false_alarms": True},
+        "gate_hostile_flagged": {"black": True, "white": True, "noise": True, "inverted": True, "contrast / 16": True,
+                                 "1x1": True, "strip": True}, "gate_false_alarm_rate": 0.02,
     },
     "07": {
         "profile": "smoke", "encoder_weights_match": True, "dice_pretrained_smallest": 0.6, "dice_random_smallest": 0.5,
@@ -124,6 +126,8 @@ BROKEN = {  # (lesson, what the broken run shows): the changes that violate one 
     ("06", "too many false alarms for alpha"): {"false_alarm_rate": 0.5},
     ("06", "scanner change missed"): {"detection_rate": 0.5},
     ("06", "pixels changed by de-identification"): {"deid_pixels_identical": False},
+    ("06", "a black frame predicted by the gate"): {"gate_hostile_flagged": {"black": False, "white": True, "1x1": True,
+                                                                          "strip": True}},
     ("07", "random encoder as good with few masks"): {"dice_random_smallest": 0.65},
     ("07", "BCE predicts as many lesion pixels"): {"fg_pred_bce_small": 0.005},
     ("07", "BCE as good as the Dice loss"): {"dice_bce_small": 0.55},

@@ -23,6 +23,11 @@ on this machine; if it is not, that is said and the external result is still rep
 --record appends each result (role, data path and fingerprint, part, n, patients, metrics with
 intervals, threshold, date) to the checkpoint's config.json `validation` list; the weights and their
 sha256 are untouched. The model card lists internal and external records separately.
+The sanity gate (medkit.deploy.gate; fit stores its reference in the checkpoint as gate.npz) checks every
+scored image: flat or low-contrast, inverted relative to the training images, too small, aspect ratio far
+from training, and an out-of-distribution score (Mahalanobis distance of the embedding, thresholded at the
+99% quantile of fit's val images). The metrics are over all images; `gate` says how many were flagged
+and by which check, `not_flagged` repeats the metrics over the rest. --allow-ood skips the gate.
 --device auto runs on cuda if torch sees one, else mps, else cpu.
 A summary table goes to stderr; stdout is one JSON line.
 """
@@ -48,6 +53,8 @@ def add_arguments(parser):
                         help="also score the checkpoint's own held-out test part; print both and the gap")
     parser.add_argument("--record", action="store_true",
                         help="append the result(s) to the checkpoint's config.json `validation` records")
+    parser.add_argument("--allow-ood", action="store_true",
+                        help="skip the sanity gate (flat, contrast, inverted, size, aspect, OOD score): the old behaviour")
     parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES,
                         help="where to run the model (default auto: cuda if present, else mps, else cpu)")
 
@@ -67,6 +74,15 @@ def _summary(result) -> str:
             ci = f"  [{row['ci95'][0]:.3f}, {row['ci95'][1]:.3f}]" if row["ci95"] else ""
             lines.append(f"  {name:<20} AUC {row['auc']:.3f}{ci}  ({row['positives']} positive)")
         lines += [f"  {name:<20} skipped: {why}" for name, why in result["skipped"].items()]
+    gate = result.get("gate")
+    if gate:
+        lines.append(f"  sanity gate: {gate['flagged']} of {gate['n']} flagged"
+                     + (f" ({', '.join(f'{k} {v}' for k, v in gate['by_check'].items())})" if gate["flagged"] else "")
+                     + ("" if gate.get("ood_available") else "; OOD score unavailable (no gate.npz)"))
+        rest = result.get("not_flagged")
+        if rest:
+            lines.append(f"  not flagged ({rest['n']} images): "
+                         + ", ".join(f"{k} {rest[k]:.3f}" for k in _METRICS if k in rest))
     return "\n".join(lines)
 
 
@@ -117,12 +133,13 @@ def run(args) -> int:
 
     if args.internal_too:
         result = evaluate_internal_and_external(args.checkpoint, args.data, args.split, backbone=args.backbone,
-                                                log=log, device=args.device, value_range=args.value_range)
+                                                log=log, device=args.device, value_range=args.value_range,
+                                                allow_ood=args.allow_ood)
         log(side_by_side(result))
         scored = [r for r in (result["internal"], result["external"]) if r.get("available") is not False]
     else:
         result = evaluate_checkpoint(args.checkpoint, args.data, args.split, backbone=args.backbone, log=log,
-                                     device=args.device, value_range=args.value_range)
+                                     device=args.device, value_range=args.value_range, allow_ood=args.allow_ood)
         log(_summary(result))
         scored = [result]
     if args.record:

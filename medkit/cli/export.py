@@ -96,6 +96,7 @@ def run(args) -> int:
     from ..checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_checkpoint
     from ..data.contrast import equalize_contrast
     from ..deploy import OPSET, drift_path
+    from ..deploy.gate import export_gate
     from ..deploy.onnx import check_output, checkpoint_export_args, export_verified
     from . import emit
 
@@ -123,6 +124,10 @@ def run(args) -> int:
         lines.append(f"FAILED: {result}; nothing was written, {out} is unchanged")
         emit(args, summary, "\n".join(lines))
         return 1
+    gate = export_gate(ckpt, out, config.get("weights_sha256", ""))
+    summary["gate_reference"] = None if gate is None else str(gate)
+    lines.append(f"sanity gate reference: {gate}" if gate is not None else
+                 f"sanity gate: {ckpt} has no gate.npz, so `medkit predict` runs the image checks only (no OOD score)")
     if monitor is not None:
         summary["drift_reference"] = str(drift_path(out))
         lines.append(f"drift reference: {drift_path(out)} ({monitor})")

@@ -1,8 +1,9 @@
-"""Shipping a model (lesson 06): ONNX export and checks, latency, drift monitoring, model cards, DICOM de-identification."""
+"""Shipping a model (lesson 06): ONNX export and checks, latency, drift monitoring, a sanity gate, model cards, DICOM de-identification."""
 
 from .deid import ACTIONS, BASIC_PROFILE, PROFILE, PROFILE_NAME, default_salt, deidentify, deidentify_file
 from .drift import DriftMonitor, DriftResult, alarm_rates, sample_batches
 from .files import dicom_modality, read_for_model
+from .gate import SanityGate, Verdict, fit_gate, gate_path, predict_gated
 from .latency import measure_latency
 from .modelcard import DATASETS, ModelCard, dataset_provenance, subgroup_results, validation_results
 from .onnx import (
@@ -25,6 +26,7 @@ __all__ = [
     "Verification",
     "OnnxPredictor", "sidecar_path", "drift_path", "dicom_modality", "read_for_model", "measure_latency",
     "DriftMonitor", "DriftResult", "save_reference", "sample_batches", "alarm_rates",
+    "SanityGate", "Verdict", "fit_gate", "gate_path", "predict_gated",
     "DATASETS", "ModelCard", "dataset_provenance", "validation_results", "subgroup_results",
     "BASIC_PROFILE", "PROFILE", "ACTIONS", "PROFILE_NAME", "deidentify", "deidentify_file", "default_salt",
 ]

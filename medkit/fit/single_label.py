@@ -22,9 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..atomic import write_json
 from ..checkpoint import data_path, load_checkpoint, read_config, save_checkpoint
 from ..data import BatchLoader, check_trainable, load_source
 from ..data.contrast import contrast_of, with_contrast
+from ..deploy.gate import GATE_FILE, SanityGate, dataset_shapes, embed_and_predict, fit_gate, summarise
 from ..errors import ConfigError, DataError
 from ..evaluation.evaluate import choose_threshold, metrics_with_ci
 from ..evaluation.metrics import classification_metrics, sensitivity_specificity
@@ -50,7 +52,7 @@ from .config import (
 from .multilabel import check_task_matches, evaluate_multilabel, fit_multilabel, wants_multilabel
 from .validation import metric_gap, role_of, validation_entry
 
-__all__ = ["fit_recipe", "evaluate_checkpoint", "score_checkpoint", "evaluate_internal_and_external"]
+__all__ = ["fit_recipe", "evaluate_checkpoint", "score_checkpoint", "evaluate_internal_and_external", "checkpoint_gate"]
 
 
 def _load_source(data, cfg: RecipeConfig, *, carve: bool, log):
@@ -144,7 +146,32 @@ def fit_recipe(data, out_dir, cfg: RecipeConfig | None = None, progress: bool = 
                     splits=_split_summary(source), data=data_info, audit=audit_record,
                     validation=[validation_entry(val_metrics, threshold_chosen_here=True)],
                     files={METRICS_FILE: metrics})  # one commit: new weights never sit beside old metrics
+    # the gate's reference is tied to the saved weights' sha256, so it is written once they are in place
+    gate = _save_gate(out_dir, model, splits, pre, cfg, log)
+    metrics["gate"] = _gate_info(gate)
+    write_json(Path(out_dir) / METRICS_FILE, metrics)  # atomic: a crash leaves the metrics without the gate line
     return metrics
+
+
+def _save_gate(out_dir, model, splits, pre, cfg: RecipeConfig, log):
+    """Fit the sanity gate on train (up to 1000 images) with thresholds on val; save it as gate.npz, tied to the weights."""
+    try:
+        gate = fit_gate(model, splits["train"], splits["val"], pre, batch_size=cfg.batch_size, seed=cfg.seed)
+    except DataError as exc:  # too few images for a reference: predict and evaluate then warn that OOD is off
+        log(f"medkit fit: no sanity-gate reference saved ({exc})")
+        return None
+    gate.save(Path(out_dir) / GATE_FILE, model_sha256=read_config(out_dir)["weights_sha256"])
+    log(f"medkit fit: sanity gate saved in {GATE_FILE}: {gate!r}")
+    return gate
+
+
+def _gate_info(gate) -> dict | None:
+    """Return what metrics.json says about the saved gate: its OOD threshold, quantile and reference size."""
+    if gate is None:
+        return None
+    return {"file": GATE_FILE, "ood_threshold": float(gate.ood["threshold"]), "quantile": gate.quantile,
+            "n_reference": gate.n_reference, "contrast_floor": gate.contrast_floor, "min_side": gate.min_side,
+            "aspect_range": list(gate.aspect_range), "inverted_below": gate.inverted_below}
 
 
 def _train_soup_member(cfg, seed, n_classes, cut, train_dl, val_dl, splits, pre, stages, loss_fn, device, log):
@@ -181,7 +208,8 @@ def _scores(labels, probs, threshold: float, n_boot: int) -> dict:
 
 
 def score_checkpoint(ckpt_dir, data, split: str = "auto", backbone: str | None = None, batch_size: int = SCORE_BATCH,
-                     n_boot: int = 1000, log=None, device: str = "auto", value_range=None) -> tuple[dict, tuple | None]:
+                     n_boot: int = 1000, log=None, device: str = "auto", value_range=None,
+                     allow_ood: bool = False) -> tuple[dict, tuple | None]:
     """Return (`evaluate_checkpoint`'s result, (labels, probs) of the part scored; None for multi-label).
 
     `value_range`: the range float images of `data` were saved in; None takes the one the checkpoint was fit with.
@@ -190,6 +218,8 @@ def score_checkpoint(ckpt_dir, data, split: str = "auto", backbone: str | None =
         raise DataError(f"Unknown split {split!r}; use auto, train, val, test or all.")
     device = pick_device(device)
     if check_task_matches(ckpt_dir, data):
+        if log and not allow_ood:
+            log("warning: the sanity gate does not cover multi-label checkpoints yet; every image is scored unchecked")
         return evaluate_multilabel(ckpt_dir, data, split, backbone=backbone, n_boot=n_boot, log=log,
                                    batch_size=batch_size, device=device, value_range=value_range), None
     model, config = load_checkpoint(ckpt_dir, backbone=backbone)
@@ -212,10 +242,16 @@ def score_checkpoint(ckpt_dir, data, split: str = "auto", backbone: str | None =
     ds, skipped = _without_adaptation_images(source.splits[part], config, data, log)
     pre = get_spec(config["backbone"]).preprocess(config["image_size"])
     model = model.to(device, memory_format=torch.channels_last)
-    probs, labels = predict(model, BatchLoader(ds, batch_size, preprocess=pre), device)
+    loader = BatchLoader(ds, batch_size, preprocess=pre)
+    if allow_ood:
+        probs, labels = predict(model, loader, device)
+    else:
+        probs, labels, embeddings = embed_and_predict(model, loader, device)
     if probs.shape[1] != config["num_classes"]:
         raise DataError(f"The model predicts {probs.shape[1]} classes, its config says {config['num_classes']}.")
     out = _scores(labels, probs, config.get("threshold", 0.5), n_boot)
+    if not allow_ood:
+        out.update(_gated_scores(ckpt_dir, config, ds, embeddings, labels, probs, n_boot, log))
     out.update({"role": role, "split": part, "source": source.origin.get(part, part), "data": str(Path(data).resolve()),
                 "fingerprint": fingerprint, "n": len(ds), "patients": _patients(ds),
                 "trained_on_this_data": role == "internal", "device": device})
@@ -225,7 +261,8 @@ def score_checkpoint(ckpt_dir, data, split: str = "auto", backbone: str | None =
 
 
 def evaluate_checkpoint(ckpt_dir, data, split: str = "auto", backbone: str | None = None, batch_size: int = SCORE_BATCH,
-                        n_boot: int = 1000, log=None, device: str = "auto", value_range=None) -> dict:
+                        n_boot: int = 1000, log=None, device: str = "auto", value_range=None,
+                        allow_ood: bool = False) -> dict:
     """Return AUC, accuracy, sensitivity, specificity (with 95% bootstrap intervals), n and patients of a checkpoint.
 
     What is scored (`split="auto"`): the carved test part when `data` is the source the checkpoint was trained
@@ -235,12 +272,17 @@ def evaluate_checkpoint(ckpt_dir, data, split: str = "auto", backbone: str | Non
     `adaptation_images_skipped`. `device`:
     "auto" (cuda, else mps, else cpu), "cpu", "cuda" or "mps" (`medkit.train.pick_device`). `value_range`: the
     range float images of `data` were saved in (None: the checkpoint's own, default 0-1).
+    Unless `allow_ood`, every image also goes through the checkpoint's sanity gate (`medkit.deploy.gate`): the
+    metrics above are over all images; `gate` says how many were flagged and by which check, and `not_flagged`
+    holds the same metrics over the images the gate let through.
     """
-    return score_checkpoint(ckpt_dir, data, split, backbone, batch_size, n_boot, log, device, value_range)[0]
+    return score_checkpoint(ckpt_dir, data, split, backbone, batch_size, n_boot, log, device, value_range,
+                            allow_ood)[0]
 
 
 def evaluate_internal_and_external(ckpt_dir, data, split: str = "auto", backbone: str | None = None,
-                                   n_boot: int = 1000, log=None, device: str = "auto", value_range=None) -> dict:
+                                   n_boot: int = 1000, log=None, device: str = "auto", value_range=None,
+                                   allow_ood: bool = False) -> dict:
     """Return {"internal", "external", "gap"}: the checkpoint on another source and on its own held-out test part.
 
     Args:
@@ -255,7 +297,7 @@ def evaluate_internal_and_external(ckpt_dir, data, split: str = "auto", backbone
         raise ConfigError(f"{data} is the source {ckpt_dir} was trained on, whose test part --internal-too scores "
                           "anyway. Pass another source as --data (a second site), or drop --internal-too.")
     device = pick_device(device)
-    kwargs = {"backbone": backbone, "n_boot": n_boot, "log": log, "device": device}
+    kwargs = {"backbone": backbone, "n_boot": n_boot, "log": log, "device": device, "allow_ood": allow_ood}
     external, ext_scores = score_checkpoint(ckpt_dir, data, split, value_range=value_range, **kwargs)
     trained_on = data_path(config)
     if not trained_on or not Path(trained_on).exists():
@@ -270,6 +312,38 @@ def evaluate_internal_and_external(ckpt_dir, data, split: str = "auto", backbone
     scores = {"internal": int_scores, "external": ext_scores} if ext_scores and int_scores else None
     gap = metric_gap(internal, external, scores, external.get("threshold"), n_boot=n_boot)
     return {"internal": internal, "external": external, "gap": gap}
+
+
+def checkpoint_gate(ckpt_dir, config: dict, log=None) -> SanityGate:
+    """Return the checkpoint's sanity gate (gate.npz, checked against its weights), or one without OOD reference."""
+    path = Path(ckpt_dir) / GATE_FILE
+    if path.is_file():
+        return SanityGate.load(path, model_sha256=config.get("weights_sha256", ""))
+    if log:
+        log(f"warning: {ckpt_dir} has no {GATE_FILE} (trained before the gate, or adapted): the out-of-distribution "
+            "score is unavailable; only the image checks (flat, contrast, noise, size, aspect) run. Retrain with `medkit fit` "
+            "to get it.")
+    return SanityGate()
+
+
+def _gated_scores(ckpt_dir, config, ds, embeddings, labels, probs, n_boot: int, log) -> dict:
+    """Return the gate's summary of a scored part and the metrics over the images it did not flag."""
+    gate = checkpoint_gate(ckpt_dir, config, log)
+    verdicts = gate.check(ds.images, embeddings, dataset_shapes(ds))
+    summary = summarise(verdicts)
+    if "paths" in ds.meta:
+        for row in summary["images"]:
+            row["file"] = ds.meta["paths"][row["index"]]
+    keep = np.array([not v.flagged for v in verdicts])
+    out = {"gate": {**summary, "ood_available": gate.has_reference}}
+    if log and summary["flagged"]:
+        log(f"sanity gate: {summary['flagged']} of {len(ds)} images flagged ({summary['by_check']}); the metrics "
+            "are over all images, `not_flagged` over the rest (--allow-ood: no gate)")
+    if summary["flagged"] and keep.any():
+        rest = labels[keep]
+        scores = _scores(rest, probs[keep], config.get("threshold", 0.5), n_boot) if len(np.unique(rest)) > 1 else {}
+        out["not_flagged"] = {**scores, "n": int(keep.sum())}
+    return out
 
 
 def _without_adaptation_images(ds, config: dict, data, log):

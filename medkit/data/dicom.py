@@ -94,7 +94,12 @@ def _check_decoder(ds, path) -> None:
     from pydicom.pixels.decoders.base import get_decoder
 
     uid = _transfer_syntax(ds)
-    if uid is None or not uid.is_compressed:
+    if uid is None:
+        return
+    if not uid.is_transfer_syntax:  # a damaged or invented UID: pydicom would raise a bare ValueError
+        raise DataError(f"{path}: its TransferSyntaxUID {str(uid)!r} is not a DICOM transfer syntax, so its pixel "
+                        "data cannot be decoded. The file meta is damaged; re-export the file.")
+    if not uid.is_compressed:
         return
     try:
         decoder = get_decoder(uid)
@@ -129,6 +134,17 @@ def decode_pixels(ds, path) -> np.ndarray:
                             f"Pillow, the default, reads only some JPEG variants. {DECODER_HINT}") from exc
         raise DataError(f"{path}: cannot decode the pixel data {why}. The file may be truncated or its header "
                         "inconsistent; re-export it.") from exc
+
+
+def _check_shape(stored, ds, path, frames: int) -> None:
+    """Refuse pixels whose shape is not what Rows, Columns, SamplesPerPixel and NumberOfFrames declare."""
+    spp = int(ds.get("SamplesPerPixel") or 1)
+    expected = (int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)) + ((spp,) if spp > 1 else ())
+    expected = ((frames,) if frames > 1 else ()) + expected
+    if tuple(stored.shape) != expected:
+        raise DataError(f"{path}: its pixel data decodes as {tuple(stored.shape)}, but Rows {ds.get('Rows')}, "
+                        f"Columns {ds.get('Columns')}, SamplesPerPixel {spp} and {frames} frame(s) declare "
+                        f"{expected}. The header is inconsistent with the pixels; re-export the file.")
 
 
 @dataclass
@@ -392,6 +408,7 @@ def load_dicom(path, frame: int | None = None) -> DicomPixels:
                         "PhotometricInterpretation, so whether it is grey or colour is unknown. Correct the header.")
     frames = _number_of_frames(ds, path)
     stored = decode_pixels(ds, path)
+    _check_shape(stored, ds, path, frames)
     if frame is not None:
         if not 0 <= int(frame) < frames:
             raise DataError(f"{path} has {frames} frame(s); frame={frame} does not exist.")

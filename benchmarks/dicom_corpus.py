@@ -179,7 +179,7 @@ def predict_outcome(model: Path, path: Path) -> tuple[str, str]:
     if rc == 0 and str(path) in out.getvalue():
         return "predicted", out.getvalue().splitlines()[-1][-40:]
     if rc == 1 and str(path) in err.getvalue():  # a MedkitError exits 1 and names the file
-        return "refused", err.getvalue().strip()[:200]
+        return "refused", err.getvalue().strip().splitlines()[-1][:200]  # the error, after any warnings
     return "crashed", f"exit {rc} without naming the file: {err.getvalue()[:150]}"
 
 

@@ -196,7 +196,7 @@ def test_truncated_files_say_truncated(tmp_path):
 
 
 def _dx(tmp_path, name, body_part):
-    ds, _ = deidentify(pydicom.dcmread(CT), salt="t")
+    ds, _ = deidentify(pydicom.dcmread(CT), salt="a-test-salt-of-16+chars")
     ds.Modality, ds.BodyPartExamined = "DX", body_part
     ds.save_as(tmp_path / f"{name}.dcm", enforce_file_format=True)
     return tmp_path / f"{name}.dcm"

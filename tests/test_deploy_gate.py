@@ -120,9 +120,10 @@ def test_a_stale_gate_reference_is_refused(gated, files, capsys):
     SanityGate.load(gate_path(model)).save(gate_path(model), model_sha256="f" * 64)
     assert main(["predict", "--model", str(model), str(files[0][0])]) == 1
     assert "stale gate reference" in capsys.readouterr().err
-    (ckpt / GATE_FILE).write_bytes(b"not an npz")
-    with pytest.raises(DataError, match="not a gate reference"):
-        SanityGate.load(ckpt / GATE_FILE)
+    for damaged in (b"not an npz", b"PK\x03\x04 a zip header and nothing else"):  # the second: BadZipFile
+        (ckpt / GATE_FILE).write_bytes(damaged)
+        with pytest.raises(DataError, match="not a gate reference"):
+            SanityGate.load(ckpt / GATE_FILE)
 
 
 def test_evaluate_reports_flagged_images_and_scores_the_rest(gated, pneumonia, files, tmp_path, capsys):

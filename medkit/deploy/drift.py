@@ -72,6 +72,17 @@ def _features(X: np.ndarray, mean: np.ndarray, components: np.ndarray) -> np.nda
     return np.concatenate([Z, np.log(residual + 1e-12)[:, None]], axis=1)
 
 
+# what np.load raises on a reference file that is missing, truncated, not an npz or lacks a field
+BAD_REFERENCE = (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile)
+
+
+def check_saved_for(path, saved_for: str, model_sha256: str, what: str, fix: str) -> None:
+    """Refuse a reference file (`what`) saved for another model file than the one of sha256 `model_sha256`."""
+    if model_sha256 and saved_for and saved_for != model_sha256:
+        raise DataError(f"{path} was saved for another model file (sha256 {saved_for[:12]}..., this one "
+                        f"{model_sha256[:12]}...): a stale {what}. {fix}")
+
+
 class DriftMonitor:
     """Reference statistics of embeddings plus a two-sample test for incoming batches.
 
@@ -192,13 +203,11 @@ class DriftMonitor:
                                 n_permutations=int(f["n_permutations"]), min_batch=int(f["min_batch"]),
                                 seed=int(f["seed"]))
                 saved_for = str(f["model_sha256"]) if "model_sha256" in f.files else ""
-        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # truncated or not an npz
+        except BAD_REFERENCE as exc:
             raise DataError(f"{path} is not a drift reference written by DriftMonitor.save ({exc}). Re-export the "
                             "model with `medkit export` to write a new one.") from exc
-        if model_sha256 and saved_for and saved_for != model_sha256:
-            raise DataError(f"{path} was saved for another model file (sha256 {saved_for[:12]}..., this one "
-                            f"{model_sha256[:12]}...): a stale reference. Re-export, or save a new one with "
-                            "medkit.deploy.save_reference(model, images).")
+        check_saved_for(path, saved_for, model_sha256, "reference",
+                        "Re-export, or save a new one with medkit.deploy.save_reference(model, images).")
         return cls(**arrays, **settings)
 
     def __repr__(self) -> str:

@@ -33,7 +33,7 @@ from ..data.images import resize_image
 from ..data.pixels import DEFAULT_VALUE_RANGE
 from ..errors import DataError
 from ..models import split_head
-from .drift import _features
+from .drift import BAD_REFERENCE, _features, check_saved_for
 from .onnx import _softmax
 
 __all__ = ["GATE_FILE", "GATE_FORMAT", "Flag", "Verdict", "SanityGate", "gate_path", "raw_shape", "embed_and_predict",
@@ -276,13 +276,11 @@ class SanityGate:
                            min_side=int(f["min_side"]), mean_image=f["mean_image"] if "mean_image" in f.files else None,
                            inverted_below=None if np.isnan(inverted) else inverted, ood=ood,
                            quantile=None if np.isnan(quantile) else quantile, n_reference=int(f["n_reference"]))
-        except (OSError, KeyError, ValueError, EOFError) as exc:
+        except BAD_REFERENCE as exc:  # BadZipFile included: a corrupt gate.npz was a raw traceback
             raise DataError(f"{path} is not a gate reference written by SanityGate.save ({exc}). Retrain with "
                             "`medkit fit` (it writes gate.npz), or pass --allow-ood to predict without the gate.") from exc
-        if model_sha256 and saved_for and saved_for != model_sha256:
-            raise DataError(f"{path} was saved for another model file (sha256 {saved_for[:12]}..., this one "
-                            f"{model_sha256[:12]}...): a stale gate reference. Export again from the checkpoint "
-                            "(`medkit export`), or retrain with `medkit fit`.")
+        check_saved_for(path, saved_for, model_sha256, "gate reference",
+                        "Export again from the checkpoint (`medkit export`), or retrain with `medkit fit`.")
         return gate
 
     def __repr__(self) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import DataError
 
-__all__ = ["check_complete", "check_pixel_module", "check_rescale", "stored_range", "samples_for"]
+__all__ = ["check_complete", "check_pixel_module", "check_rescale", "dicom_number", "stored_range", "samples_for"]
 
 _UNDEFINED = 0xFFFFFFFF
 _FIX = "Re-export the image from its source, or correct the header."
@@ -72,22 +72,23 @@ def stored_range(ds) -> tuple[int, int] | None:
     return 0, 2 ** bits - 1
 
 
-def _number(ds, keyword: str, path) -> float | None:
+def dicom_number(ds, keyword: str, path, fix: str = _FIX) -> float | None:
+    """Return attribute `keyword` of `ds` as a finite float (None when absent or empty), or refuse it by name."""
     value = ds.get(keyword)
     if value is None or value == "":
         return None
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise DataError(f"{path}: {keyword} is {value!r}, not a number. {_FIX}") from None
+        raise DataError(f"{path}: {keyword} is {value!r}, not a number. {fix}") from None
     if not math.isfinite(number):
-        raise DataError(f"{path}: {keyword} is {value!r}, not a finite number. {_FIX}")
+        raise DataError(f"{path}: {keyword} is {value!r}, not a finite number. {fix}")
     return number
 
 
 def check_rescale(ds, path) -> None:
     """Refuse a modality LUT that is inconsistent (both kinds, half a rescale) or erases the image (slope 0)."""
-    slope, intercept = _number(ds, "RescaleSlope", path), _number(ds, "RescaleIntercept", path)
+    slope, intercept = dicom_number(ds, "RescaleSlope", path), dicom_number(ds, "RescaleIntercept", path)
     if ds.get("ModalityLUTSequence") and (slope is not None or intercept is not None):
         raise DataError(f"{path}: it holds both a Modality LUT Sequence and RescaleSlope/RescaleIntercept; the "
                         "standard allows one or the other (PS3.3 C.11.1), so which one applies is unknown. " + _FIX)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import write_bytes
+from ..data.dicom_checks import dicom_number
 from ..errors import ConfigError, DataError
 from .dicom_geometry import check_orthogonal, direction_cosines, gantry_tilt, numbers, untilt
 from .nifti_checks import head_bytes, header_of, nifti_bytes, spatial_unit_mm
@@ -307,16 +308,8 @@ def _physical(ds, path) -> np.ndarray:
 
 def _rescale(ds, key: str, default: float, path) -> float:
     """Return RescaleSlope or RescaleIntercept as a finite number (absent or empty: `default`)."""
-    value = ds.get(key)
-    if value is None or value == "":
-        return default
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = float("nan")
-    if not np.isfinite(number):
-        raise DataError(f"{path}: {key} is {value!r}, not a finite number. The header is broken; re-export the series.")
-    return number
+    value = dicom_number(ds, key, path, fix="The header is broken; re-export the series.")
+    return default if value is None else value
 
 
 def write_dicom_series(volume: Volume, folder, modality: str = "MR", series_uid: str | None = None,

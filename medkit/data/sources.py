@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..paths import check_file
+from .contrast import check_contrast, with_contrast
 from .dataset import ImageDataset
 from .folder import from_folder, is_hidden
 from .images import _to_channels, check_on_error, resize_image
@@ -194,7 +195,7 @@ def _report(parts, origin) -> list:
 def load_source(data, *, image_size: int | None = None, channels: int | None = None, group_by: str = "auto",
                 carve: bool = True, val_size: float = 0.1, test_size: float = 0.2, seed: int = HELD_OUT_SEED,
                 on_error: str = "skip", cache: bool = True, classes=None, log=None,
-                value_range=DEFAULT_VALUE_RANGE) -> Source:
+                value_range=DEFAULT_VALUE_RANGE, contrast: str = "none") -> Source:
     """Load a data source into its parts, carving the missing ones (group-disjoint, stratified).
 
     Args:
@@ -212,8 +213,11 @@ def load_source(data, *, image_size: int | None = None, channels: int | None = N
         classes: class names in label order (default: the folder names, the CSV's labels, the npz's indices).
         log: a callable that receives the split report (e.g. print).
         value_range: (low, high) that float images were saved in (default 0-1); values outside are refused.
+        contrast: the contrast step every image goes through after the resize (`medkit.data.contrast`; a
+            checkpoint's own, so fit, evaluate and adapt see the same pixels).
     """
     check_on_error(on_error)
+    check_contrast(contrast)
     if not isinstance(group_by, str) or not group_by:
         raise DataError(f"group_by must be one of {GROUP_BY} or a CSV column name, got {group_by!r}.")
     data = Path(data)
@@ -238,6 +242,7 @@ def load_source(data, *, image_size: int | None = None, channels: int | None = N
             check_no_leakage(**{p: parts[p].groups for p in ["train", *carved]})
     for name, ds in parts.items():
         ds.meta = {**ds.meta, "origin": origin[name], "group_kind": group_kind}
+        parts[name] = with_contrast(ds, contrast)
     source = Source(parts, classes, group_kind, _report(parts, origin), origin, notes)
     if log is not None:
         log(source.format_report())

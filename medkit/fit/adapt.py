@@ -20,7 +20,7 @@ from torch import nn
 
 from ..checkpoint import data_path, load_checkpoint, read_config, save_checkpoint
 from ..data import BatchLoader, load_source
-from ..data.contrast import contrast_of, with_contrast
+from ..data.contrast import contrast_of
 from ..errors import ConfigError, DataError
 from ..evaluation.adapt import METHODS, draw_labelled, recalibrate
 from ..features import TensorLoader, split_at_group
@@ -46,8 +46,8 @@ def site_images(ckpt_dir, data, log=None):
         raise DataError(f"{data} is the data {ckpt_dir} was trained on; `medkit adapt` is for a NEW site. Pass "
                         "a folder or CSV of that site's images.")
     group_by = config.get("recipe", {}).get("group_by", "auto")
-    source = load_source(data, image_size=int(config["image_size"]), group_by=group_by, carve=False, log=log)
-    source.splits = {name: with_contrast(ds, contrast_of(config)) for name, ds in source.splits.items()}
+    source = load_source(data, image_size=int(config["image_size"]), group_by=group_by, carve=False, log=log,
+                         contrast=contrast_of(config))
     if list(source.classes) != list(config["classes"]):
         raise DataError(f"{data} has classes {source.classes}, {ckpt_dir} was trained on {config['classes']}: they "
                         "must match by name and order. Rename the class folders or labels.")

@@ -25,7 +25,7 @@ import torch
 from ..atomic import write_json
 from ..checkpoint import data_path, load_checkpoint, read_config, save_checkpoint
 from ..data import BatchLoader, check_trainable, load_source
-from ..data.contrast import contrast_of, with_contrast
+from ..data.contrast import contrast_of
 from ..deploy.gate import GATE_FILE, SanityGate, dataset_shapes, embed_and_predict, fit_gate, summarise
 from ..errors import ConfigError, DataError
 from ..evaluation.evaluate import choose_threshold, metrics_with_ci
@@ -56,10 +56,8 @@ __all__ = ["fit_recipe", "evaluate_checkpoint", "score_checkpoint", "evaluate_in
 
 
 def _load_source(data, cfg: RecipeConfig, *, carve: bool, log):
-    source = load_source(data, image_size=cfg.image_size, group_by=cfg.group_by, carve=carve, log=log,
-                         value_range=tuple(cfg.value_range))
-    source.splits = {name: with_contrast(ds, cfg.contrast) for name, ds in source.splits.items()}
-    return source
+    return load_source(data, image_size=cfg.image_size, group_by=cfg.group_by, carve=carve, log=log,
+                       value_range=tuple(cfg.value_range), contrast=cfg.contrast)
 
 
 def _split_summary(source) -> dict:

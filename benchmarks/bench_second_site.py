@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from medkit.data import BatchLoader, load_source  # noqa: E402
+from medkit.data.contrast import equalize_image  # noqa: E402
 from medkit.evaluation.evaluate import choose_threshold, metrics_with_ci  # noqa: E402
 from medkit.features import TensorLoader, cache_activations, split_at_group  # noqa: E402
 from medkit.fit import RecipeConfig  # noqa: E402
@@ -61,12 +62,6 @@ def _equalize(x):
     return (equalize_hist(x) * 255).round().astype(np.uint8)
 
 
-def _clahe(x):
-    from skimage.exposure import equalize_adapthist
-
-    return (equalize_adapthist(x, clip_limit=0.01) * 255).round().astype(np.uint8)
-
-
 def _percentile(x, low=1, high=99):
     lo, hi = np.percentile(x, [low, high])
     return (np.clip((x.astype(np.float32) - lo) / max(hi - lo, 1), 0, 1) * 255).round().astype(np.uint8)
@@ -87,7 +82,8 @@ def _trim(x, frac=0.08):
     return np.asarray(Image.fromarray(x[dy:h - dy, dx:w - dx]).resize((w, h), Image.BILINEAR))
 
 
-TRANSFORMS = {"equalize": _equalize, "clahe": _clahe, "percentile": _percentile, "trim": _trim,
+# "clahe" is medkit fit's own contrast step (medkit.data.contrast), so the lever measures the default it became
+TRANSFORMS = {"equalize": _equalize, "clahe": lambda x: equalize_image(x, "clahe"), "percentile": _percentile, "trim": _trim,
               "blur112": lambda x: _rescale(x, 112), "blur64": lambda x: _rescale(x, 64)}
 
 LEVERS = {lv.name: lv for lv in (

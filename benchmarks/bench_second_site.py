@@ -105,6 +105,11 @@ LEVERS = {lv.name: lv for lv in (
     Lever("bn_adapt", "trained part's BatchNorm statistics re-estimated on the unlabelled site", bn_adapt=True),
     Lever("clahe_bn_adapt", "CLAHE, then AdaBN on the unlabelled site", transform="clahe", bn_adapt=True),
     Lever("clahe_weighted_ce", "CLAHE and class-weighted cross-entropy", {"loss": "weighted_ce"}, transform="clahe"),
+    Lever("clahe_epochs3", "CLAHE, head 1 epoch + top group 2 (not 5)", {"epochs": 3}, transform="clahe"),
+    Lever("clahe_wd05", "CLAHE, weight decay 0.05 (not 1e-4)", {"weight_decay": 0.05}, transform="clahe"),
+    Lever("clahe_lr5e-4", "CLAHE, peak lr 5e-4 (not 2e-3)", {"lr": 5e-4}, transform="clahe"),
+    Lever("clahe_lite2", "CLAHE, efficientnet_lite2 (ImageNet) at 260 px",
+          {"backbone": "efficientnet_lite2", "image_size": 260}, transform="clahe"),
 )}
 
 

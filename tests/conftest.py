@@ -7,6 +7,10 @@ import pytest
 # Tests never touch the network: any weights not bundled must raise OfflineError, as in CI.
 os.environ.setdefault("MEDKIT_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Under pytest-xdist (addopts `-n 2`) each worker gets one thread: two workers with two threads each on two cores
+# would contend. Set before torch is imported; notebook kernels inherit it.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 # Decoded-image caches and converted weights go to a scratch folder shared by test runs, never the user's cache.
 os.environ.setdefault("MEDKIT_CACHE", str(Path(tempfile.gettempdir()) / "medkit-test-cache"))
 

@@ -14,6 +14,8 @@ from medkit.course.notebooks import lesson_paths, run_notebook
 
 SMOKE_RUNS: dict[str, dict] = {}  # lesson stem -> metrics of its smoke run, reused by the reproducibility test
 NOTEBOOKS = sorted(Path(__file__).resolve().parents[1].joinpath("notebooks").glob("[0-9][0-9]_*.ipynb"))
+# a lesson's runs share one pytest-xdist worker, so the reproducibility test reuses its smoke run (`--dist loadgroup`)
+LESSON_RUNS = [pytest.param(p, id=p.stem, marks=pytest.mark.xdist_group(p.stem)) for p in NOTEBOOKS]
 NIH = SHARED_DATA / "nih_cxr14_1000"  # lesson 05's NIH section runs when the development copy is there
 
 
@@ -104,7 +106,7 @@ def test_markdown_types_no_measured_number(path):
 
 
 @pytest.mark.notebooks
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", LESSON_RUNS)
 def test_notebook_runs_and_claims_hold(path, tmp_path):
     metrics = run_notebook(path, tmp_path, profile="smoke", **lesson_parameters(path))
     assert metrics["lesson"] == path.stem
@@ -177,7 +179,7 @@ def test_same_numbers_tolerates_float_noise_only():
 
 
 @pytest.mark.notebooks
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", LESSON_RUNS)
 def test_same_seed_same_profile_gives_the_same_numbers(path, tmp_path):
     first = SMOKE_RUNS.get(path.stem) or run_notebook(path, tmp_path / "first", profile="smoke", **lesson_parameters(path))
     second = run_notebook(path, tmp_path / "second", profile="smoke", **lesson_parameters(path))

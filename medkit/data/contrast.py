@@ -55,9 +55,12 @@ def equalize_contrast(images: np.ndarray, name: str) -> np.ndarray:
     if check_contrast(name) == "none" or not len(images):
         return images
     images = _check_uint8(images, name)
+    out = np.empty_like(images)  # filled in place: a list of results then np.stack held two extra copies at the peak
     # scikit-image's filters release the GIL for much of their work, so threads share the cores
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        return np.stack(list(pool.map(_clahe, images)))
+        for i, equalized in enumerate(pool.map(_clahe, images)):
+            out[i] = equalized
+    return out
 
 
 def with_contrast(ds, name: str):

@@ -120,6 +120,9 @@ def send(files, port: int, ae_title: str = "MEDKIT", host: str = "127.0.0.1", la
     statuses = []
     try:
         for path in files:
+            if not assoc.is_established:  # the node aborted it (a node shutting down): the rest got no answer
+                statuses.append(-1)
+                continue
             start = time.perf_counter()
             status = assoc.send_c_store(path)
             if latencies is not None:

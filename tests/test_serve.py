@@ -2,7 +2,6 @@
 sender that vanishes mid-transfer, SIGTERM while images arrive, and no UID in the logs unless asked."""
 
 import importlib.util
-import json
 import os
 import signal
 import socket

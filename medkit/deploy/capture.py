@@ -58,9 +58,8 @@ def render_result(image: np.ndarray, lines: list[str], flagged: bool) -> np.ndar
 def secondary_capture(ref, pixels: np.ndarray, *, row: dict, model_name: str, model_sha256: str):
     """Return a highdicom Secondary Capture of `pixels` (RGB uint8) in the study of `ref`, the received dataset."""
     import highdicom as hd
-    from pydicom.dataset import Dataset
-
     from highdicom.enum import PatientOrientationValuesBiped
+    from pydicom.dataset import Dataset
 
     series_uid, sop_uid = result_uids(ref.StudyInstanceUID, ref.SOPInstanceUID, model_sha256)
     orientation = [str(v) for v in (ref.get("PatientOrientation") or [])]

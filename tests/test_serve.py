@@ -51,20 +51,29 @@ def node(model, tmp_path):
 
 
 def _odd_images(folder, study):
-    """Return DX files the node must flag or refuse: a black film, a foot, a colour-free 'unknown' size 1 strip."""
+    """Return DX files the node must flag or refuse: a black film, a foot, a colour picture."""
     from pydicom import dcmread
+    from pydicom.uid import generate_uid
 
     ref = dcmread(study[0])
     kwargs = dict(study_uid=ref.StudyInstanceUID, series_uid=ref.SeriesInstanceUID)
     black = helpers.write_dx(np.zeros((128, 128), np.uint8), folder / "black.dcm", number=90, **kwargs)
     foot = helpers.write_dx(np.asarray(dcmread(study[1]).pixel_array // 16, np.uint8), folder / "foot.dcm",
                             number=91, body_part="FOOT", **kwargs)
-    return black, foot
+    colour = dcmread(study[2])  # a photograph-like RGB image in a DX header: a grey model must refuse it
+    rgb = np.random.default_rng(0).integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    colour.SOPInstanceUID = colour.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    colour.PhotometricInterpretation, colour.SamplesPerPixel, colour.PlanarConfiguration = "RGB", 3, 0
+    colour.BitsAllocated, colour.BitsStored, colour.HighBit, colour.PixelData = 8, 8, 7, rgb.tobytes()
+    for keyword in ("WindowCenter", "WindowWidth", "RescaleIntercept", "RescaleSlope", "RescaleType"):
+        delattr(colour, keyword)
+    colour.save_as(folder / "colour.dcm", enforce_file_format=True)
+    return black, foot, folder / "colour.dcm"
 
 
 def test_storescu_sends_a_study_and_every_image_gets_a_result(node, study, tmp_path):
-    black, foot = _odd_images(tmp_path, study)
-    files = [*study, black, foot, SAMPLES / "CT_small.dcm"]
+    black, foot, colour = _odd_images(tmp_path, study)
+    files = [*study, black, foot, colour, SAMPLES / "CT_small.dcm"]
     proc = subprocess.run([sys.executable, "-m", "pynetdicom", "storescu", "127.0.0.1", str(node.port), "-aec",
                            "MEDKIT", "-aet", "STORESCU", *map(str, files)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -80,6 +89,7 @@ def test_storescu_sends_a_study_and_every_image_gets_a_result(node, study, tmp_p
     assert all(status[f.name]["prediction"] in ("NORMAL", "PNEUMONIA") for f in study)
     assert status["black.dcm"]["status"] == "flagged" and status["black.dcm"]["checks"][0]["check"] == "flat"
     assert status["foot.dcm"]["status"] == "refused" and "BodyPartExamined FOOT" in status["foot.dcm"]["reason"]
+    assert status["colour.dcm"]["status"] == "refused" and "is a colour image" in status["colour.dcm"]["reason"]
     assert status["CT_small.dcm"]["status"] == "refused" and "is a CT image" in status["CT_small.dcm"]["reason"]
     assert all(r["caller"] == "STORESCU" for r in rows)
     # a Secondary Capture for each image read (predicted or flagged), in the sent study, none for the refused

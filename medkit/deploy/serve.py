@@ -128,6 +128,7 @@ class DicomNode:
         from pynetdicom.sop_class import Verification
 
         ae = AE(ae_title=self.config.ae_title)
+        ae.maximum_associations = 32  # pynetdicom's default of 10 would turn a busy PACS's 11th sender away
         # uncompressed only: a PACS transcodes for a node that asks, and no decoder plugin is then needed here
         ae.supported_contexts = AllStoragePresentationContexts
         ae.add_supported_context(Verification)

@@ -221,3 +221,21 @@ def test_bad_destination_and_port_are_refused_clearly(model, tmp_path):
         busy = DicomNode(ServeConfig(model=model, out_dir=tmp_path, port=taken.getsockname()[1], salt=SALT))
         with pytest.raises(ConfigError, match="Cannot listen on 127.0.0.1"):
             busy.start()
+
+
+def test_results_file_keeps_whole_lines_under_concurrent_appends(tmp_path):
+    from medkit.deploy.results import ResultsFile
+
+    results = ResultsFile(tmp_path / "r.jsonl")
+    rows = [{"thread": t, "k": k, "pad": "x" * (k * 37 % 3000)} for t in range(8) for k in range(50)]
+    threads = [threading.Thread(target=lambda t=t: [results.append(r) for r in rows if r["thread"] == t])
+               for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    results.close()
+    got = read_results(tmp_path / "r.jsonl")
+    assert sorted((r["thread"], r["k"]) for r in got) == sorted((r["thread"], r["k"]) for r in rows)
+    with pytest.raises(ValueError):
+        results.append({"nan": float("nan")})  # strict JSON: a NaN is refused before anything is written

@@ -204,6 +204,7 @@ def test_sigterm_finishes_or_refuses_what_is_in_flight(model, study, tmp_path):
     assert all(s in (SUCCESS, REFUSED_OUT_OF_RESOURCES, -1) for s in statuses)
     assert statuses[:len(answered)] == answered  # refused only after the signal, never before
     assert "stop requested" in log and "stopped" in log
+    assert not any(_sop(f) in log for f in study)  # the log names images by keyed hash only
     assert not any((out / "spool").iterdir())
     assert not [p for p in (out / "results").iterdir() if p.suffix != ".dcm"]  # no temporary file left behind
     assert len({r["output"] for r in rows}) == len(list((out / "results").iterdir())) <= len(study)
@@ -239,3 +240,14 @@ def test_results_file_keeps_whole_lines_under_concurrent_appends(tmp_path):
     assert sorted((r["thread"], r["k"]) for r in got) == sorted((r["thread"], r["k"]) for r in rows)
     with pytest.raises(ValueError):
         results.append({"nan": float("nan")})  # strict JSON: a NaN is refused before anything is written
+
+
+def test_only_the_configured_callers_are_accepted(model, study, tmp_path):
+    picky = DicomNode(ServeConfig(model=model, out_dir=tmp_path / "out", port=0, resize=True, salt=SALT,
+                                  callers=("PACS",)))
+    picky.start()
+    try:
+        assert helpers.send(study[:1], picky.port) == [-1]  # the helper calls as SENDER: association rejected
+    finally:
+        picky.stop()
+    assert read_results(tmp_path / "out" / "results.jsonl") == []

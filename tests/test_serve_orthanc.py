@@ -70,7 +70,7 @@ def orthanc(tmp_path):
                 time.sleep(0.1)
         yield base, dicom, node_port
     finally:
-        proc.terminate()
+        proc.kill()  # a throwaway instance: its storage goes with tmp_path, so no orderly shutdown is needed
         proc.wait(20)
         log.close()
 

@@ -18,6 +18,7 @@ EXTRAS = {
     "cam": ("pytorch_grad_cam",),  # lesson 04's library CAMs and ROAD (brings OpenCV)
     "deploy": ("onnx", "onnxruntime"),  # lesson 06, `medkit export` and `medkit predict`
     "federated": ("flwr",),  # lesson 09's Flower server loop (brings gRPC and cryptography)
+    "serve": ("pynetdicom", "highdicom"),  # `medkit serve`, the DICOM node; no lesson imports it
 }
 # lesson number -> the extras its notebook imports
 LESSON_EXTRAS = {"03": ("fastai",), "04": ("cam",), "06": ("deploy",), "09": ("federated",)}

@@ -10,6 +10,7 @@ from .evaluation.metrics import classification_metrics
 from .experiment import train_and_test
 from .freeze import Stage
 from .models import get_backbone, get_spec, split_head
+from .progress import progress as show_progress  # `progress` is these functions' on/off argument
 from .train import SCORE_BATCH, seed_everything
 
 __all__ = ["feature_extractor", "extract_features", "linear_probe", "probe_metrics", "FeatureMaps", "depth_layers",
@@ -39,11 +40,7 @@ def extract_features(model, dataset: ImageDataset, *, image_size: int = 64, batc
         raise DataError(f"extract_features expects a medkit ImageDataset, got {type(dataset).__name__}.")
     body = feature_extractor(model, weights).to(device, memory_format=torch.channels_last)
     loader = BatchLoader(dataset, batch_size, preprocess=get_spec(body).preprocess(image_size))
-    batches = loader
-    if progress:
-        from tqdm.auto import tqdm
-
-        batches = tqdm(loader, desc="features", leave=False)
+    batches = show_progress(loader, "features", enabled=progress)
     feats = [body(x.to(device, memory_format=torch.channels_last)).flatten(1).float().cpu() for x, _ in batches]
     return torch.cat(feats).numpy(), dataset.labels.copy()
 
@@ -161,10 +158,7 @@ def budget_curve(splits: dict, budgets, *, seeds=(0,), backbone: str = "efficien
         X_train, X_test = features or (extract_features(backbone, ds, image_size=image_size, progress=False)[0]
                                        for ds in (train, test))
     rows, jobs = [], [(b, s) for b in budgets for s in seeds]
-    if progress:
-        from tqdm.auto import tqdm
-
-        jobs = tqdm(jobs, desc="budgets x seeds")
+    jobs = show_progress(jobs, "budgets x seeds", enabled=progress, leave=True)
     for budget, seed in jobs:
         index = subsample(train.labels, budget, seed)
         n = len(index)
@@ -236,11 +230,7 @@ def cache_activations(lower: nn.Module, loader, *, dtype=torch.float16, progress
     the cache is kept in CPU memory (a GPU's memory is for the training steps), and `TensorLoader` batches from it.
     """
     lower.eval().to(device)
-    batches = loader
-    if progress:
-        from tqdm.auto import tqdm
-
-        batches = tqdm(loader, desc="caching features", leave=False)
+    batches = show_progress(loader, "caching features", enabled=progress)
     with torch.inference_mode():
         out = [lower(x.to(device).contiguous(memory_format=torch.channels_last)).to(dtype).cpu()
                for x, _ in batches]

@@ -26,6 +26,7 @@ from .errors import DataError
 from .evaluation.metrics import auc as auc_score
 from .features import linear_probe
 from .models.small import SmallCNN, grey_preprocess
+from .progress import progress as show_progress  # `progress` is these functions' on/off argument
 from .train import SCORE_BATCH, fit, predict, seed_everything
 
 __all__ = ["SmallCNN", "grey_preprocess", "ContrastiveViews", "nt_xent", "SimCLR", "pretrain", "classifier",
@@ -136,11 +137,7 @@ def pretrain(encoder: SmallCNN, dataset: ImageDataset, *, epochs: int = 10, batc
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(1, epochs * len(loader)))
     losses = []
-    epoch_iter = range(epochs)
-    if progress:
-        from tqdm.auto import tqdm
-
-        epoch_iter = tqdm(epoch_iter, desc="SimCLR", leave=False)
+    epoch_iter = show_progress(range(epochs), "SimCLR", enabled=progress)
     for _ in epoch_iter:
         model.train()
         total = 0.0

@@ -11,6 +11,7 @@ from torch import nn
 
 from .errors import ConfigError, DataError
 from .evaluation.metrics import auc as auc_score
+from .progress import progress as show_progress  # `progress` is these functions' on/off argument
 
 __all__ = ["reestimate_batchnorm", "seed_everything", "History", "fit", "predict", "logits_of", "SCORE_BATCH", "DEVICES", "available_devices",
            "pick_device"]
@@ -75,14 +76,6 @@ def logits_of(output):
     return output.logits if hasattr(output, "logits") else output
 
 
-def _progress(iterable, enabled: bool, desc: str):
-    if not enabled:
-        return iterable
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, desc=desc, leave=False)
-
-
 @contextmanager
 def _bn_momentum(model: nn.Module, n_chunks: int):
     """Scale BatchNorm momenta so `n_chunks` updates per step average over as many images as one update did."""
@@ -127,7 +120,7 @@ def predict(model: nn.Module, loader, device: str = "cpu", progress: bool = Fals
     """Return (probabilities (N, K), labels (N,)) as numpy arrays for every batch of `loader`."""
     model.eval().to(device)
     probs, labels = [], []
-    for x, y in _progress(loader, progress, "predict"):
+    for x, y in show_progress(loader, "predict", enabled=progress):
         probs.append(torch.softmax(logits_of(model(x.to(device))).float(), dim=1).cpu())
         labels.append(y)
     return torch.cat(probs).numpy(), torch.cat(labels).numpy()
@@ -159,7 +152,7 @@ def fit(model: nn.Module, train_dl, val_dl=None, *, epochs: int = 3, lr: float =
     for epoch in range(epochs):
         start, model = time.perf_counter(), model.train()
         total, seen = 0.0, 0
-        for x, y in _progress(train_dl, progress, f"epoch {epoch + 1}/{epochs}"):
+        for x, y in show_progress(train_dl, f"epoch {epoch + 1}/{epochs}", enabled=progress):
             x, y = x.to(device), y.to(device)
             optimizer.zero_grad(set_to_none=True)
             loss = _backward(model, x, y, loss_fn, micro_batch)

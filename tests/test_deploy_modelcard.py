@@ -115,3 +115,20 @@ def test_card_says_plainly_when_no_external_validation_is_recorded(tmp_path):
     card = ModelCard(name="x", model={}, data=[], validation=validation_results(labels, probs, n_boot=50),
                      validation_set="held-out test", intended_use="")
     assert NO_EXTERNAL in card.to_markdown()
+
+
+def test_card_is_a_hugging_face_model_card_with_its_results(tmp_path):
+    from huggingface_hub import ModelCard as HubCard
+
+    labels, probs = _scores()
+    validation = validation_results(labels, probs, n_boot=200)
+    card = ModelCard(name="test model", model={"backbone": "resnet18"}, data=[], validation=validation,
+                     validation_set="300 synthetic scores", intended_use="Teaching only.",
+                     records=[{"role": "external", "data": "site_b/", "part": "all", "n": 40, "auc": 0.81,
+                               "ci95": {"auc": [0.70, 0.90]}}])
+    loaded = HubCard.load(card.save(tmp_path / "README.md"))
+    assert loaded.data.library_name == "medkit" and "# Model card: test model" in loaded.text
+    results = {(r.dataset_split, r.metric_type): r for r in loaded.data.eval_results}
+    assert results[("internal", "roc_auc")].metric_value == pytest.approx(validation["auc"].estimate)
+    assert results[("external all", "roc_auc")].dataset_name == "site_b/"
+    assert "0.700 to 0.900" in results[("external all", "roc_auc")].metric_name

@@ -7,8 +7,13 @@ reports its result with `emit(args, data, text)`. Conventions every command shar
   does anything else the command prints. A failure prints `{"error": ..., "type": ...}` instead.
 - Exit codes: 0 success, 1 a medkit error (one line on stderr, no traceback) or a failed check,
   2 a usage error (argparse).
-- Only the chosen command's `add_arguments` runs, and heavy imports stay inside `run`, so
-  `medkit --help` and `medkit doctor` never import torch.
+- `--quiet`: no progress bars and no log lines on stderr (the result on stdout and errors still print).
+  Progress bars are drawn only on a terminal or in a notebook; elsewhere (a file, a CI log) a plain line
+  every few seconds (`medkit.progress`). `TQDM_DISABLE=1` hides bars and lines alike, logs stay.
+- `--json` and `--quiet` go before or after the command (`medkit --json doctor`, `medkit doctor --json`).
+- Only the chosen command's `add_arguments` runs, and heavy imports stay inside `run`, so every
+  `--help` returns in well under a second and imports no torch (tests/test_cli_conventions.py).
+- Shell completion through argcomplete (the `completion` extra): `eval "$(medkit completion bash)"`.
 """
 
 import argparse
@@ -16,6 +21,7 @@ import contextlib
 import importlib
 import json
 import math
+import os
 import pkgutil
 import sys
 import traceback
@@ -99,9 +105,33 @@ def emit(args, data, text: str | None = None) -> None:
         out.flush()
 
 
+# set by `main` for the command it runs: --quiet silences `log` (one command runs per process, tests run them in turn)
+_quiet = False
+
+
 def log(message: str) -> None:
-    """Print a progress or log line on stderr (stdout is for results)."""
-    print(message, file=sys.stderr, flush=True)
+    """Print a progress or log line on stderr (stdout is for results), unless the command runs with --quiet."""
+    if not _quiet:
+        print(message, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _quiet_mode(quiet: bool):
+    """Silence `log` and every tqdm bar (medkit's, a library's, a lesson kernel's) while a --quiet command runs."""
+    global _quiet
+    saved = os.environ.get("TQDM_DISABLE")
+    _quiet = quiet
+    if quiet:
+        os.environ["TQDM_DISABLE"] = "1"  # tqdm reads it in every bar it builds; child processes inherit it
+    try:
+        yield
+    finally:
+        _quiet = False
+        if quiet:
+            if saved is None:
+                os.environ.pop("TQDM_DISABLE", None)
+            else:
+                os.environ["TQDM_DISABLE"] = saved
 
 
 def _parser_class(json_errors: bool):
@@ -114,6 +144,14 @@ def _parser_class(json_errors: bool):
     return Parser
 
 
+def _add_shared_options(parser, default) -> None:
+    """Add --json and --quiet, which every command takes, before or after its name."""
+    parser.add_argument("--json", action="store_true", default=default,
+                        help="print only JSON on stdout (logs go to stderr); a failure prints {error, type}, exit 1")
+    parser.add_argument("-q", "--quiet", action="store_true", default=default,
+                        help="no progress bars or log lines on stderr; the result and errors still print")
+
+
 def build_parser(only: str | None = None, json_errors: bool = False) -> argparse.ArgumentParser:
     """Return the argument parser with one subparser per command module.
 
@@ -122,11 +160,15 @@ def build_parser(only: str | None = None, json_errors: bool = False) -> argparse
     """
     parser_class = _parser_class(json_errors)
     parser = parser_class(prog="medkit", description="Transfer learning for medical images: lessons and tools.",
-                          epilog="Every command takes --json. Exit codes: 0 ok, 1 error, 2 usage.")
+                          epilog="--json and --quiet go before or after the command. Progress bars show on a "
+                                 "terminal only (a plain line every few seconds elsewhere; TQDM_DISABLE=1 hides "
+                                 "both). Exit codes: 0 ok, 1 error, 2 usage. Completion: medkit completion bash|zsh.")
     parser.add_argument("--version", action="version", version=f"medkit {__version__}")
+    _add_shared_options(parser, default=False)
     common = parser_class(add_help=False)
-    common.add_argument("--json", action="store_true",
-                        help="print only JSON on stdout (logs go to stderr); a failure prints {error, type}, exit 1")
+    # SUPPRESS: a subcommand's own default must not overwrite `medkit --json CMD`'s value (argparse copies
+    # every attribute of the subcommand's namespace over the main one)
+    _add_shared_options(common, default=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=parser_class)
     for name, module in sorted(_commands().items()):
         p = sub.add_parser(name, help=module.HELP.replace("%", "%%"), description=module.HELP, parents=[common])
@@ -141,7 +183,21 @@ def _command_in(argv: list[str]) -> str:
     return next((word for word in argv if not word.startswith("-")), "")
 
 
+def _complete() -> None:
+    """Hand the whole parser (every command's options: none imports torch) to argcomplete, which exits."""
+    try:
+        import argcomplete
+    except ImportError:
+        return  # completion was set up, then the extra removed: complete nothing rather than fail the shell
+    argcomplete.autocomplete(build_parser())
+
+
 def _run(args) -> int:
+    with _quiet_mode(args.quiet):
+        return _run_command(args)
+
+
+def _run_command(args) -> int:
     if not args.json:
         return int(args._run(args) or 0)
     with contextlib.redirect_stdout(sys.stderr):  # stray prints of the command or a library never corrupt the JSON
@@ -154,6 +210,8 @@ def _run(args) -> int:
 def main(argv=None) -> int:
     """Run the medkit command line and return its exit code (0 ok, 1 medkit error, 2 usage)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions (medkit completion): answer, then exit
+        _complete()
     json_mode = "--json" in argv
     parser = build_parser(only=_command_in(argv), json_errors=json_mode)
     args = parser.parse_args(argv)

@@ -28,10 +28,13 @@ stdout is one JSON line (the adaptation record, without the image list); logs go
 """
 
 
+# medkit.evaluation.adapt.METHODS, repeated here: importing medkit.evaluation loads scikit-learn (3-8 s), and
+# `--help` must stay under half a second (tests keep the two equal)
+METHODS = ("threshold", "temperature", "temperature+threshold", "prior")
+
+
 def add_arguments(parser):
     import argparse
-
-    from ..evaluation.adapt import METHODS  # numpy / pandas only: --help stays free of torch
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG

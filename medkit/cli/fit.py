@@ -78,7 +78,6 @@ def add_arguments(parser):
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--device", default=d.device, choices=DEVICE_CHOICES,
                         help="where to train (default auto: cuda if present, else mps, else cpu)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--value-range", type=value_range_arg, default=d.value_range, metavar="LOW,HIGH",
                         help="the range float images were saved in (default 0,1); a pixel outside it is refused, never rescaled")
     parser.add_argument("--multi-label", action="store_true", default=None,

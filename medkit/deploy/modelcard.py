@@ -11,6 +11,10 @@ was trained on) and external (other sources, e.g. a second hospital), and the ca
 external validation is recorded: a model can score 0.995 AUC on its own source's carve and 0.958 with
 half the specificity at another site (issue 28). `ModelCard.from_checkpoint` reads a `medkit fit`
 checkpoint's `validation` records (fit's val, and every `medkit evaluate --record`).
+
+The file is a Hugging Face model card (`huggingface_hub.ModelCard`): the Markdown above under a YAML header
+(`ModelCardData`) whose `model-index` lists every validation number with its data source and part, so the Hub,
+`ModelCard.load` and other tools read the results without parsing the tables.
 """
 
 import datetime as _dt
@@ -88,6 +92,8 @@ def _table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
 
 
 _RECORD_METRICS = ("auc", "acc", "sensitivity", "specificity")
+# medkit metric -> the metric id the Hub uses in a model-index (evaluate's names where one exists)
+_HUB_METRICS = {"auc": "roc_auc", "acc": "accuracy"}
 NO_EXTERNAL = ("**No external validation is recorded.** Every number on this card comes from the source the model "
                "was trained on (held-out parts of it, never trained on, but from the same site and collection). "
                "Performance at another hospital, scanner or population is unknown until it is measured there: "
@@ -138,7 +144,7 @@ def _source_rows(config: dict) -> list[dict]:
 
 @dataclass
 class ModelCard:
-    """Everything a model card says; `to_markdown()` renders it, `save(path)` writes it."""
+    """Everything a model card says; `to_markdown()` renders it, `hub_card()` adds the metadata, `save(path)` writes it."""
 
     name: str
     model: dict  # backbone, weights, classes, sizes, threshold, ONNX file and its sha256...
@@ -156,8 +162,33 @@ class ModelCard:
     training: dict = field(default_factory=dict)  # epochs, learning rate, seed, profile...
     created: str = field(default_factory=lambda: _dt.date.today().isoformat())
 
+    def hub_card(self):
+        """Return the card as a `huggingface_hub.ModelCard`: the Markdown body under its YAML metadata."""
+        from huggingface_hub import ModelCard as HubCard
+
+        return HubCard(f"---\n{self._hub_data().to_yaml()}\n---\n\n{self.to_markdown()}")
+
+    def _hub_data(self):
+        """Return the card's `ModelCardData`: library, tags and one `EvalResult` per validation number."""
+        from huggingface_hub import EvalResult, ModelCardData
+
+        def result(metric, value, dataset, split, low=None, high=None):
+            interval = "" if low is None else f" (95% CI {low:.3f} to {high:.3f})"
+            return EvalResult(task_type="image-classification", dataset_type="medkit", dataset_name=str(dataset),
+                              dataset_split=split, metric_type=_HUB_METRICS.get(metric, metric),
+                              metric_value=float(value), metric_name=f"{metric}{interval}")
+
+        results = [result(k, v.estimate, self.validation_set or "internal validation", "internal", v.low, v.high)
+                   for k, v in self.validation.items()]
+        for entry in self.records:
+            ci = entry.get("ci95") or {}
+            results += [result(k, entry[k], entry.get("data"), f"{entry.get('role')} {entry.get('part')}", *ci.get(k, ()))
+                        for k in _RECORD_METRICS if entry.get(k) is not None]
+        return ModelCardData(model_name=self.name, library_name="medkit", tags=["medical-imaging", "medkit"],
+                             eval_results=results or None)
+
     def to_markdown(self) -> str:
-        """Return the model card as Markdown."""
+        """Return the model card as Markdown (the sections, from the title to the monitoring plan; no header)."""
         from .. import __version__
 
         if not self.validation and not self.records:
@@ -225,5 +256,5 @@ class ModelCard:
         return cls(**{**defaults, **fields})
 
     def save(self, path) -> Path:
-        """Write the Markdown model card to `path` and return it."""
-        return write_text(path, self.to_markdown())
+        """Write the model card (`to_markdown()` under its Hugging Face metadata header) to `path` and return it."""
+        return write_text(path, str(self.hub_card()))  # atomic, unlike huggingface_hub's ModelCard.save

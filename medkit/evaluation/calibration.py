@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize_scalar
+from sklearn.calibration import calibration_curve
 
 from ..errors import DataError
 from .metrics import check_probs
@@ -28,16 +29,19 @@ def _checked(labels, probs, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def reliability_curve(labels, probs, n_bins: int = 10) -> dict:
-    """Return, per equal-width confidence bin, the mean confidence, the accuracy and the count."""
+    """Return, per equal-width confidence bin, the mean confidence, the accuracy and the count (NaN where empty).
+
+    scikit-learn's `calibration_curve` on (top label correct?, top-label confidence) gives the accuracy and the
+    mean confidence of each non-empty bin; the counts come from the same binning (right-closed bins, as there).
+    """
     labels, probs = _checked(labels, probs, n_bins)
-    confidence, correct = probs.max(1), (probs.argmax(1) == labels).astype(float)
+    confidence, correct = probs.max(1), (probs.argmax(1) == labels).astype(int)
     edges = np.linspace(0, 1, int(n_bins) + 1)
-    # right-closed bins so a confidence of exactly 1.0 lands in the last bin
-    which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, int(n_bins) - 1)
-    count = np.bincount(which, minlength=n_bins)
-    with np.errstate(invalid="ignore"):
-        mean_conf = np.bincount(which, confidence, n_bins) / count
-        accuracy = np.bincount(which, correct, n_bins) / count
+    count = np.bincount(np.searchsorted(edges[1:-1], confidence), minlength=int(n_bins))
+    used = count > 0
+    mean_conf, accuracy = np.full(int(n_bins), np.nan), np.full(int(n_bins), np.nan)
+    accuracy[used], mean_conf[used] = calibration_curve(correct, confidence, pos_label=1, n_bins=int(n_bins),
+                                                        strategy="uniform")
     return {"edges": edges, "confidence": mean_conf, "accuracy": accuracy, "count": count}
 
 

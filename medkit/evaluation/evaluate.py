@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.stats import bootstrap, mannwhitneyu
 from sklearn.base import clone
 from sklearn.metrics import auc as area_under
 from sklearn.metrics import average_precision_score, confusion_matrix, precision_recall_curve, roc_curve
@@ -221,6 +222,17 @@ def _percentile_intervals(point, reps: np.ndarray, level: float) -> list[Interva
     return [Interval(float(p), float(low), float(high), level) for p, low, high in zip(point, lo, hi)]
 
 
+def _metrics_at(threshold: float):
+    """Return a vectorised statistic(pos, neg, axis) -> `_METRICS` stacked first, for scipy.stats.bootstrap."""
+    def statistic(pos, neg, axis=-1):
+        n_pos, n_neg = pos.shape[axis], neg.shape[axis]
+        auc = mannwhitneyu(pos, neg, axis=axis).statistic / (n_pos * n_neg)  # ties count one half, as in roc_auc
+        hits, rejections = (pos >= threshold).sum(axis), (neg < threshold).sum(axis)
+        return np.stack([auc, hits / n_pos, rejections / n_neg, (hits + rejections) / (n_pos + n_neg)])
+
+    return statistic
+
+
 def _bootstrap(labels, probs, threshold: float, n_boot: int, level: float, seed: int):
     """Return (point metrics, stratified bootstrap replicates (n_boot, 4)) in `_METRICS` order."""
     labels, scores = _positive_scores(labels, probs)
@@ -231,24 +243,21 @@ def _bootstrap(labels, probs, threshold: float, n_boot: int, level: float, seed:
         raise DataError(f"level must be in (0, 1), e.g. 0.95; got {level}.")
     if int(n_boot) < 10:
         raise DataError(f"n_boot={n_boot} is too few replicates for an interval; use 1000 (200 for a quick look).")
-    rng = np.random.default_rng(seed)
-    reps = np.empty((int(n_boot), len(_METRICS)))
-    n_all = len(pos) + len(neg)
-    for b in range(int(n_boot)):
-        p, n = rng.choice(pos, len(pos)), rng.choice(neg, len(neg))
-        hits, rejections = (p >= threshold).sum(), (n < threshold).sum()
-        reps[b] = (_auc_fast(p, n), hits / len(p), rejections / len(n), (hits + rejections) / n_all)
-    hits, rejections = (pos >= threshold).sum(), (neg < threshold).sum()
-    point = (_auc_fast(pos, neg), hits / len(pos), rejections / len(neg), (hits + rejections) / n_all)
-    return np.array(point), reps
+    statistic = _metrics_at(threshold)
+    # two samples, not paired: scipy resamples positives and negatives each on its own, i.e. stratified
+    result = bootstrap((pos, neg), statistic, n_resamples=int(n_boot), paired=False, vectorized=True,
+                       confidence_level=level, method="percentile", rng=np.random.default_rng(seed),
+                       batch=200)  # 200 replicates at a time: bounded memory on a few thousand images
+    return statistic(pos, neg), result.bootstrap_distribution.T
 
 
 def metrics_with_ci(labels, probs, threshold: float = 0.5, *, n_boot: int = 1000, level: float = 0.95,
                     seed: int = 0) -> dict[str, Interval]:
     """Return AUC, sensitivity, specificity and accuracy at `threshold`, each with a stratified bootstrap interval.
 
-    The bootstrap resamples positives and negatives separately (as pROC does by default), so every
-    replicate keeps the case mix and both classes; the interval is the percentile interval.
+    The bootstrap (scipy.stats.bootstrap, positives and negatives as two unpaired samples) resamples each class
+    on its own (as pROC does by default), so every replicate keeps the case mix and both classes; the interval
+    is the percentile interval.
     """
     point, reps = _bootstrap(labels, probs, threshold, n_boot, level, seed)
     return dict(zip(_METRICS, _percentile_intervals(point, reps, level)))
@@ -276,9 +285,10 @@ def mean_ci(values, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -
         raise DataError("No defined values to average (every image was undefined for this metric).")
     if len(values) < 2 or np.ptp(values) == 0:  # nothing to resample: the interval is the point
         return Interval(float(values.mean()), float(values.mean()), float(values.mean()), level)
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), (int(n_boot), len(values)))].mean(1)
-    return _percentile_intervals([values.mean()], means[:, None], level)[0]
+    result = bootstrap((values,), np.mean, n_resamples=int(n_boot), vectorized=True, confidence_level=level,
+                       method="percentile", rng=np.random.default_rng(seed))
+    ci = result.confidence_interval
+    return Interval(float(values.mean()), float(ci.low), float(ci.high), level)
 
 
 def bootstrap_ci(labels, probs, metric: str = "auc", threshold: float = 0.5, *, n_boot: int = 1000,

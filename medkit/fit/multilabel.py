@@ -36,7 +36,6 @@ from ..train import logits_of, pick_device, seed_everything
 from .audit import audit_before_fit
 from .config import (
     METRICS_FILE,
-    RecipeConfig,
     cache_cut,
     cached_loaders,
     can_cut,
@@ -44,6 +43,7 @@ from .config import (
     data_fingerprint,
     image_loaders,
 )
+from .recipe import RecipeConfig
 from .validation import role_of, validation_entry
 
 __all__ = ["TASK", "wants_multilabel", "is_multilabel_checkpoint", "check_task_matches", "carve_findings", "predict_sigmoid",

@@ -39,7 +39,6 @@ from .adapt import adaptation_images
 from .audit import audit_before_fit
 from .config import (
     METRICS_FILE,
-    RecipeConfig,
     average_states,
     cache_cut,
     cached_loaders,
@@ -50,6 +49,7 @@ from .config import (
     pick_part,
 )
 from .multilabel import check_task_matches, evaluate_multilabel, fit_multilabel, wants_multilabel
+from .recipe import RecipeConfig
 from .validation import metric_gap, role_of, validation_entry
 
 __all__ = ["fit_recipe", "evaluate_checkpoint", "score_checkpoint", "evaluate_internal_and_external", "checkpoint_gate"]

@@ -7,8 +7,8 @@ import pytest
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data_samples"
 NOT_DATA = {"README.md", "SHA256SUMS", "make_chest_xray_sample.py", "make_second_site_sample.py", "make_volume_samples.py",
-            "make_modality_samples.py"}
-FOLDERS = ("chest_xray/", "chest_xray_external/", "isic_dermoscopy/")  # sample folders: README names the folder, SHA256SUMS every file in it
+            "make_modality_samples.py", "make_nih_sample.py"}
+FOLDERS = ("chest_xray/", "chest_xray_external/", "isic_dermoscopy/", "nih_cxr14/")  # sample folders: README names the folder, SHA256SUMS every file in it
 
 
 def _sums() -> dict:

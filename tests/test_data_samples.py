@@ -75,3 +75,16 @@ def test_second_site_sample_is_the_whole_external_dev_half_and_small():
     every = files["NORMAL"] + files["PNEUMONIA"]
     assert sum(p.stat().st_size for p in every) < 2e6
     assert len({patient_key(p.name) for p in every}) == 203, "the external dev half holds 203 patients"
+
+
+def test_nih_sample_is_small_grey_and_names_its_provider():
+    from PIL import Image
+
+    images = sorted((SAMPLES / "nih_cxr14" / "images").glob("*.png"))
+    table = (SAMPLES / "nih_cxr14" / "metadata.csv").read_text().splitlines()
+    assert len(images) == 1000 and len(table) == 1001 and table[0].startswith("image,findings,follow_up,patient_id")
+    assert sum(p.stat().st_size for p in images) < 3e6
+    with Image.open(images[0]) as img:
+        assert img.mode == "L" and img.size == (64, 64)
+    readme = (SAMPLES / "README.md").read_text()  # NIH's terms: the provider, the download site and the citation
+    assert all(s in readme for s in ("NIH Clinical Center", "nihcc.app.box.com/v/ChestXray-NIHCC", "ChestX-ray8"))

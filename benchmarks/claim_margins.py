@@ -1,4 +1,4 @@
-"""Measure the margins of lessons 07-09's claims over several seeds, and pick the baselines' learning rates on validation.
+"""Measure the margins of lessons 05 and 07-09's claims over several seeds, and pick the baselines' lrs on validation.
 
 Runs each lesson's core computation (not the whole notebook) with the lesson's profile settings and prints one
 row per seed: the numbers `tests/claims.py` asserts on, so the margins written beside each assert can be re-made.
@@ -6,6 +6,7 @@ Learning rates are chosen on a validation split (never the held-out test set) by
 
     python benchmarks/claim_margins.py --lesson 09 --profile smoke --seeds 0 1 2 3 4
     python benchmarks/claim_margins.py --lesson 07 --profile workshop --tune     # random encoder's lr on validation
+    python benchmarks/claim_margins.py --lesson 05 --profile workshop --seeds 0 1 2   # runs the notebook itself
 
 One thread per run (the lessons' workshop target is one CPU); other jobs on the machine slow it, not its numbers.
 """
@@ -21,6 +22,31 @@ from medkit import data
 from medkit.course import profiles
 
 LRS = (1e-3, 3e-3, 1e-2)  # the grid every learning rate below is chosen from, on validation data
+LESSON_05_KEYS = ("cv_auc_mean", "cv_auc_std", "single_split_auc_min", "single_split_auc_max", "loso_auc_mean",
+                  "auc_worst_one_site", "auc_worst_diverse", "auc_gap_one_site", "auc_gap_diverse", "eod_one_site",
+                  "eod_diverse", "ece_before", "ece_after", "auc_before_scaling", "auc_after_scaling",
+                  "patients_at_two_sites", "nih_image_split_patients_on_both_sides", "nih_follow_up_share")
+
+
+def lesson_05(cfg, seed: int, tune: bool = False) -> dict:
+    """Run lesson 05 itself (its cost is feature extraction; the probes are instant) and return its claim numbers."""
+    import tempfile
+    from pathlib import Path
+
+    from medkit.course.notebooks import run_notebook
+
+    if tune:
+        raise SystemExit("lesson 05 has no learning rate: its probe's C is a parameter of the notebook.")
+    notebook = Path(__file__).resolve().parents[1] / "notebooks" / "05_validation_and_fairness.ipynb"
+    with tempfile.TemporaryDirectory() as out:
+        m = run_notebook(notebook, out, profile=cfg.profile, seed=seed)
+    row = {key: m[key] for key in LESSON_05_KEYS}
+    row["nih_macro_auc"], row["nih_macro_low"] = m["nih_macro_auc_ci"][0], m["nih_macro_auc_ci"][1]
+    row["nih_widen"] = (m["nih_macro_auc_patient_ci"][2] - m["nih_macro_auc_patient_ci"][1]
+                        - (m["nih_macro_auc_ci"][2] - m["nih_macro_auc_ci"][1]))
+    row["nih_eod_width"] = m["nih_eod_sex_ci"][2] - m["nih_eod_sex_ci"][1]
+    row["nih_widest_finding"] = max(r["high"] - r["low"] for r in m["nih_finding_auc"])
+    return row
 
 
 def lesson_07(cfg, seed: int, tune: bool = False) -> dict:
@@ -132,7 +158,7 @@ def lesson_09(cfg, seed: int, tune: bool = False) -> dict:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lesson", required=True, choices=["07", "08", "09"])
+    parser.add_argument("--lesson", required=True, choices=["05", "07", "08", "09"])
     parser.add_argument("--profile", default="smoke")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--tune", action="store_true", help="validation score per learning rate instead of claims")

@@ -184,21 +184,15 @@ def equalized_odds_ci(y, p, groups, patients, threshold: float, *, n_boot: int =
             "patients": int(len(ids))}
 
 
-def load_nih(folder, **kwargs):
-    """Return `data.findings.nih_findings(folder)`, or None after printing how to get the data when there is none.
+def load_nih(folder=None, **kwargs):
+    """Return `data.findings.nih_findings(folder)`; `folder` None reads the bundled subset (data_samples/nih_cxr14).
 
-    Lesson 05's NIH section runs only when the reader points `NIH_DIR` at a folder in the ChestX-ray14 layout.
+    Lesson 05's NIH section runs on the bundled 1,000 images for every student; `NIH_DIR` may point at a larger
+    folder in the ChestX-ray14 layout (`help(medkit.data.findings)` says how to build one).
     """
-    from pathlib import Path
+    from .data.findings import nih_findings, nih_sample_dir
 
-    from .data.findings import nih_findings
-
-    if folder is None or not Path(folder).is_dir():
-        print(f"NIH section skipped: NIH_DIR is {folder!r}. To run it, set NIH_DIR to a folder with metadata.csv "
-              "(image, findings, follow_up, patient_id, age, sex, view) and images/, built from the NIH "
-              "ChestX-ray14 release as `help(medkit.data.findings)` describes.")
-        return None
-    return nih_findings(folder, **kwargs)
+    return nih_findings(nih_sample_dir() if folder is None else folder, **kwargs)
 
 
 def patients_on_both_sides(patients, parts: dict) -> int:

@@ -84,15 +84,17 @@ def check_01(m):
 
 
 def check_05(m):
-    # Cross-validation is seeded: the same seed gave the same per-fold table.
+    # Margins: benchmarks/claim_margins.py --lesson 05 (the notebook itself), bundled Kermany X-rays split by patient,
+    # smoke seeds 0-3 and workshop seeds 0-4. Cross-validation is seeded: the same seed gave the same per-fold table.
     assert m["cv_reproducible"] is True
     _finite(m, "single_split_auc_min", "single_split_auc_max", "cv_auc_mean", "cv_auc_std", "loso_auc_mean",
             "loso_auc_min", "auc_gap_one_site", "auc_gap_diverse", "eod_one_site", "eod_diverse", "temperature",
-            "ece_before", "ece_after", "val_nll_before", "val_nll_after", "auc_home_diverse")
-    for key in ("auc_gap_one_site", "auc_gap_diverse", "eod_one_site", "eod_diverse", "ece_before", "ece_after"):
-        assert 0 <= m[key] <= 1, (key, m[key])
+            "ece_before", "ece_after", "val_nll_before", "val_nll_after", "auc_home_diverse", "patients_at_two_sites")
+    # The sites deal out children: none is at two sites or in two of train / val / test. Dealing images instead put
+    # 144-147 of the 564 training children at two sites (seeds 0-2).
+    assert m["patients_at_two_sites"] == 0, m["patients_at_two_sites"]
     # Temperature scaling minimises the validation NLL (a fit that raised it would be broken) and keeps the ranking:
-    # the AUC moves only where probabilities that rounded to exactly 1.0 were tied before scaling.
+    # the AUC moves only where probabilities that rounded to exactly 1.0 were tied before scaling (at most 0.004).
     assert m["temperature"] > 0 and m["val_nll_after"] <= m["val_nll_before"] + 1e-9
     assert abs(m["auc_after_scaling"] - m["auc_before_scaling"]) < 0.01
     # Bootstrap intervals are valid: ordered, inside [0, 1], and bracketing their estimate.
@@ -100,29 +102,33 @@ def check_05(m):
         for metric in ("sensitivity", "specificity", "auc"):
             est, low, high = m[f"{point}_{metric}_ci"]
             assert 0 <= low <= est <= high <= 1, (point, metric, m[f"{point}_{metric}_ci"])
-        assert m[f"{point}_fn"] >= 0 and m[f"{point}_fp"] >= 0
-    # The probe learns (CV AUC 0.85-0.92 in smoke, 0.93-0.94 in workshop, seeds 0-4) and temperature scaling,
-    # fitted on validation data, lowers the calibration error on the held-out test set (every seed, both profiles).
-    assert m["cv_auc_mean"] > 0.8, m["cv_auc_mean"]
+    # The probe learns: patient-grouped CV AUC 0.796-0.861 in smoke (48 px, 120 images), 0.930-0.952 in workshop.
+    assert m["cv_auc_mean"] > (0.7 if m["profile"] == "smoke" else 0.88), m["cv_auc_mean"]
+    # One split can mislead: single 80/20 splits by patient spread 0.073-0.141 AUC in smoke, 0.042-0.069 in workshop.
+    assert m["single_split_auc_max"] - m["single_split_auc_min"] > 0.02, (m["single_split_auc_min"],
+                                                                          m["single_split_auc_max"])
+    # Temperature scaling, fitted on validation, lowers the test ECE (every seed, both profiles: workshop 0.10-0.16
+    # -> 0.04-0.08, smoke 0.17-0.20 -> 0.09-0.15).
     assert m["ece_after"] < m["ece_before"], (m["ece_before"], m["ece_after"])
     _solutions_right(m, "05", 3)
-    if m["profile"] != "smoke":  # smoke's sites hold 20-30 images each: too few to rank them (seeds 0-4 disagree)
-        # Workshop, seeds 0-4: a model trained at one site loses 0.17-0.26 AUC at its worst site, one trained at
-        # all four only 0.03-0.12; its equalized-odds gap shrinks too, and leaving whole sites out of
-        # cross-validation is more pessimistic than random folds (0.86-0.89 against 0.93-0.94).
+    if m["profile"] != "smoke":  # smoke's test sites hold about 20 images each: too few to rank them (seeds 0-3 disagree)
+        # Workshop, seeds 0-4: trained at one site the probe's worst test site scores 0.44-0.60 AUC, trained at all
+        # four 0.68-0.85; the AUC gap between sites (0.36-0.48 -> 0.06-0.30) and the equalized-odds difference
+        # (0.72-0.86 -> 0.21-0.38) shrink; leaving whole sites out of CV is more pessimistic than patient-grouped
+        # random folds (0.885-0.903 against 0.930-0.952).
         assert m["auc_gap_diverse"] < m["auc_gap_one_site"], (m["auc_gap_one_site"], m["auc_gap_diverse"])
         assert m["auc_worst_diverse"] > m["auc_worst_one_site"], (m["auc_worst_one_site"], m["auc_worst_diverse"])
         assert m["eod_diverse"] < m["eod_one_site"], (m["eod_one_site"], m["eod_diverse"])
         assert m["loso_auc_mean"] < m["cv_auc_mean"], (m["cv_auc_mean"], m["loso_auc_mean"])
-    if "nih_macro_auc_ci" in m:  # the NIH section ran (NIH_DIR given): real findings, real sex and age
-        _check_05_nih(m)
+    _check_05_nih(m)  # the bundled NIH subset: every run has real findings, sex and age
 
 
 def _check_05_nih(m):
     # Margins from benchmarks/nih_section_margins.py, seeds 0-3, smoke (48 px, 200 replicates) and workshop (64 px,
-    # 1000 replicates). The split is by patient: no patient on two sides (every seed, by construction).
+    # 1000 replicates), on the development copy whose pixels the bundled subset keeps (tests/test_multilabel.py); the
+    # lesson's own runs (claim_margins.py --lesson 05) agree. The split is by patient: no patient on two sides.
     assert m["nih_patients_on_both_sides"] == 0
-    # ...while the same split drawn by image puts 103-118 patients on both sides (seeds 0-3, of 116-132 test patients).
+    # ...while the same split drawn by image puts 101-118 patients on both sides (seeds 0-4).
     assert m["nih_image_split_patients_on_both_sides"] > 50, m["nih_image_split_patients_on_both_sides"]
     assert m["nih_follow_up_share"] > 0.5, m["nih_follow_up_share"]  # 0.746 of the images are follow-ups
     for row in m["nih_finding_auc"]:
@@ -133,14 +139,14 @@ def _check_05_nih(m):
         est, low, high = m[key]
         assert 0 <= low <= est <= high <= 1, (key, m[key])
     macro, by_image, by_patient = m["nih_macro_auc_ci"][0], m["nih_macro_auc_ci"], m["nih_macro_auc_patient_ci"]
-    # Frozen ImageNet features at 48-64 px carry some signal: macro AUC 0.635-0.714 (seeds 0-3, both profiles), and
-    # the image-resampled interval excludes chance (its low end 0.573-0.670).
-    assert macro > 0.6, macro
+    # Frozen ImageNet features at 48-64 px carry some signal: macro AUC 0.581-0.714 (smoke seeds 0-3, workshop 0-4:
+    # seed 4 is the low one), and the image-resampled interval excludes chance (its low end 0.534-0.670).
+    assert macro > 0.55, macro
     assert by_image[1] > 0.5, by_image
     # Follow-ups are not independent: resampling patients widens the interval (0.113-0.243 against 0.082-0.120).
     assert by_patient[2] - by_patient[1] > by_image[2] - by_image[1], (by_image, by_patient)
     # What a thousand images cannot tell: the widest per-finding interval spans 0.261-0.357, and the equalized-odds
-    # difference by sex spans 0.425-0.792 (patients resampled), far too wide to call the model fair or unfair.
+    # difference by sex spans 0.424-0.802 (patients resampled), far too wide to call the model fair or unfair.
     assert max(row["high"] - row["low"] for row in m["nih_finding_auc"]) > 0.2, m["nih_finding_auc"]
     assert m["nih_eod_sex_ci"][2] - m["nih_eod_sex_ci"][1] > 0.3, m["nih_eod_sex_ci"]
 

@@ -7,8 +7,8 @@ import pytest
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data_samples"
 NOT_DATA = {"README.md", "SHA256SUMS", "make_chest_xray_sample.py", "make_second_site_sample.py", "make_volume_samples.py",
-            "make_modality_samples.py"}
-FOLDERS = ("chest_xray/", "chest_xray_external/", "isic_dermoscopy/")  # sample folders: README names the folder, SHA256SUMS every file in it
+            "make_modality_samples.py", "make_nih_sample.py"}
+FOLDERS = ("chest_xray/", "chest_xray_external/", "isic_dermoscopy/", "nih_cxr14/")  # sample folders: README names the folder, SHA256SUMS every file in it
 
 
 def _sums() -> dict:
@@ -75,3 +75,16 @@ def test_second_site_sample_is_the_whole_external_dev_half_and_small():
     every = files["NORMAL"] + files["PNEUMONIA"]
     assert sum(p.stat().st_size for p in every) < 2e6
     assert len({patient_key(p.name) for p in every}) == 203, "the external dev half holds 203 patients"
+
+
+def test_nih_sample_is_small_grey_and_names_its_provider():
+    from PIL import Image
+
+    images = sorted((SAMPLES / "nih_cxr14" / "images").glob("*.png"))
+    table = (SAMPLES / "nih_cxr14" / "metadata.csv").read_text().splitlines()
+    assert len(images) == 1000 and len(table) == 1001 and table[0].startswith("image,findings,follow_up,patient_id")
+    assert sum(p.stat().st_size for p in images) < 3e6
+    with Image.open(images[0]) as img:
+        assert img.mode == "L" and img.size == (64, 64)
+    readme = (SAMPLES / "README.md").read_text()  # NIH's terms: the provider, the download site and the citation
+    assert all(s in readme for s in ("NIH Clinical Center", "nihcc.app.box.com/v/ChestXray-NIHCC", "ChestX-ray8"))

@@ -77,6 +77,22 @@ def test_repeated_single_splits_spread(toy):
     assert np.array_equal(s, evaluate.repeated_single_splits(LogisticRegression(), X, y, n_repeats=8, seed=0))
 
 
+def test_repeated_single_splits_by_patient_keep_each_patient_on_one_side(toy):
+    X, y, _ = toy
+    patients = np.arange(len(y)) // 3
+    shared = []
+
+    def fit_predict(X_train, y_train, X_test):  # column 0 carries the patient id, to see who went where
+        shared.append(len(set(X_train[:, 0]) & set(X_test[:, 0])))
+        return LogisticRegression().fit(X_train[:, 1:], y_train).predict_proba(X_test[:, 1:])
+
+    tagged = np.column_stack([patients, X])
+    s = evaluate.repeated_single_splits(fit_predict, tagged, y, n_repeats=5, seed=0, groups=patients)
+    assert len(s) == 5 and shared == [0] * 5
+    evaluate.repeated_single_splits(fit_predict, tagged, y, n_repeats=5, seed=0)  # by image: patients on both sides
+    assert min(shared[5:]) > 0
+
+
 @pytest.mark.parametrize("bad, match", [
     (dict(k=7), "class 0 has only 6"),
     (dict(k=1), "k >= 2"),

@@ -98,22 +98,26 @@ def test_nih_reader_errors(tmp_path):
         nih_findings(tmp_path)
 
 
-def test_load_nih_without_a_folder_says_how_and_returns_none(capsys):
-    assert multilabel.load_nih(None) is None
-    out = capsys.readouterr().out
-    assert out.count("\n") == 1 and "NIH_DIR" in out and "metadata.csv" in out
-
-
-@pytest.mark.skipif(not NIH.is_dir(), reason="needs ../shared/data/nih_cxr14_1000")
-def test_nih_subset_reads_and_splits_by_patient():
-    nih = nih_findings(NIH)
+def test_load_nih_without_a_folder_reads_the_bundled_subset_and_refuses_a_missing_one(tmp_path):
+    nih = multilabel.load_nih(None)  # what every student's lesson 05 reads
     assert nih.Y.shape == (1000, 14) and (nih.Y.sum(1) == 0).sum() == 499  # README: 499 "No Finding"
+    assert nih.images.shape == (1000, 64, 64) and len(np.unique(nih.patients)) == 264
     parts = multilabel.patient_split(nih.patients, nih.Y, seed=0)
     assert multilabel.patients_on_both_sides(nih.patients, parts) == 0
     assert sorted(np.concatenate(list(parts.values())).tolist()) == list(range(1000))
     assert nih.names[nih.column("Effusion")] == "Effusion"
     with pytest.raises(UnknownNameError, match="Unknown finding 'Efusion'"):  # lesson 05's NIH_FINDING, misspelt
         nih.column("Efusion")
+    with pytest.raises(DataError, match="nowhere"):
+        multilabel.load_nih(tmp_path / "nowhere")
+
+
+@pytest.mark.skipif(not NIH.is_dir(), reason="needs ../shared/data/nih_cxr14_1000")
+def test_bundled_nih_subset_has_the_development_copys_pixels_and_table():
+    bundled, source = multilabel.load_nih(None), nih_findings(NIH)  # make_nih_sample.py: grey PNG, lossless
+    assert np.array_equal(bundled.images, source.images) and np.array_equal(bundled.Y, source.Y)
+    assert np.array_equal(bundled.patients, source.patients)
+    assert all(np.array_equal(bundled.meta[k], source.meta[k]) for k in ("age", "sex", "view", "follow_up"))
 
 
 # --- metrics ---------------------------------------------------------------------------------------

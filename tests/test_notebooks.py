@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from claims import claims_for
-from conftest import SHARED_DATA
 
 from medkit.course.notebooks import lesson_paths, run_notebook
 
@@ -16,12 +15,11 @@ SMOKE_RUNS: dict[str, dict] = {}  # lesson stem -> metrics of its smoke run, reu
 NOTEBOOKS = sorted(Path(__file__).resolve().parents[1].joinpath("notebooks").glob("[0-9][0-9]_*.ipynb"))
 # a lesson's runs share one pytest-xdist worker, so the reproducibility test reuses its smoke run (`--dist loadgroup`)
 LESSON_RUNS = [pytest.param(p, id=p.stem, marks=pytest.mark.xdist_group(p.stem)) for p in NOTEBOOKS]
-NIH = SHARED_DATA / "nih_cxr14_1000"  # lesson 05's NIH section runs when the development copy is there
 
 
 def lesson_parameters(path) -> dict:
-    """Return the parameters a lesson gets beyond PROFILE and SEED: lesson 05 reads the NIH subset when present."""
-    return {"NIH_DIR": str(NIH)} if path.stem.startswith("05") and NIH.is_dir() else {}
+    """Return the parameters a lesson gets beyond PROFILE and SEED: none; lesson 05 reads its bundled NIH subset."""
+    return {}
 
 
 def test_lessons_found():

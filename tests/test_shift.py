@@ -87,3 +87,28 @@ def test_custom_scanner_and_bad_sites(toy):
         shift.make_sites(toy.subset(np.arange(3)), ("reference", "high_contrast"))
     with pytest.raises(DataError, match="distinct"):
         shift.make_sites(toy, ("reference", "reference"))
+
+
+def test_sites_deal_whole_patients_when_groups_are_patient_keys(toy):
+    patients = np.array([f"p{i // 4}" for i in range(120)])  # 30 patients of 4 images, each of one class
+    sites = shift.make_sites(ImageDataset(toy.images, toy.labels, toy.classes, patients, "toy"),
+                             ("reference", "high_contrast", "soft_low_dose"), seed=0)
+    where = {}
+    for patient, site in zip(sites.meta["patients"], sites.groups):
+        where.setdefault(patient, set()).add(site)
+    assert len(where) == 30 and all(len(s) == 1 for s in where.values())  # no patient at two sites
+    sizes = [int((sites.groups == s).sum()) for s in sites.meta["sites"]]
+    assert sum(sizes) == 120 and max(sizes) - min(sizes) <= 4  # balanced to within one patient
+    ref = sites.groups == "reference"  # the reference scanner leaves pixels as they were: they match their patient
+    assert all(any(np.array_equal(im, o) for o in toy.images[patients == p])
+               for im, p in zip(sites.images[ref], np.array(sites.meta["patients"])[ref]))
+    mixed = shift.make_sites(ImageDataset(toy.images, toy.labels, toy.classes, patients, "toy"),
+                             ("reference", "high_contrast"), label_mix=(0.5, 0.9), seed=0)
+    for share, site in zip((0.5, 0.9), mixed.meta["sites"]):
+        n = int((mixed.groups == site).sum())
+        assert abs(mixed.labels[mixed.groups == site].mean() - share) <= 4 / n  # within one patient of the mix
+    both = patients.copy()
+    both[39:42] = "x"  # one patient with a normal and two pneumonia images
+    with pytest.raises(DataError, match="one class per patient"):
+        shift.make_sites(ImageDataset(toy.images, toy.labels, toy.classes, both, "toy"),
+                         ("reference", "high_contrast"), label_mix=(0.5, 0.9))

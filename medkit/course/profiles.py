@@ -103,7 +103,9 @@ LESSON_SETTINGS: dict[str, dict[str, dict]] = {
                      n_sanity=64),
     },
     "05": {
-        # sites are dealt from n_train training images; n_val / n_test subsample the official val and held-out test
+        # the bundled chest X-rays (data.chest_xrays, split by patient, test fixed); n_train / n_val / n_test draw whole
+        # patients from its train / val / test parts (None: all: 912 / 131 / 260 images of 564 / 81 / 160 children),
+        # which make_sites then deals out, patient by patient, to the four simulated sites
         "smoke": dict(n_train=120, n_val=60, n_test=80, folds=4, repeats=4, n_boot=200),
         "workshop": dict(n_train=2000, n_val=None, n_test=None, folds=5, repeats=10, n_boot=1000),
         "full": dict(n_train=None, n_val=None, n_test=None, folds=10, repeats=20, n_boot=2000),

@@ -4,7 +4,8 @@ Two readers share one parser:
 
 - `nih_findings(folder)` reads a folder in the layout of the NIH ChestX-ray14 release joined per image
   (`images/*.png` + `metadata.csv` with image, findings, follow_up, patient_id, age, sex, view). Lesson 05
-  uses it; the data are never bundled (the NIH release is not under a licence medkit may redistribute).
+  uses it on the bundled subset (`nih_sample_dir()`: 1,000 images at 64 px, data_samples/nih_cxr14; the NIH
+  release has no restriction on use, only attribution: see data_samples/README.md) or on a folder you build.
 - `from_findings_csv(path)` reads a `medkit fit` CSV (path, label[, patient]) whose labels are findings.
 
 To build such a folder from the official release (https://nihcc.app.box.com/v/ChestXray-NIHCC): take
@@ -23,10 +24,11 @@ from ..errors import DataError, UnknownNameError
 from ..paths import check_dir
 from .dataset import ImageDataset
 from .decoded import load_images
+from .medmnist import sample_path
 from .pixels import DEFAULT_VALUE_RANGE
 
-__all__ = ["NIH_FINDINGS", "NO_FINDING", "SEPARATOR", "NIH_COLUMNS", "Findings", "is_multilabel", "parse_findings",
-           "nih_findings", "from_findings_csv"]
+__all__ = ["NIH_FINDINGS", "NO_FINDING", "SEPARATOR", "NIH_COLUMNS", "NIH_SAMPLE", "Findings", "is_multilabel",
+           "parse_findings", "nih_findings", "nih_sample_dir", "from_findings_csv"]
 
 # the 14 labels of ChestX-ray14 (Wang et al. 2017), spelled as Data_Entry_2017 spells them
 NIH_FINDINGS = ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Effusion", "Emphysema", "Fibrosis",
@@ -34,6 +36,12 @@ NIH_FINDINGS = ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Effusi
 NO_FINDING = "No Finding"  # all zeros, never a column of its own
 SEPARATOR = "|"
 NIH_COLUMNS = ("image", "findings", "follow_up", "patient_id", "age", "sex", "view")
+NIH_SAMPLE = "nih_cxr14"  # folder under data_samples/: made by make_nih_sample.py
+
+
+def nih_sample_dir() -> Path:
+    """Return the bundled NIH ChestX-ray14 subset (data_samples/nih_cxr14: metadata.csv + images/)."""
+    return sample_path(NIH_SAMPLE)
 
 
 @dataclass

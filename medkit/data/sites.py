@@ -68,14 +68,85 @@ def _site_size(n_pos: int, n_neg: int, label_mix, n_max: int) -> int:
     return 0
 
 
+def _deal_images(dataset: ImageDataset, n_sites: int, label_mix, rng) -> list:
+    """Return one index array per site, dealing single images (a dataset without patient keys)."""
+    n_per_site = len(dataset) // n_sites
+    if label_mix is None:
+        order = rng.permutation(len(dataset))
+        return [order[i * n_per_site:(i + 1) * n_per_site] for i in range(n_sites)]
+    pos, neg = (rng.permutation(np.flatnonzero(dataset.labels == k)) for k in (1, 0))
+    n_per_site = _site_size(len(pos), len(neg), label_mix, n_per_site)
+    if n_per_site < 2:
+        raise DataError(f"label_mix {label_mix} cannot be met with {len(pos)} positives and {len(neg)} negatives "
+                        f"for {n_sites} sites; use shares closer to {len(pos) / len(dataset):.2f} "
+                        "(the dataset's own) or more images.")
+    parts, used_pos, used_neg = [], 0, 0
+    for share in label_mix:
+        n_pos = int(round(n_per_site * share))
+        n_neg = n_per_site - n_pos
+        parts.append(np.concatenate([pos[used_pos:used_pos + n_pos], neg[used_neg:used_neg + n_neg]]))
+        used_pos, used_neg = used_pos + n_pos, used_neg + n_neg
+    return parts
+
+
+def _take(queue: list, members: dict, target: int) -> list:
+    """Remove whole patients from `queue` while they fit in `target` images; return their image indices."""
+    taken, count = [], 0
+    for key in list(queue):
+        if count + len(members[key]) <= target:
+            queue.remove(key)
+            taken.append(members[key])
+            count += len(members[key])
+        if count == target:
+            break
+    return taken
+
+
+def _deal_patients(dataset: ImageDataset, n_sites: int, label_mix, rng) -> list:
+    """Return one index array per site, dealing whole patients (`dataset.groups`) so none is at two sites."""
+    keys, inverse = np.unique(dataset.groups, return_inverse=True)
+    members = {k: np.flatnonzero(inverse == i) for i, k in enumerate(keys)}
+    order = [keys[i] for i in rng.permutation(len(keys))]
+    if label_mix is None:  # each patient to the site with the fewest images so far: sites within a patient's size
+        parts = [[] for _ in range(n_sites)]
+        sizes = np.zeros(n_sites, int)
+        for key in order:
+            site = int(np.argmin(sizes))
+            parts[site].append(members[key])
+            sizes[site] += len(members[key])
+        return [np.concatenate(p) if p else np.array([], int) for p in parts]
+    mixed = [k for k in keys if len(np.unique(dataset.labels[members[k]])) > 1]
+    if mixed:
+        raise DataError(f"label_mix needs one class per patient, but {len(mixed)} patient(s) have both (e.g. "
+                        f"{str(mixed[0])!r}); deal them without a label_mix, or give each image its own group.")
+    positive = [k for k in order if dataset.labels[members[k][0]] == 1]
+    negative = [k for k in order if dataset.labels[members[k][0]] == 0]
+    n_pos, n_neg = (sum(len(members[k]) for k in side) for side in (positive, negative))
+    n_per_site = _site_size(n_pos, n_neg, label_mix, len(dataset) // n_sites)
+    if n_per_site < 2:
+        raise DataError(f"label_mix {label_mix} cannot be met with {n_pos} positive and {n_neg} negative images "
+                        f"for {n_sites} sites; use shares closer to {n_pos / len(dataset):.2f} (the dataset's own) "
+                        "or more patients.")
+    parts = []
+    for share in label_mix:
+        want_pos = int(round(n_per_site * share))
+        taken = _take(positive, members, want_pos) + _take(negative, members, n_per_site - want_pos)
+        parts.append(np.concatenate(taken) if taken else np.array([], int))
+    return parts
+
+
 def make_sites(dataset: ImageDataset, scanners=("reference", "high_contrast", "soft_low_dose"), *,
                label_mix=None, seed: int = 0) -> ImageDataset:
     """Split `dataset` into simulated sites, each imaged by its own scanner; return it with `groups` = site name.
 
+    When `dataset.groups` holds patient keys, whole **patients** are dealt out, so no patient is at two sites (a
+    real hospital images its own patients), and their keys follow the images in `meta["patients"]`; sites then
+    differ in size by at most one patient's images. Without groups, single images are dealt out.
     `label_mix` optionally gives each site's share of positives (e.g. (0.5, 0.75, 0.9)) so the sites
-    differ in case mix too. Images are dealt out without replacement, so no image is in two sites;
-    with a `label_mix`, every site gets the same size, the largest for which every mix is met exactly
-    (so some images may be left out), and a DataError says so when no size works.
+    differ in case mix too. Nothing is at two sites; with a `label_mix`, every site gets the same size, the
+    largest for which every mix is met (exactly for images; as closely as whole patients allow, never above it,
+    for patients, who must then each have one class), so some images may be left out, and a DataError says so
+    when no size works.
     """
     names = [s if isinstance(s, str) else s.name for s in scanners]
     for s in scanners:
@@ -86,34 +157,28 @@ def make_sites(dataset: ImageDataset, scanners=("reference", "high_contrast", "s
         raise DataError(f"Site names must be distinct; got {names}.")
     if len(dataset) < 2 * len(scanners):
         raise DataError(f"{len(dataset)} images are too few for {len(scanners)} sites.")
-    rng = np.random.default_rng(seed)
-    n_per_site = len(dataset) // len(scanners)
-    if label_mix is None:
-        order = rng.permutation(len(dataset))
-        parts = [order[i * n_per_site:(i + 1) * n_per_site] for i in range(len(scanners))]
-    else:
+    by_patient = dataset.groups is not None
+    if by_patient and len(np.unique(dataset.groups)) < len(scanners):
+        raise DataError(f"{len(np.unique(dataset.groups))} patients are too few for {len(scanners)} sites.")
+    if label_mix is not None:
         label_mix = [float(share) for share in label_mix]
         if len(label_mix) != len(scanners):
             raise DataError(f"label_mix has {len(label_mix)} entries for {len(scanners)} sites.")
         if any(not 0 <= share <= 1 for share in label_mix):
             raise DataError(f"label_mix {label_mix} must hold shares of positives in [0, 1].")
-        pos, neg = (rng.permutation(np.flatnonzero(dataset.labels == k)) for k in (1, 0))
-        n_per_site = _site_size(len(pos), len(neg), label_mix, n_per_site)
-        if n_per_site < 2:
-            raise DataError(f"label_mix {label_mix} cannot be met with {len(pos)} positives and {len(neg)} negatives "
-                            f"for {len(scanners)} sites; use shares closer to {len(pos) / len(dataset):.2f} "
-                            "(the dataset's own) or more images.")
-        parts, used_pos, used_neg = [], 0, 0
-        for share in label_mix:
-            n_pos = int(round(n_per_site * share))
-            n_neg = n_per_site - n_pos
-            parts.append(np.concatenate([pos[used_pos:used_pos + n_pos], neg[used_neg:used_neg + n_neg]]))
-            used_pos, used_neg = used_pos + n_pos, used_neg + n_neg
-    images, labels, groups = [], [], []
+    rng = np.random.default_rng(seed)
+    deal = _deal_patients if by_patient else _deal_images
+    parts = deal(dataset, len(scanners), label_mix, rng)
+    images, labels, groups, patients = [], [], [], []
     for i, (name, scanner, part) in enumerate(zip(names, scanners, parts)):
         part = np.sort(part)  # dataset order within a site: the result does not depend on dealing order
         images.append(scanner(dataset.images[part], seed=seed + i))
         labels.append(dataset.labels[part])
         groups += [name] * len(part)
+        if by_patient:
+            patients += dataset.groups[part].tolist()
+    meta = {**dataset.meta, "sites": names, "simulated": True}
+    if by_patient:
+        meta["patients"] = patients
     return ImageDataset(np.concatenate(images), np.concatenate(labels), list(dataset.classes), np.array(groups),
-                        name=f"{dataset.name}:sites", meta={**dataset.meta, "sites": names, "simulated": True})
+                        name=f"{dataset.name}:sites", meta=meta)

@@ -160,21 +160,34 @@ def cross_validate(model, X, y, *, k: int = 5, groups=None, seed: int = 0, thres
     return CVResult(pd.DataFrame(rows), oof)
 
 
+def _one_split(y, groups, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return one stratified (train, test) split; with `groups`, the first fold of a StratifiedGroupKFold."""
+    index = np.arange(len(y))
+    if groups is None:
+        return train_test_split(index, test_size=test_size, stratify=y, random_state=seed)
+    folds = StratifiedGroupKFold(max(2, round(1 / test_size)), shuffle=True, random_state=seed)
+    return next(folds.split(index, y, groups))
+
+
 def repeated_single_splits(model, X, y, *, test_size: float = 0.2, n_repeats: int = 20, seed: int = 0,
-                           metric: str = "auc") -> np.ndarray:
+                           metric: str = "auc", groups=None) -> np.ndarray:
     """Return `metric` on the test part of `n_repeats` random stratified splits, one per seed.
 
-    Each value is what a paper reporting "one random split" would have published.
+    Each value is what a paper reporting "one random split" would have published. With `groups` (patient ids)
+    no patient is on both sides: each split is then one fold of a stratified group k-fold with k = 1 / test_size.
     """
     X, y = np.asarray(X), np.asarray(y)
     if metric not in ("auc", "acc", "balanced_acc", "sensitivity", "specificity"):
         raise DataError(f"Unknown metric {metric!r}; choose auc, acc, balanced_acc, sensitivity or specificity.")
     if len(X) != len(y):
         raise DataError(f"{len(X)} feature rows for {len(y)} labels.")
+    if groups is not None and len(groups) != len(y):
+        raise DataError(f"{len(groups)} group ids for {len(y)} labels; give one group per sample.")
+    groups = None if groups is None else np.asarray(groups)
     scores = []
     for r in range(int(n_repeats)):
         try:
-            train, test = train_test_split(np.arange(len(y)), test_size=test_size, stratify=y, random_state=seed + r)
+            train, test = _one_split(y, groups, test_size, seed + r)
         except ValueError as exc:
             raise DataError(f"Cannot split {len(y)} samples stratified with test_size={test_size}: {exc}") from exc
         probs = _fit_predict(model, X[train], y[train], X[test])

@@ -88,3 +88,96 @@ def test_bad_inputs_are_refused():
     three = np.column_stack([_probs(current), np.zeros(len(labels))]) / 1.0
     with pytest.raises(DataError):
         paired_auc_difference(labels, three, _probs(current), patients)
+
+
+# --- `medkit compare` on real tiny fits ---------------------------------------------------------
+
+FIT = ["--epochs", "1", "--image-size", "48", "--quiet", "--batch-size", "32", "--freeze", "all"]
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    """(home folder, second site, {current, untrained}): two real `medkit fit` runs (a few seconds each)."""
+    from folders import kermany_folder
+
+    from medkit.cli import main
+
+    root = tmp_path_factory.mktemp("compare")
+    home = kermany_folder(root / "home", n_patients=24)
+    site = kermany_folder(root / "site", n_patients=12, seed=5, start=100)
+    cks = {}
+    for name, extra in (("current", ["--seed", "0", "--epochs", "4"]), ("untrained", ["--seed", "2", "--lr", "1e-9", "--head-lr", "1e-9"])):
+        cks[name] = root / name
+        assert main(["fit", "--data", str(home), "--out", str(cks[name]), *FIT, *extra]) == 0
+    return home, site, cks
+
+
+def test_compare_promotes_an_equal_candidate_and_keeps_an_untrained_one(fitted, tmp_path, capsys):
+    """The same weights under another name are equal, within no noise at all: PROMOTE; a head never trained: KEEP."""
+    import json
+    import shutil
+
+    from medkit.checkpoint import read_config
+    from medkit.cli import main
+    from medkit.deploy import ModelCard
+
+    home, site, cks = fitted
+    capsys.readouterr()
+    argv = ["compare", "--json", "--current", str(cks["current"]), "--data", str(home), "--data-external", str(site),
+            "--n-boot", "300"]
+    same = tmp_path / "retrained"
+    shutil.copytree(cks["current"], same)
+    code = main([*argv, "--candidate", str(same), "--record"])
+    good = json.loads(capsys.readouterr().out)
+    assert [p["kind"] for p in good["parts"]] == ["locked", "external"]
+    locked, external = good["parts"]
+    assert locked["part"] == "test" and external["part"] == "all" and external["n"] == 48
+    assert all(p["verdict"] == "non-inferior" and p["difference"] == 0 for p in good["parts"]), good["parts"]
+    assert good["decision"] == "PROMOTE" and code == 0
+    code = main([*argv, "--candidate", str(cks["untrained"])])
+    bad = json.loads(capsys.readouterr().out)
+    assert bad["decision"] == "KEEP" and code == 1
+    assert any(p["difference"] < -0.1 and p["verdict"] == "inferior" for p in bad["parts"]), bad["parts"]
+    # the PROMOTE was recorded on the candidate, and its model card shows it with its numbers
+    assert read_config(same)["comparisons"][-1]["decision"] == "PROMOTE"
+    assert "comparisons" not in read_config(cks["current"])
+    card = ModelCard.from_checkpoint(same, intended_use="teaching").to_markdown()
+    assert "## Retraining gate" in card and "**PROMOTE**" in card and f"{locked['auc_candidate']:.3g}" in card
+
+
+def test_compare_refuses_locked_images_a_checkpoint_trained_on(fitted, tmp_path):
+    from medkit.fit.compare import compare_checkpoints
+
+    home, _, cks = fitted
+    rows = ["path,label,patient"] + [f"{p},{p.parent.name},{p.stem.split('_')[0][:7]}"
+                                     for p in sorted(home.rglob("*.png"))]
+    every = tmp_path / "every.csv"  # another path to the same images: the training images among them
+    every.write_text("\n".join(rows) + "\n")
+    with pytest.raises(DataError, match="locked images are in the current checkpoint's training"):
+        compare_checkpoints(cks["current"], cks["untrained"], every, n_boot=100)
+
+
+def test_compare_refuses_images_without_patients(fitted, tmp_path):
+    import shutil
+
+    from medkit.fit.compare import compare_checkpoints
+
+    _, site, cks = fitted
+    for i, png in enumerate(sorted(site.rglob("*.png"))):
+        (tmp_path / "anon" / png.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(png, tmp_path / "anon" / png.parent.name / f"film{i}.png")
+    with pytest.raises(DataError, match="no patient keys"):
+        compare_checkpoints(cks["current"], cks["untrained"], tmp_path / "anon", n_boot=100)
+
+
+def test_checkpoints_of_other_classes_are_not_compared():
+    from medkit.errors import ConfigError
+    from medkit.fit.compare import _check_comparable
+
+    normal = {"classes": ["NORMAL", "PNEUMONIA"]}
+    with pytest.raises(ConfigError, match="different classes"):
+        _check_comparable({"current": normal, "candidate": {"classes": ["PNEUMONIA", "NORMAL"]}})
+    with pytest.raises(ConfigError, match="two"):
+        _check_comparable({"current": {"classes": list("abc")}, "candidate": {"classes": list("abc")}})
+    with pytest.raises(ConfigError, match="multi-label"):
+        _check_comparable({"current": normal, "candidate": {**normal, "task": "multilabel"}})

@@ -66,29 +66,15 @@ def add_arguments(parser):
                         help="where to run the models (default auto: cuda if present, else mps, else cpu)")
 
 
-def table(result: dict) -> str:
-    """Return the per-part table and the decision line `medkit compare` prints."""
-    lines = [f"{'part':<9} {'data':<28} {'images':>6} {'patients':>8} {'AUC now':>8} {'AUC new':>8} "
-             f"{'difference [95% CI]':<26} {'p':>7} {'margin':>6}  verdict"]
-    for p in result["parts"]:
-        low, high = p["ci95"]
-        name = p["data"] if len(p["data"]) <= 28 else "..." + p["data"][-25:]
-        lines.append(f"{p['kind']:<9} {name:<28} {p['n']:>6} {p['patients']:>8} {p['auc_current']:>8.3f} "
-                     f"{p['auc_candidate']:>8.3f} {p['difference']:+.3f} [{low:+.3f}, {high:+.3f}]{'':<4} "
-                     f"{p['p_difference']:>7.3g} {p['margin']:>6.3g}  {p['verdict']}")
-    lines.append(f"decision: {result['decision']} ({result['rule']})")
-    return "\n".join(lines)
-
-
 def run(args) -> int:
     import json
 
-    from ..fit.compare import compare_checkpoints, record
+    from ..fit.compare import compare_checkpoints, decision_table, record
     from . import emit, log, to_jsonable
 
     result = compare_checkpoints(args.current, args.candidate, args.data, args.data_external, margin=args.margin,
                                  n_boot=args.n_boot, seed=args.seed, log=log, device=args.device)
-    log(table(result))
+    log(decision_table(result))
     if args.record:
         record(args.candidate, result)
         log(f"recorded: {result['decision']} in {args.candidate}/config.json (comparisons)")

@@ -28,7 +28,7 @@ from .config import data_fingerprint
 from .multilabel import is_multilabel_checkpoint
 from .single_label import read_as_trained, score_part
 
-__all__ = ["compare_checkpoints", "record", "image_digests"]
+__all__ = ["compare_checkpoints", "record", "decision_table", "image_digests"]
 
 ROLES = ("current", "candidate")
 
@@ -179,3 +179,17 @@ def record(candidate, result: dict) -> dict:
     entry["parts"] = [{k: v for k, v in p.items() if k != "scores"} for p in result["parts"]]
     record_comparison(candidate, entry)
     return entry
+
+
+def decision_table(result: dict) -> str:
+    """Return the per-part table of a `compare_checkpoints` result and its decision line (`medkit compare` prints it)."""
+    lines = [f"{'part':<9} {'data':<28} {'images':>6} {'patients':>8} {'AUC now':>8} {'AUC new':>8} "
+             f"{'difference [95% CI]':<26} {'p':>7} {'margin':>6}  verdict"]
+    for p in result["parts"]:
+        low, high = p["ci95"]
+        name = p["data"] if len(p["data"]) <= 28 else "..." + p["data"][-25:]
+        lines.append(f"{p['kind']:<9} {name:<28} {p['n']:>6} {p['patients']:>8} {p['auc_current']:>8.3f} "
+                     f"{p['auc_candidate']:>8.3f} {p['difference']:+.3f} [{low:+.3f}, {high:+.3f}]{'':<4} "
+                     f"{p['p_difference']:>7.3g} {p['margin']:>6.3g}  {p['verdict']}")
+    lines.append(f"decision: {result['decision']} ({result['rule']})")
+    return "\n".join(lines)

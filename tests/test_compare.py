@@ -92,7 +92,7 @@ def test_bad_inputs_are_refused():
 
 # --- `medkit compare` on real tiny fits ---------------------------------------------------------
 
-FIT = ["--epochs", "1", "--image-size", "48", "--quiet", "--batch-size", "32", "--freeze", "all"]
+FIT = ["--epochs", "1", "--image-size", "48", "--quiet", "--batch-size", "32", "--freeze", "all", "--no-audit"]
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +106,9 @@ def fitted(tmp_path_factory):
     home = kermany_folder(root / "home", n_patients=24)
     site = kermany_folder(root / "site", n_patients=12, seed=5, start=100)
     cks = {}
-    for name, extra in (("current", ["--seed", "0", "--epochs", "4"]), ("untrained", ["--seed", "2", "--lr", "1e-9", "--head-lr", "1e-9"])):
+    runs = {"current": ["--seed", "0", "--epochs", "4"],
+            "untrained": ["--seed", "2", "--lr", "1e-9", "--head-lr", "1e-9"]}  # a head that never moved
+    for name, extra in runs.items():
         cks[name] = root / name
         assert main(["fit", "--data", str(home), "--out", str(cks[name]), *FIT, *extra]) == 0
     return home, site, cks

@@ -37,7 +37,7 @@ from .cache import sha256sum
 from .errors import ConfigError, DataError, WeightsError
 from .models import get_backbone, get_spec
 
-__all__ = ["save_checkpoint", "load_checkpoint", "read_config", "read_state_dict", "record_validation", "data_path",
+__all__ = ["save_checkpoint", "load_checkpoint", "read_config", "read_state_dict", "record_validation", "record_comparison", "data_path",
            "settings_digest", "CONFIG_FILE", "WEIGHTS_FILE"]
 
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.pt"
@@ -230,14 +230,27 @@ def record_validation(ckpt_dir, entry: dict) -> dict:
     The weights must still match the sha256 the config commits to (a record describes those weights, not
     others); the rewritten config keeps that sha256, so `load_checkpoint` loads the same model afterwards.
     """
+    return _append_record(ckpt_dir, "validation", entry)
+
+
+def record_comparison(ckpt_dir, entry: dict) -> dict:
+    """Append one retraining-gate decision (`medkit compare --record`) to the config's `comparisons`; return it.
+
+    Same commit as `record_validation`: the weights are checked against their sha256 and never rewritten.
+    """
+    return _append_record(ckpt_dir, "comparisons", entry)
+
+
+def _append_record(ckpt_dir, key: str, entry: dict) -> dict:
+    """Append `entry` to the list `key` of a checkpoint's config.json, atomically, under the checkpoint's lock."""
     ckpt_dir = Path(ckpt_dir)
     with _locked(ckpt_dir):
         config = read_config(ckpt_dir)
         _weights_file(ckpt_dir, config)  # refuses weights replaced or damaged since the fit
-        records = config.get("validation", [])
+        records = config.get(key, [])
         if not isinstance(records, list):
-            raise ConfigError(f"{ckpt_dir / CONFIG_FILE}: `validation` is a {type(records).__name__}, not the list "
+            raise ConfigError(f"{ckpt_dir / CONFIG_FILE}: `{key}` is a {type(records).__name__}, not the list "
                               "medkit writes. Restore config.json from a copy, or retrain with `medkit fit`.")
-        updated = {**config, "validation": [*records, entry]}
+        updated = {**config, key: [*records, entry]}
         write_json(ckpt_dir / CONFIG_FILE, updated)  # serialised first: a value JSON cannot hold writes nothing
     return updated

@@ -208,6 +208,23 @@ def check_06(m):
     # De-identification changes attributes and keeps the pixels byte for byte.
     assert m["deid_n_changed"] > 10 and m["deid_pixels_identical"] is True
     _solutions_right(m, "06", 1)
+    _check_06_gate(m)
+
+
+def _check_06_gate(m):
+    # Lesson 06's retraining gate (section 8). Only its mechanics are asserted: the drift rates and the gate's
+    # decision on the CLAHE candidate are not yet measured over seeds (worded as this run's own numbers).
+    assert 0 <= m["gate_drift_false_alarm_rate"] <= 1 and 0 <= m["gate_drift_detection_rate"] <= 1
+    verdicts = [m[f"gate_{kind}_verdict"] for kind in ("locked", "external")]
+    # PROMOTE exactly when every part is non-inferior or better (medkit.evaluation.compare)
+    assert (m["gate_decision"] == "PROMOTE") == all(v in ("superior", "non-inferior") for v in verdicts), verdicts
+    for kind in ("locked", "external"):
+        low, high = m[f"gate_{kind}_ci95"]
+        assert low <= m[f"gate_{kind}_difference"] <= high, (kind, low, high)
+        assert 0 < m[f"gate_{kind}_patients"] <= m[f"gate_{kind}_n"]
+        assert math.isclose(m[f"gate_{kind}_difference"], m[f"gate_{kind}_auc_candidate"] - m[f"gate_{kind}_auc_current"],
+                            abs_tol=1e-9)
+    assert m["gate_external_n"] == 301  # the whole second site: data_samples/chest_xray_external
 
 
 def check_04(m):

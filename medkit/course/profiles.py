@@ -198,6 +198,16 @@ LESSON_SETTINGS: dict[str, dict[str, dict]] = {
         "full": dict(image_size=128, n_train=None, epochs=6, batch_size=64, lr=2e-3, num_seeds=5, n_boot=2000,
                      ks=(0, 10, 25, 50, 100), label_seeds=20, probe_folds=5),
     },
+    "06_gate": {  # lesson 06's retraining gate: two `medkit fit` runs on the bundled X-rays (head only, cached
+        # features, `epochs` each), drift batches of the home test part and of the second site, the gate's
+        # patient bootstrap (n_boot replicates), margin: its non-inferiority margin (medkit compare's default)
+        "smoke": dict(image_size=48, epochs=2, drift_batches=8, drift_batch_size=32, n_permutations=100, n_boot=300,
+                      margin=0.01),
+        "workshop": dict(image_size=64, epochs=4, drift_batches=20, drift_batch_size=32, n_permutations=300,
+                         n_boot=2000, margin=0.01),
+        "full": dict(image_size=128, epochs=6, drift_batches=40, drift_batch_size=32, n_permutations=500,
+                     n_boot=2000, margin=0.01),
+    },
 }
 
 
@@ -214,7 +224,7 @@ def resolve(profile: str, lesson: str = "", seed: int = 0, **overrides) -> Setti
     """Return the settings of `lesson` ("02") under `profile`; keyword overrides win over both."""
     if profile not in PROFILES:
         raise ProfileError(f"Unknown profile {profile!r}; choose one of {', '.join(PROFILES)}.")
-    lesson = str(lesson)[:2]
+    lesson = str(lesson) if str(lesson) in LESSON_SETTINGS else str(lesson)[:2]  # "06_gate": a section's own knobs
     per_lesson = dict(LESSON_SETTINGS.get(lesson, {}).get(profile, {}))
     common = {**_COMMON[profile], **{k: per_lesson.pop(k) for k in list(per_lesson) if k in _COMMON[profile]}}
     known = {f.name for f in fields(Settings)}

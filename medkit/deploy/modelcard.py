@@ -124,6 +124,25 @@ def _records_section(records: list, role: str) -> list[str]:
                           ("date", "date")]), ""]
 
 
+def _comparisons_section(comparisons: list) -> list[str]:
+    """Return the retraining-gate section: each decision, against which model, with its numbers per data part."""
+    if not comparisons:
+        return []
+    out = ["## Retraining gate (`medkit compare`)", ""]
+    for c in comparisons:
+        current = c.get("current") or {}
+        out += [f"**{c.get('decision')}** on {(c.get('date') or '')[:10]}: this model (candidate) against "
+                f"{current.get('checkpoint')} (weights sha256 {(current.get('weights_sha256') or '')[:16]}). "
+                f"Rule: {c.get('rule')}. Paired patient bootstrap, {c.get('n_boot')} replicates.", ""]
+        rows = [{**p, "difference": (p["difference"], *p["ci95"]), "p": p.get("p_difference"),
+                 "p_ni": p.get("p_noninferior")} for p in c.get("parts", [])]
+        out += [_table(rows, [("kind", "part"), ("data", "data"), ("n", "images"), ("patients", "patients"),
+                              ("auc_current", "AUC current"), ("auc_candidate", "AUC candidate"),
+                              ("difference", "difference (95% CI)"), ("p", "p (difference 0)"),
+                              ("p_ni", "p (non-inferiority)"), ("margin", "margin"), ("verdict", "verdict")]), ""]
+    return out
+
+
 def _source_rows(config: dict) -> list[dict]:
     """Return a provenance row per data source a checkpoint was trained or validated on (from its config)."""
     trained = config.get("data") if isinstance(config.get("data"), dict) else {}
@@ -153,6 +172,7 @@ class ModelCard:
     validation_set: str  # which images, how many, how they were chosen
     intended_use: str
     records: list = field(default_factory=list)  # a checkpoint's `validation` records: internal and external
+    comparisons: list = field(default_factory=list)  # retraining-gate decisions (`medkit compare --record`)
     out_of_scope: list = field(default_factory=list)
     subgroups: list = field(default_factory=list)  # rows from `subgroup_results`
     subgroup_note: str = ""  # what the subgroups are (and whether they are simulated)
@@ -220,6 +240,7 @@ class ModelCard:
         out += _records_section(self.records, "internal")
         out += ["### External validation (other sources)", ""]
         out += _records_section(self.records, "external") or [NO_EXTERNAL, ""]
+        out += _comparisons_section(self.comparisons)
         if self.subgroups:
             metrics = [k for k in self.validation if any(k in row for row in self.subgroups)]
             out += ["## Subgroup results", "", self.subgroup_note, "",
@@ -252,6 +273,7 @@ class ModelCard:
         defaults = {"name": name or f"{config['backbone']} {' / '.join(map(str, config['classes']))}",
                     "model": model, "training": training, "data": _source_rows(config), "validation": {},
                     "validation_set": "", "records": list(config.get("validation") or []),
+                    "comparisons": list(config.get("comparisons") or []),
                     "intended_use": intended_use}
         return cls(**{**defaults, **fields})
 

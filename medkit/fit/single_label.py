@@ -16,7 +16,7 @@ first `validation` record; `evaluate_internal_and_external` scores both roles an
 """
 
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +52,8 @@ from .multilabel import check_task_matches, evaluate_multilabel, fit_multilabel,
 from .recipe import RecipeConfig
 from .validation import metric_gap, role_of, validation_entry
 
-__all__ = ["fit_recipe", "evaluate_checkpoint", "score_checkpoint", "evaluate_internal_and_external", "checkpoint_gate"]
+__all__ = ["fit_recipe", "evaluate_checkpoint", "score_checkpoint", "ScoredPart", "score_part", "read_as_trained",
+           "evaluate_internal_and_external", "checkpoint_gate"]
 
 
 def _load_source(data, cfg: RecipeConfig, *, carve: bool, log):
@@ -220,14 +221,42 @@ def score_checkpoint(ckpt_dir, data, split: str = "auto", backbone: str | None =
             log("warning: the sanity gate does not cover multi-label checkpoints yet; every image is scored unchecked")
         return evaluate_multilabel(ckpt_dir, data, split, backbone=backbone, n_boot=n_boot, log=log,
                                    batch_size=batch_size, device=device, value_range=value_range), None
-    model, config = load_checkpoint(ckpt_dir, backbone=backbone)
+    scored = score_part(ckpt_dir, data, split, backbone, batch_size, n_boot, log, device, value_range, allow_ood)
+    return scored.result, (scored.labels, scored.probs)
+
+
+def read_as_trained(config: dict, data, *, carve: bool, log=None, value_range=None):
+    """Load `data` through the reader a checkpoint was fit with (size, contrast step, grouping, value range)."""
     recipe = config.get("recipe", {})
-    trained_on = config.get("data", {}) if isinstance(config.get("data"), dict) else {}
-    role = role_of(config, data)
     value_range = value_range if value_range is not None else recipe.get("value_range", RecipeConfig.value_range)
     cfg = RecipeConfig(image_size=int(config["image_size"]), group_by=recipe.get("group_by", "auto"),
                        contrast=contrast_of(config), value_range=tuple(value_range))
-    source = _load_source(data, cfg, carve=role == "internal", log=log)
+    return _load_source(data, cfg, carve=carve, log=log)
+
+
+@dataclass(frozen=True)
+class ScoredPart:
+    """What `score_part` scored: the result, each image's label and probabilities, and the images themselves."""
+
+    result: dict
+    labels: np.ndarray
+    probs: np.ndarray
+    dataset: object  # the ImageDataset scored (its groups are the patient keys), adaptation images left out
+    source: object  # the whole source it came from (every part, as the checkpoint's reader loaded it)
+
+
+def score_part(ckpt_dir, data, split: str = "auto", backbone: str | None = None, batch_size: int = SCORE_BATCH,
+               n_boot: int = 1000, log=None, device: str = "cpu", value_range=None,
+               allow_ood: bool = False, carve: bool | None = None) -> ScoredPart:
+    """Score a one-class-per-image checkpoint on one part of `data` (`evaluate_checkpoint`); keep what was scored.
+
+    `carve`: cut val and test out of `data` as fit does; None carves the checkpoint's own source only.
+    """
+    model, config = load_checkpoint(ckpt_dir, backbone=backbone)
+    trained_on = config.get("data", {}) if isinstance(config.get("data"), dict) else {}
+    role = role_of(config, data)
+    source = read_as_trained(config, data, carve=role == "internal" if carve is None else carve, log=log,
+                             value_range=value_range)
     fingerprint = data_fingerprint(source.splits)
     if role == "internal" and trained_on.get("fingerprint") not in (None, fingerprint) and log:
         log(f"warning: {data} changed since the checkpoint was trained (fingerprint differs): its carved test part "
@@ -255,7 +284,7 @@ def score_checkpoint(ckpt_dir, data, split: str = "auto", backbone: str | None =
                 "trained_on_this_data": role == "internal", "device": device})
     if config.get("adaptation"):
         out["adaptation_images_skipped"] = skipped
-    return out, (labels, probs)
+    return ScoredPart(out, labels, probs, ds, source)
 
 
 def evaluate_checkpoint(ckpt_dir, data, split: str = "auto", backbone: str | None = None, batch_size: int = SCORE_BATCH,

@@ -15,7 +15,7 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parents[1]
 SKIP_COPY = shutil.ignore_patterns(".git", ".venv", "outputs", "build", "dist", "*.egg-info", "__pycache__", ".*_cache",
                                    ".hypothesis", ".ipynb_checkpoints", "*.onnx", "*.pt")
-EXTRA_MODULES = ("fastai", "pytorch_grad_cam", "onnx", "onnxruntime", "flwr")
+EXTRA_MODULES = ("fastai", "pytorch_grad_cam", "onnx", "onnxruntime", "flwr", "jupyterlab", "ipykernel", "papermill")
 # What the core lessons (00, 01, 02, 05, 07, 08, 11) import from medkit.
 CORE_MODULES = ("medkit.data", "medkit.models", "medkit.features", "medkit.freeze", "medkit.losses", "medkit.train",
                 "medkit.evaluation.metrics", "medkit.evaluation.evaluate", "medkit.evaluation.calibration", "medkit.evaluation.fairness", "medkit.data.sites",
@@ -110,6 +110,15 @@ except MissingExtraError as exc:
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() == ("Lesson 04's library CAMs needs 'pytorch_grad_cam', which is not installed. Install "
                                    "the 'cam' extra: pip install \"medkit[cam]\" (or medkit[all] for the whole course).")
+
+
+def test_course_without_the_lab_extra_names_it(monkeypatch, tmp_path):
+    from medkit._optional import MissingExtraError
+    from medkit.course import run_course
+
+    monkeypatch.setitem(sys.modules, "papermill", None)  # as in a core install on a Jupyter host
+    with pytest.raises(MissingExtraError, match=r'medkit course .*papermill.*pip install "medkit\[lab\]"\.$'):
+        run_course(tmp_path, profile="smoke", lessons=["00"])
 
 
 def test_require_returns_the_module_and_names_unknown_extras():

@@ -84,3 +84,9 @@ def test_ci_runs_the_quick_start_as_written():
             continue
         assert line.replace(".venv", '"$venv"') in ci or line in ci, f"CI does not run the Quick start's {line!r}"
     assert "-c constraints.txt" not in block.split("pip install", 1)[1].splitlines()[0]
+
+
+def test_release_refuses_a_version_without_a_changelog_section():
+    found = release.problems("v9.9.9")
+    assert any("CHANGELOG.md has no '## [9.9.9]' section" in problem for problem in found), found
+    assert not any("tag v9.9.9 exists" in problem for problem in found)

@@ -19,6 +19,9 @@ EXTRAS = {
     "deploy": ("onnx", "onnxruntime"),  # lesson 06, `medkit export` and `medkit predict`
     "federated": ("flwr",),  # lesson 09's Flower server loop (brings gRPC and cryptography)
     "serve": ("pynetdicom", "highdicom"),  # `medkit serve`, the DICOM node; no lesson imports it
+    # Jupyter itself: `medkit course` runs lessons through papermill. An extra so a host's own Jupyter (Colab, a
+    # JupyterHub) is never replaced by `pip install medkit`; no lesson needs it beyond the host's kernel.
+    "lab": ("jupyterlab", "ipykernel", "papermill"),
 }
 # lesson number -> the extras its notebook imports
 LESSON_EXTRAS = {"03": ("fastai",), "04": ("cam",), "06": ("deploy",), "09": ("federated",)}
@@ -47,8 +50,9 @@ def require(module: str, extra: str, feature: str = ""):
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as exc:
+        whole = "" if extra == "lab" else " (or medkit[all] for the whole course)"
         raise MissingExtraError(f"{what} needs {exc.name!r}, which is not installed. Install the {extra!r} extra: "
-                                f"{install_command(extra)} (or medkit[all] for the whole course).") from exc
+                                f"{install_command(extra)}{whole}.") from exc
     except ImportError as exc:  # installed but broken, e.g. a binary built for another numpy
         raise MissingExtraError(f"{what} needs {module!r}, which is installed but fails to import ({exc}). "
                                 f"Reinstall it: {install_command(extra)} --force-reinstall.") from exc

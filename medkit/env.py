@@ -4,6 +4,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
@@ -14,14 +15,27 @@ from pathlib import Path
 from ._optional import LESSON_EXTRAS, install_command
 from .cache import cache_dir, is_offline
 
-__all__ = ["versions", "online", "memory_gb", "print_config", "torch_probe", "cache_problem", "doctor_report",
-           "WORKSHOP_NEEDS", "CPU_TORCH_COMMAND"]
+__all__ = ["versions", "online", "memory_gb", "print_config", "torch_probe", "cache_problem", "disk_free_gb",
+           "torch_build", "build_problem", "cpu_torch_command", "doctor_report", "WORKSHOP_NEEDS", "CPU_INDEX"]
 
 _PACKAGES = ("medkit", "torch", "torchvision", "timm", "pydicom", "scikit-learn", "papermill", "fastai", "grad-cam",
              "onnxruntime", "flwr")
-_EXTRA_OF = {"fastai": "fastai", "grad-cam": "cam", "onnxruntime": "deploy", "flwr": "federated"}  # distribution -> extra
+_EXTRA_OF = {"fastai": "fastai", "grad-cam": "cam", "onnxruntime": "deploy", "flwr": "federated",
+             "papermill": "lab"}  # distribution -> extra
 WORKSHOP_NEEDS = {"ram_gb": 2.0, "cpus": 1, "disk_gb": 1.0}  # what one student's workshop kernel needs
-CPU_TORCH_COMMAND = "pip install --force-reinstall torch torchvision --index-url https://download.pytorch.org/whl/cpu"
+CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+
+
+def cpu_torch_command(torch_version: str | None = None, torchvision_version: str | None = None) -> str:
+    """Return the pip command that swaps in the CPU builds of the installed torch and torchvision, both pinned.
+
+    Both or neither: PyPI's torchvision beside a CPU torch fails to load its operators, and an unpinned torch
+    from the CPU index can be newer than medkit's bound, so the next `pip install medkit` swaps a CUDA build back.
+    """
+    found = versions(("torch", "torchvision"))
+    pins = [f"{name}=={(version or found[name] or '').split('+')[0]}+cpu" if (version or found[name]) else name
+            for name, version in (("torch", torch_version), ("torchvision", torchvision_version))]
+    return f"pip install --force-reinstall {' '.join(pins)} --index-url {CPU_INDEX}"
 
 
 def versions(packages=_PACKAGES) -> dict:
@@ -71,7 +85,48 @@ def _device() -> str:
 
     if torch.cuda.is_available():
         return f"cuda ({torch.cuda.get_device_name(0)})"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps (Apple GPU)"
     return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def torch_build(torch_module=None) -> dict:
+    """Return which build of torch this is: {"kind": "cuda"|"rocm"|"cpu", "version": toolkit or None, "mps": built?}."""
+    import torch
+
+    torch = torch_module or torch
+    mps = getattr(torch.backends, "mps", None)
+    out = {"mps": bool(mps is not None and mps.is_built()), "version": None, "kind": "cpu"}
+    if getattr(torch.version, "hip", None):
+        out.update(kind="rocm", version=torch.version.hip)
+    elif torch.version.cuda:
+        out.update(kind="cuda", version=torch.version.cuda)
+    out["gpu"] = bool(torch.cuda.is_available()) or bool(mps is not None and mps.is_available())
+    return out
+
+
+def _nvidia_gpu_present() -> bool:
+    """Return True if the NVIDIA driver's tool is on PATH (a GPU a CPU build of torch would leave unused)."""
+    return shutil.which("nvidia-smi") is not None
+
+
+def build_problem(build: dict, torch_version: str, nvidia_present: bool) -> str | None:
+    """Return why this torch build does not suit the machine (None when it does)."""
+    if build["kind"] in ("cuda", "rocm") and not build["gpu"]:
+        return (f"torch {torch_version} is the {build['kind'].upper()} {build['version']} build, but torch sees no GPU "
+                "here: it runs on the CPU while its GPU libraries take gigabytes of disk and about 350 MB more memory "
+                f"in every kernel. Install the CPU build: {cpu_torch_command()}")
+    if build["kind"] == "cpu" and not build["gpu"] and nvidia_present:
+        return (f"torch {torch_version} is the CPU build, but this machine has an NVIDIA GPU (nvidia-smi is on PATH). "
+                "For the GPU, install PyTorch's CUDA build (README, Installing: GPU).")
+    return None
+
+
+def _build_row(build: dict) -> str:
+    """Return the doctor row that names the torch build, e.g. "CUDA 13.0" or "CPU (MPS built)"."""
+    name = build["kind"].upper() + (f" {build['version']}" if build["version"] else "")
+    return name + (" (MPS built)" if build["mps"] else "")
 
 
 def print_config() -> None:
@@ -102,7 +157,7 @@ def _probe() -> dict:
     """Import torch and the registry (in a child process: see `torch_probe`) and describe them."""
     import torch
 
-    out = {"torch": torch.__version__, "device": _device()}
+    out = {"torch": torch.__version__, "device": _device(), "build": torch_build()}
     try:
         out["weights"] = _cached_weights()
         from .data.medmnist import DATASETS, dataset_state
@@ -153,7 +208,8 @@ def _version_rows(rows: list, warnings: list) -> None:
             rows.append((name, version))
         elif extra:  # optional: only the lessons of that extra need it
             lessons = ", ".join(n for n, extras in LESSON_EXTRAS.items() if extra in extras)
-            rows.append((name, f"not installed (lesson {lessons} needs it: {install_command(extra)})"))
+            who = f"lesson {lessons} needs it" if lessons else "medkit course needs it; a Jupyter host may not"
+            rows.append((name, f"not installed ({who}: {install_command(extra)})"))
         elif name != "medkit":
             rows.append((name, "NOT INSTALLED"))
             warnings.append(f"{name} is not installed; reinstall medkit: pip install medkit (or pip install -e . "
@@ -165,15 +221,33 @@ def _torch_rows(rows: list, warnings: list) -> None:
     if "broken" in probe:
         rows.append(("device", "unknown: torch does not import"))
         warnings.append(f"torch is installed but does not import ({probe['broken']}). Reinstall the CPU build: "
-                        f"{CPU_TORCH_COMMAND}")
+                        f"{cpu_torch_command()}")
         return
     rows.append(("device", probe["device"]))
+    build = probe.get("build")
+    if build is not None:
+        rows.append(("torch build", _build_row(build)))
+        problem = build_problem(build, probe["torch"], _nvidia_gpu_present())
+        if problem:
+            warnings.append(problem)
     for name, state in probe.get("weights", {}).items():
         rows.append((f"weights {name}", state))
     for name, state in probe.get("data", {}).items():
         rows.append((f"data {name}", state))
     if "error" in probe:
         warnings.append(f"torch imports but medkit's model registry does not ({probe['error']}).")
+
+
+def disk_free_gb(folder) -> float | None:
+    """Return the GB free on the disk that holds `folder` (or its nearest existing parent); None if unknown."""
+    folder = Path(folder)
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is None:
+        return None
+    try:
+        return shutil.disk_usage(existing).free / 2**30  # statvfs on POSIX, GetDiskFreeSpaceEx on Windows
+    except OSError:
+        return None
 
 
 def doctor_report() -> tuple[list[tuple[str, str]], list[str]]:
@@ -198,14 +272,9 @@ def doctor_report() -> tuple[list[tuple[str, str]], list[str]]:
         warnings.append(problem)
     if versions(("torch",))["torch"] is not None:
         _torch_rows(rows, warnings)
-    try:
-        existing = next(p for p in (cache_dir(), *cache_dir().parents) if p.exists())
-        free = os.statvfs(existing)
-        free_gb = free.f_bavail * free.f_frsize / 2**30
-        rows.append(("disk free (cache)", f"{free_gb:.1f} GB"))
-        if free_gb < WORKSHOP_NEEDS["disk_gb"]:
-            warnings.append(f"Only {free_gb:.1f} GB free for the cache; weights and datasets need about 1 GB.")
-    except (OSError, StopIteration):
-        pass
+    free_gb = disk_free_gb(cache_dir())
+    rows.append(("disk free (cache)", "unknown" if free_gb is None else f"{free_gb:.1f} GB"))
+    if free_gb is not None and free_gb < WORKSHOP_NEEDS["disk_gb"]:
+        warnings.append(f"Only {free_gb:.1f} GB free for the cache; weights and datasets need about 1 GB.")
     rows.append(("doctor took", f"{time.perf_counter() - start:.1f} s"))
     return rows, warnings

@@ -9,7 +9,7 @@ import time
 import traceback
 from pathlib import Path
 
-from .._optional import LESSON_EXTRAS, install_command, missing_extras
+from .._optional import LESSON_EXTRAS, install_command, missing_extras, require
 from ..atomic import write_text
 from ..errors import ConfigError, DataError
 from .notebooks import DEFAULT_KERNEL, check_kernel, lesson_paths, run_notebook
@@ -90,6 +90,7 @@ def run_course(out_dir, profile: str = "workshop", lessons=None, seed: int = 0, 
         parameters: more parameters cell values, e.g. {"BACKBONE": "resnet18"}.
     """
     out_dir, results, parameters = Path(out_dir), [], dict(parameters or {})
+    require("papermill", "lab", "medkit course (it runs the lessons with papermill)")
     paths = select_lessons(lessons)
     check_kernel(kernel)
     _check_parameters(paths, parameters)

@@ -55,12 +55,15 @@ def test_fit_help_shows_the_recipe_defaults(capsys):
 
 def test_torch_free_copies_match_their_sources():
     from medkit.cli.adapt import METHODS as CLI_METHODS
+    from medkit.cli.compare import DEFAULT_MARGIN as CLI_MARGIN
     from medkit.data.contrast import DEFAULT_CONTRAST
     from medkit.evaluation.adapt import METHODS
+    from medkit.evaluation.compare import DEFAULT_MARGIN
     from medkit.fit import RecipeConfig
 
     assert CLI_METHODS == METHODS
     assert RecipeConfig.contrast == DEFAULT_CONTRAST
+    assert CLI_MARGIN == DEFAULT_MARGIN
 
 
 @pytest.mark.parametrize("before, after", [(["--json"], []), ([], ["--json"]), (["-q", "--json"], []),
@@ -79,7 +82,8 @@ def test_every_command_takes_quiet_on_either_side(command):
     required = {"adapt": ["--checkpoint", "c", "--data", "d", "--out", "o"], "audit": ["d"],
                 "completion": ["bash"], "evaluate": ["--checkpoint", "c", "--data", "d"],
                 "export": ["--checkpoint", "c", "--out", "o"], "fit": ["--data", "d", "--out", "o"],
-                "predict": ["--model", "m", "i"], "student": ["--out", "o"]}.get(command, [])
+                "predict": ["--model", "m", "i"], "student": ["--out", "o"],
+                "compare": ["--current", "a", "--candidate", "b", "--data", "d"], "serve": ["--model", "m", "--out", "o"]}.get(command, [])
     assert parser.parse_args([command, *required, "--quiet"]).quiet
     assert parser.parse_args(["--quiet", command, *required]).quiet
     assert not parser.parse_args([command, *required]).quiet

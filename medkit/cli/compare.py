@@ -30,6 +30,10 @@ Exit codes: 0 PROMOTE, 1 KEEP or an error (the JSON line says which), 2 usage.
 A table goes to stderr; stdout is one JSON line.
 """
 
+# medkit.evaluation.compare.DEFAULT_MARGIN, repeated: importing medkit.evaluation loads scipy and pandas, and `--help`
+# imports neither (tests/test_cli_conventions.py keeps the two equal)
+DEFAULT_MARGIN = 0.01
+
 
 def _margin(text: str) -> float:
     import argparse
@@ -47,7 +51,6 @@ def _margin(text: str) -> float:
 def add_arguments(parser):
     import argparse
 
-    from ..evaluation.compare import DEFAULT_MARGIN  # numpy only: --help stays free of torch
     from . import DEVICE_CHOICES, positive_int
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter

@@ -237,8 +237,9 @@ def check_02(m):
     assert m["filter_smoothness_pretrained"] > m["filter_smoothness_random"] + 0.2, m
     # A linear probe on frozen ImageNet features separates pneumonia from normal on held-out children, better than
     # the same probe on the features of one random-init network (workshop, 96 px, all 913 training images: 0.979
-    # against 0.952, 0.933, 0.935 for the random inits of seeds 0-2; smoke seed 0 is in the lesson's rerun test).
-    assert m["probe_auc_pretrained"] > 0.75, m["probe_auc_pretrained"]
+    # against 0.952, 0.933, 0.935 for the random inits of seeds 0-2; smoke, 64 px, 200 images, seeds 0-4: 0.938,
+    # 0.958, 0.943, 0.960, 0.937 against 0.885-0.914). The bound sits 0.037 below the lowest seed, not 0.19.
+    assert m["probe_auc_pretrained"] > 0.9, m["probe_auc_pretrained"]
     assert m["probe_auc_pretrained"] > m["probe_auc_random"], (m["probe_auc_pretrained"], m["probe_auc_random"])
     # (The scratch lr is the val argmax by the lesson's own code: asserting that would compare it with itself.)
     # Where the grid has an inside (workshop: 3e-3, 1e-2, 3e-2), the best lr is not on its edge, so the baseline's

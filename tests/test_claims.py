@@ -169,7 +169,7 @@ BROKEN = {  # (lesson, what the broken run shows): the changes that violate one 
     ("01", "the image-level split scored lower beyond noise"): {"auc_gap_mean": -0.01},
     ("01", "a large inflation from leakage"): {"auc_gap_mean": 0.05, "auc_gap_se": 0.002},
     ("02", "ImageNet filters no smoother than random"): {"filter_smoothness_random": 0.5},
-    ("02", "the probe on ImageNet features did not learn"): {"probe_auc_pretrained": 0.7, "probe_auc_random": 0.6},
+    ("02", "the probe on ImageNet features did not learn"): {"probe_auc_pretrained": 0.88, "probe_auc_random": 0.6},
     ("02", "random features probe as well"): {"probe_auc_random": 0.98},
     ("02", "the scratch lr's best at the grid's edge"): {"scratch_val_auc": {"0.003": 0.8, "0.01": 0.82, "0.03": 0.85}},
     ("02", "scratch beats fine-tuning at the smallest budget"): {"small_budget_auc_scratch": 0.93},
@@ -334,12 +334,14 @@ def _smoothness(model) -> float:
 
 @pytest.fixture(scope="module")
 def xray_features():
-    """Lesson 02's frozen ImageNet features (cell 9) of 96 training and 96 test X-rays at 64 px (whole patients)."""
+    """Lesson 02's frozen ImageNet features (cell 9) of its smoke-size training and test parts."""
     from medkit import data, features
+    from medkit.course import profiles
 
-    splits = data.chest_xrays(image_size=64, n_train=96, seed=0)
-    test = splits["test"].subset(data.subsample(splits["test"].labels, 96, seed=0))
-    return [features.extract_features("efficientnet_lite0", ds, image_size=64, progress=False) for ds in (splits["train"], test)]
+    cfg = profiles.resolve("smoke", "02", seed=0)
+    splits = data.chest_xrays(image_size=cfg.image_size, n_train=cfg.n_train, seed=0)
+    return [features.extract_features("efficientnet_lite0", splits[part], image_size=cfg.image_size, progress=False)
+            for part in ("train", "test")]
 
 
 def test_lesson_02_claims_fail_on_shuffled_labels(xray_features):

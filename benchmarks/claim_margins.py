@@ -1,4 +1,4 @@
-"""Measure the margins of lessons 05 and 07-09's claims over several seeds, and pick the baselines' lrs on validation.
+"""Measure the margins of lessons 05 and 07-09's claims over several seeds, and pick the learning rates on validation.
 
 Runs each lesson's core computation (not the whole notebook) with the lesson's profile settings and prints one
 row per seed: the numbers `tests/claims.py` asserts on, so the margins written beside each assert can be re-made.
@@ -7,6 +7,7 @@ Learning rates are chosen on a validation split (never the held-out test set) by
     python benchmarks/claim_margins.py --lesson 09 --profile smoke --seeds 0 1 2 3 4
     python benchmarks/claim_margins.py --lesson 07 --profile workshop --tune     # random encoder's lr on validation
     python benchmarks/claim_margins.py --lesson 05 --profile workshop --seeds 0 1 2   # runs the notebook itself
+    python benchmarks/claim_margins.py --lesson 02 --profile workshop --tune     # lesson 02's fine-tuning lr grid
 
 One thread per run (the lessons' workshop target is one CPU); other jobs on the machine slow it, not its numbers.
 """
@@ -47,6 +48,21 @@ def lesson_05(cfg, seed: int, tune: bool = False) -> dict:
     row["nih_eod_width"] = m["nih_eod_sex_ci"][2] - m["nih_eod_sex_ci"][1]
     row["nih_widest_finding"] = max(r["high"] - r["low"] for r in m["nih_finding_auc"])
     return row
+
+
+FINETUNE_LRS_02 = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2)  # lesson 02's fine-tuning lr grid, widened until its best is inside
+
+
+def lesson_02(cfg, seed: int, tune: bool = False, lrs=FINETUNE_LRS_02) -> dict:
+    """Validation AUC of fine-tuning from ImageNet at the smallest budget, per lr (only `--tune` is defined)."""
+    from medkit import features
+
+    if not tune:
+        raise SystemExit("lesson 02's claims run in its notebook test; here only --tune (its fine-tuning lr grid)")
+    splits = data.chest_xrays(image_size=cfg.image_size, n_train=cfg.n_train, seed=seed)
+    return {f"finetune_lr{lr:g}": features.budget_curve(
+        {"train": splits["train"], "test": splits["val"]}, [min(cfg.budgets)], seeds=[seed], image_size=cfg.image_size,
+        lr=lr, methods=["finetune"], batch_size=cfg.max_batch, progress=False)["auc"].item() for lr in lrs}
 
 
 def lesson_07(cfg, seed: int, tune: bool = False) -> dict:
@@ -158,17 +174,20 @@ def lesson_09(cfg, seed: int, tune: bool = False) -> dict:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lesson", required=True, choices=["05", "07", "08", "09"])
+    parser.add_argument("--lesson", required=True, choices=["02", "05", "07", "08", "09"])
     parser.add_argument("--profile", default="smoke")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--tune", action="store_true", help="validation score per learning rate instead of claims")
+    parser.add_argument("--lrs", type=float, nargs="+", help="lesson 02 --tune: the fine-tuning lrs to score "
+                        f"(default {' '.join(map(str, FINETUNE_LRS_02))})")
     args = parser.parse_args()
     torch.set_num_threads(1)
     rows = []
     for seed in args.seeds:
         start = time.perf_counter()
         cfg = profiles.resolve(args.profile, args.lesson, seed=seed)
-        row = globals()[f"lesson_{args.lesson}"](cfg, seed, tune=args.tune)
+        extra = {"lrs": tuple(args.lrs)} if args.lrs and args.lesson == "02" else {}
+        row = globals()[f"lesson_{args.lesson}"](cfg, seed, tune=args.tune, **extra)
         rows.append({"seed": seed, **row, "seconds": round(time.perf_counter() - start, 1)})
         print(pd.DataFrame(rows[-1:]).round(4).to_string(index=False), flush=True)
     table = pd.DataFrame(rows).set_index("seed")

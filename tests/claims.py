@@ -27,10 +27,11 @@ def check_00(m):
     _finite(m, "xray_top_prob", "pneumonia_share_train")
     assert m["xray_top_prob"] < m["coffee_prob"], (m["xray_top_prob"], m["coffee_prob"])
     # The real X-rays are split by patient (the notebook checks no child is in two parts): every part holds
-    # whole patients of both classes, and pneumonia outnumbers normal in train (the imbalance the lesson names).
+    # patients, and pneumonia outnumbers normal in train (the imbalance the lesson names).
     for part in ("train", "val", "test"):
-        assert 0 < m[f"n_patients_{part}"] <= m[f"n_{part}"], (part, m[f"n_patients_{part}"], m[f"n_{part}"])
+        assert m[f"n_patients_{part}"] > 0, (part, m[f"n_patients_{part}"])
     assert 0.5 < m["pneumonia_share_train"] < 1, m["pneumonia_share_train"]
+    _solutions_right(m, "00", 1)
 
 
 def check_01(m):
@@ -67,7 +68,7 @@ def check_01(m):
     # 0.51-0.53 in workshop for lesson seeds 0-4; smoke 0.53), no grouped split did.
     assert all(n > 0 for n in m["leaked_patients_image_level"]), m["leaked_patients_image_level"]
     assert all(n == 0 for n in m["leaked_patients_patient_level"]), m["leaked_patients_patient_level"]
-    assert m["leaked_test_image_share"] > 0.25, m["leaked_test_image_share"]
+    assert m["leaked_test_image_share"] > 0.45, m["leaked_test_image_share"]  # margin 0.06 below the lowest seed
     _finite(m, "auc_image_level", "auc_patient_level", "auc_gap_mean", "auc_gap_se")
     if m["profile"] != "smoke":
         # The image-level split does not score lower beyond noise. Workshop (10 split seeds per lesson seed, seeds
@@ -79,8 +80,7 @@ def check_01(m):
         # |gap| <= 0.004 for lesson seeds 0-4, against a bound of 0.02.
         assert abs(m["auc_gap_mean"]) < 0.02, m["auc_gap_mean"]
     assert m["steps_match_preprocess"] is True
-    _finite(m, "data_images_per_s", "train_images_per_s")
-    assert m["data_images_per_s"] > 0 and m["train_images_per_s"] > 0
+    _finite(m, "data_images_per_s", "train_images_per_s")  # timings: reported, never asserted (a rate is > 0 anyway)
 
 
 def check_05(m):
@@ -186,7 +186,6 @@ def check_06(m):
             "false_alarm_rate", "detection_rate", "auc_test", "auc_test_shifted", "deid_n_changed", "drift_alpha")
     assert m["onnx_max_abs_diff"] <= 1e-4, m["onnx_max_abs_diff"]
     assert m["onnx_same_classes"] is True
-    assert m["onnx_opset"] >= 17
     # The predictor refuses a CT slice, a colour photo and a wrong-size image. (Latencies are timings: reported by
     # the lesson and benchmarks/bench_latency.py, never asserted.)
     assert m["n_refused"] == 3
@@ -204,7 +203,6 @@ def check_06(m):
     # contrast / 16) and the false-alarm rate are recorded but not asserted: not yet measured over seeds in smoke.
     hostile = m["gate_hostile_flagged"]
     assert all(hostile[k] for k in ("black", "white", "1x1", "strip")), hostile
-    assert 0 <= m["gate_false_alarm_rate"] <= 1, m["gate_false_alarm_rate"]
     # De-identification changes attributes and keeps the pixels byte for byte.
     assert m["deid_n_changed"] > 10 and m["deid_pixels_identical"] is True
     _solutions_right(m, "06", 1)
@@ -233,7 +231,6 @@ def check_04(m):
     assert m["medkit_scratch_vs_library_corr"] >= 0.99, m["medkit_scratch_vs_library_corr"]
     assert m["hooks_left"] == 0
     _finite(m, "test_auc", "road_gradcam", "road_random", "road_win_rate_gradcam")
-    assert 0 <= m["road_win_rate_gradcam"] <= 1
     # ROAD mechanics (log-odds): random maps remove pixels as often from the evidence as from elsewhere, so their
     # MoRF and LeRF nearly cancel. Measured: smoke seeds 0-2 -0.11, +0.03, -0.02; workshop seeds 0-4 -0.07, -0.05,
     # +0.14, +0.06, -0.05.
@@ -265,16 +262,19 @@ def check_02(m):
     assert m["filter_smoothness_pretrained"] > m["filter_smoothness_random"] + 0.2, m
     # A linear probe on frozen ImageNet features separates pneumonia from normal on held-out children, better than
     # the same probe on the features of one random-init network (workshop, 96 px, all 913 training images: 0.979
-    # against 0.952, 0.933, 0.935 for the random inits of seeds 0-2; smoke seed 0 is in the lesson's rerun test).
-    assert m["probe_auc_pretrained"] > 0.75, m["probe_auc_pretrained"]
+    # against 0.952, 0.933, 0.935 for the random inits of seeds 0-2; smoke, 64 px, 200 images, seeds 0-4: 0.938,
+    # 0.958, 0.943, 0.960, 0.937 against 0.885-0.914). The bound sits 0.037 below the lowest seed, not 0.19.
+    assert m["probe_auc_pretrained"] > 0.9, m["probe_auc_pretrained"]
     assert m["probe_auc_pretrained"] > m["probe_auc_random"], (m["probe_auc_pretrained"], m["probe_auc_random"])
-    # The scratch network's lr is the one that did best on the validation part, among the candidates.
-    val_auc = m["scratch_val_auc"]
-    assert str(m["scratch_lr"]) == max(val_auc, key=val_auc.get), (m["scratch_lr"], val_auc)
-    # The curve: every method at every budget and seed, valid AUCs.
+    # (The scratch lr is the val argmax by the lesson's own code: asserting that would compare it with itself.)
+    # Where the grid has an inside (workshop: 3e-3, 1e-2, 3e-2), the best lr is not on its edge, so the baseline's
+    # own lr was found rather than cut off by the grid.
+    val_auc = {float(lr): auc for lr, auc in m["scratch_val_auc"].items()}
+    if len(val_auc) >= 3:
+        assert min(val_auc) < max(val_auc, key=val_auc.get) < max(val_auc), val_auc
+    # The curve: every method at every budget and seed.
     curve = m["curve"]
     assert {row["method"] for row in curve} == {"probe", "finetune", "scratch"}
-    assert all(0 <= row["auc"] <= 1 for row in curve), curve
     per_method = {method: sum(row["method"] == method for row in curve) for method in ("probe", "finetune", "scratch")}
     assert len(set(per_method.values())) == 1, per_method
     _finite(m, "small_budget_auc_probe", "small_budget_auc_finetune", "small_budget_auc_scratch")
@@ -295,7 +295,7 @@ def check_02(m):
 def check_03(m):
     # Every experiment produced a valid AUC, scored on the validation part (choices are never made on test).
     sweep = {row["frozen_groups"]: row["auc"] for row in m["sweep"]}
-    assert len(sweep) >= 3 and all(0 <= row["auc"] <= 1 and row["seconds"] > 0 for row in m["sweep"])
+    assert len(sweep) >= 3, sweep
     _finite(m, "gradual_auc", "all_at_once_auc", "fastai_val_auc", "gradual_seconds", "all_at_once_seconds")
     assert set(m["losses"]) == {"ce", "weighted_ce", "focal", "weighted_focal"}
     # The lesson's claims on the bundled real X-rays, every run from the same seeded head. Measured in smoke
@@ -303,9 +303,14 @@ def check_03(m):
     # (torch 2.13 CPU build): fine-tuning everything learns (k=0 val AUC 0.80, 0.68, 0.69; workshop 0.875, 0.832)
     # and beats the head alone at the same lr (+0.33, +0.13, +0.13; workshop +0.19, +0.07); a head alone needs the
     # larger lr (+0.30, +0.14, +0.12; workshop +0.16, +0.11). Two epochs of 16 narrowed that to +0.03 (seed 0).
+    # Confounded, so only stated at the same lr: the sweep's head-only row is the head at 1e-3. Against the head at
+    # its own lr (1e-2), k=0 leads by +0.03, -0.01, +0.01 (smoke seeds 0-2) and +0.03, -0.04 (workshop seeds 0-1),
+    # derived from the margins above: not a claim, and the lesson's "What we saw" renders this run's lead and says so.
+    # The head's need for the larger lr depends on the steps it gets: two epochs of 16 in workshop narrowed it from
+    # +0.16 to +0.03 (seed 0), so only the direction is asserted (smallest measured margin +0.03).
     head, top = m["head_only_auc"], max(sweep)
     assert sweep[0] > 0.6 and sweep[0] > sweep[top] + 0.05, sweep
-    assert head["0.01"] > head["0.001"] + 0.05, head
+    assert head["0.01"] > head["0.001"], head
     # Class weights win back the specificity cross-entropy gives up on a skewed set (about 13:1 in smoke, 16:1 in
     # workshop): +0.40, +0.29, +0.40; workshop +0.50, +0.15.
     losses = m["losses"]
@@ -384,12 +389,9 @@ def check_10(m):
     for name in MODALITIES_10:
         for method in ("probe", "finetune", "scratch"):
             aucs = m["test_auc"][name][method]
-            assert len(aucs) == len(seeds) and all(0 <= a <= 1 for a in aucs), (name, method, aucs)
-        # Chosen on val, never on test: the scratch lr and the freeze depth are the val argmax.
-        val = m["scratch_val_auc"][name]
-        assert str(m["scratch_lr"][name]) == max(val, key=val.get), (name, m["scratch_lr"][name], val)
+            assert len(aucs) == len(seeds), (name, method, aucs)
+        # (The scratch lr and the freeze depth are the val argmax by the lesson's own code: not re-asserted here.)
         depth_val = m["freeze_val_auc"][name]
-        assert str(m["best_k_on_val"][name]) == max(depth_val, key=depth_val.get), (name, depth_val)
         assert set(m["freeze_test_auc"][name]) == set(depth_val) and "0" in depth_val, depth_val
     # Every trained run (scratch, fine-tuning, every freeze depth) took the same number of optimiser steps.
     assert len(m["steps_per_run"]) == 1 and m["steps_per_run"][0] > 0, m["steps_per_run"]
@@ -444,8 +446,7 @@ def check_11(m):
     # Transfer: valid AUCs for each seed and init. Not claimed: that inflation beats scratch (see the margins in
     # check_11_workshop and the lesson's own verdict, which is rendered from the run).
     for key in ("test_auc_scratch", "test_auc_inflated"):
-        assert len(m[key]) == m["n_seeds"] >= 1 and all(0 <= v <= 1 for v in m[key]), (key, m[key])
-    assert 0 <= m["inflated_wins"] <= m["n_seeds"]
+        assert len(m[key]) == m["n_seeds"] >= 1, (key, m[key])
     if m["profile"] != "smoke":
         check_11_workshop(m)
     # The Med3D checkpoint has no verified sha256: refused before any download.

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from medkit.course import check
-from medkit.errors import UnknownNameError
+from medkit.errors import ConfigError, UnknownNameError
 
 RIGHT_AND_WRONG = {
     "05.prevalence_metrics": ({"ppv", "accuracy"}, {"ppv", "accuracy", "sensitivity"}, {}),
@@ -51,3 +51,25 @@ def test_a_function_that_crashes_on_a_test_value_is_not_right_yet():
     assert not check.check("07.iou_from_dice", lambda d: 1 / (d - d), quiet=True)
     with pytest.raises(UnknownNameError, match="Unknown exercise '05.nope'"):
         check.check("05.nope", 1)
+
+
+def test_check_answer_reads_the_named_variable_or_says_not_answered(capsys):
+    check._RESULTS.pop("06.expected_false_alarms", None)
+    assert check.check_answer("06.expected_false_alarms", "alarms", namespace={}, n=40, alpha=0.05) is None
+    assert "Not answered yet" in capsys.readouterr().out
+    assert "06.expected_false_alarms" not in check.results("06")  # unanswered is not recorded as judged
+    assert check.check_answer("06.expected_false_alarms", "alarms", namespace={"alarms": 2.0}, n=40, alpha=0.05)
+    assert check.check_answer("06.expected_false_alarms", "alarms", namespace={"alarms": 3.0}, n=40, alpha=0.05) is False
+
+
+def test_check_answer_reads_the_callers_globals():
+    namespace = {"check_answer": check.check_answer, "answer": 2.0}
+    exec('result = check_answer("06.expected_false_alarms", "answer", quiet=True, n=40, alpha=0.05)', namespace)
+    assert namespace["result"] is True
+
+
+def test_check_answer_refuses_an_answer_instead_of_its_name():
+    with pytest.raises(ConfigError, match="variable name"):
+        check.check_answer("06.expected_false_alarms", 2.0, n=40, alpha=0.05)
+    with pytest.raises(UnknownNameError):
+        check.check_answer("06.no_such_exercise", "answer")

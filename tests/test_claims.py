@@ -6,6 +6,7 @@ expects its checker to raise.
 
 import copy
 
+import numpy as np
 import pytest
 from claims import binomial_tail, claims_for
 
@@ -15,6 +16,44 @@ def _ci(est):
 
 
 GOOD = {
+    "00": {
+        "profile": "smoke", "chelsea_class": 282, "chelsea_prob": 0.5, "coffee_class": 967, "coffee_prob": 0.9,
+        "xray_top_prob": 0.2, "pneumonia_share_train": 0.7, "exercise_checks": {"00.test_counts": True},
+        **{f"n_{p}": n for p, n in (("train", 913), ("val", 200), ("test", 300))},
+        **{f"n_patients_{p}": n for p, n in (("train", 600), ("val", 130), ("test", 200))},
+    },
+    "01": {
+        "profile": "workshop", "sources_agree": True, "n_ignored": 1, "hu_min": -1024.0, "hu_max": 1500.0,
+        **{f"hu_{t}": hu for t, hu in (("lung", -800.0), ("fat", -100.0), ("muscle", 30.0), ("bone", 400.0))},
+        **{f"stored_{t}": hu + 1024 for t, hu in (("lung", -800.0), ("fat", -100.0), ("muscle", 30.0), ("bone", 400.0))},
+        "clipped_fraction": {"brain": 0.6, "lung": 0.1}, "lung_contrast": {"lung": 0.2, "brain": 0.0},
+        "mr_disagreement": {"raw": 1.0, "z-score": 0.2, "histogram match": 0.05},
+        "augment_deterministic": True, "augment_views_distinct": 8, "xray_images": 120, "xray_patients": 80,
+        "xray_patients_with_several": 20, "xray_most_images_per_patient": 4, "leaked_patients_grouped": 0,
+        "leaked_patients_stratified": 30, "leaked_patients_image_level": [100, 110], "leaked_patients_patient_level": [0, 0],
+        "leaked_test_image_share": 0.52, "auc_image_level": 0.951, "auc_patient_level": 0.949, "auc_gap_mean": 0.002,
+        "auc_gap_se": 0.002, "steps_match_preprocess": True, "data_images_per_s": 500.0, "train_images_per_s": 50.0,
+    },
+    "02": {
+        "profile": "workshop", "filter_smoothness_pretrained": 0.6, "filter_smoothness_random": 0.0,
+        "probe_auc_pretrained": 0.979, "probe_auc_random": 0.94, "scratch_val_auc": {"0.003": 0.8, "0.01": 0.85, "0.03": 0.82},
+        "scratch_lr": 0.01, "curve": [{"method": m, "budget": 24, "seed": 0, "auc": 0.9, "acc": 0.8}
+                                      for m in ("probe", "finetune", "scratch")],
+        "small_budget_auc_probe": 0.85, "small_budget_auc_finetune": 0.92, "small_budget_auc_scratch": 0.86,
+        "pretrained_advantage": {"24": 0.07, "72": 0.1},
+    },
+    "03": {
+        "profile": "smoke", "sweep": [{"frozen_groups": k, "auc": a, "seconds": 5.0} for k, a in ((0, 0.8), (2, 0.7), (4, 0.5))],
+        "head_only_auc": {"0.001": 0.5, "0.01": 0.8}, "gradual_auc": 0.8, "all_at_once_auc": 0.8, "gradual_seconds": 9.0,
+        "all_at_once_seconds": 8.0, "fastai_val_auc": 0.8, "relative_change": [0.003, 0.0075, 0.009, 0.008, 0.17],
+        "losses": {k: {"auc": 0.8, "sensitivity": 0.9, "specificity": s, "balanced_acc": 0.7}
+                   for k, s in (("ce", 0.1), ("weighted_ce", 0.5), ("focal", 0.2), ("weighted_focal", 0.5))},
+    },
+    "04": {
+        "profile": "workshop", "scratch_vs_library_corr": 0.999, "medkit_scratch_vs_library_corr": 0.999, "hooks_left": 0,
+        "test_auc": 0.993, "road_gradcam": 0.55, "road_random": -0.05, "road_win_rate_gradcam": 0.66,
+        "sanity_rank_corr": {"1": 0.05, "2": -0.02, "3": 0.01}, "cam_grid": [8, 8],
+    },
     "05": {
         "profile": "workshop", "cv_reproducible": True, "single_split_auc_min": 0.92, "single_split_auc_max": 0.95,
         "cv_auc_mean": 0.93, "cv_auc_std": 0.01, "loso_auc_mean": 0.86, "loso_auc_min": 0.73,
@@ -119,6 +158,42 @@ GOOD = {
 }
 
 BROKEN = {  # (lesson, what the broken run shows): the changes that violate one claim
+    ("00", "the cat not in a cat class"): {"chelsea_class": 500},
+    ("00", "the espresso not espresso"): {"coffee_class": 504},
+    ("00", "an X-ray as confident as the espresso"): {"xray_top_prob": 0.95},
+    ("00", "no class imbalance in train"): {"pneumonia_share_train": 0.45},
+    ("00", "a part without patients"): {"n_patients_test": 0},
+    ("00", "a wrong solution"): {"exercise_checks": {"00.test_counts": False}},
+    ("01", "a folder's stray file dropped silently"): {"n_ignored": 0},
+    ("01", "lung denser than fat"): {"hu_lung": -90.0, "stored_lung": 934.0},
+    ("01", "stored values not HU + 1024"): {"stored_bone": 400.0},
+    ("01", "the brain window keeps lung contrast"): {"lung_contrast": {"lung": 0.2, "brain": 0.05}},
+    ("01", "normalisation no better than raw"): {"mr_disagreement": {"raw": 0.3, "z-score": 0.2, "histogram match": 0.05}},
+    ("01", "no child with several images"): {"xray_patients": 120},
+    ("01", "a grouped split leaked a patient"): {"leaked_patients_patient_level": [0, 1]},
+    ("01", "the image-level split leaked few test images"): {"leaked_test_image_share": 0.3},
+    ("01", "the image-level split scored lower beyond noise"): {"auc_gap_mean": -0.01},
+    ("01", "a large inflation from leakage"): {"auc_gap_mean": 0.05, "auc_gap_se": 0.002},
+    ("02", "ImageNet filters no smoother than random"): {"filter_smoothness_random": 0.5},
+    ("02", "the probe on ImageNet features did not learn"): {"probe_auc_pretrained": 0.88, "probe_auc_random": 0.6},
+    ("02", "random features probe as well"): {"probe_auc_random": 0.98},
+    ("02", "the scratch lr's best at the grid's edge"): {"scratch_val_auc": {"0.003": 0.8, "0.01": 0.82, "0.03": 0.85}},
+    ("02", "scratch beats fine-tuning at the smallest budget"): {"small_budget_auc_scratch": 0.93},
+    ("02", "a method missing at a budget"): {"curve": [{"method": m, "budget": 24, "seed": 0, "auc": 0.9, "acc": 0.8}
+                                                       for m in ("probe", "finetune", "scratch", "probe")]},
+    ("03", "head alone as good as fine-tuning"): {"sweep": [{"frozen_groups": k, "auc": a, "seconds": 5.0}
+                                                           for k, a in ((0, 0.8), (2, 0.7), (4, 0.78))]},
+    ("03", "the head needs no larger lr"): {"head_only_auc": {"0.001": 0.5, "0.01": 0.49}},
+    ("03", "class weights win back no specificity"): {"losses": {
+        k: {"auc": 0.8, "sensitivity": 0.9, "specificity": s, "balanced_acc": 0.7}
+        for k, s in (("ce", 0.5), ("weighted_ce", 0.4), ("focal", 0.2), ("weighted_focal", 0.5))}},
+    ("03", "the stem moved more than the head"): {"relative_change": [0.3, 0.0075, 0.009, 0.008, 0.17]},
+    ("04", "the from-scratch Grad-CAM disagrees"): {"scratch_vs_library_corr": 0.9},
+    ("04", "a hook left behind"): {"hooks_left": 1},
+    ("04", "random maps' MoRF and LeRF do not cancel"): {"road_random": 0.4},
+    ("04", "maps survive re-initialisation"): {"sanity_rank_corr": {"1": 0.9, "2": 0.8, "3": 0.7}},
+    ("04", "Grad-CAM no better than random maps"): {"road_gradcam": -0.1},
+    ("04", "a grid too coarse to point at a lung zone"): {"cam_grid": [4, 4]},
     ("05", "one-site model no worse across sites"): {"auc_gap_diverse": 0.2},
     ("05", "diverse worst site no better"): {"auc_worst_diverse": 0.7},
     ("05", "equalized odds no better"): {"eod_diverse": 0.8},
@@ -155,10 +230,6 @@ BROKEN = {  # (lesson, what the broken run shows): the changes that violate one 
     ("09", "federated above centralised"): {"centralised_auc": 0.94},
     ("09", "no gain with rounds"): {"federated_auc_per_round": [0.5, 0.95, 0.9, 0.95]},
     ("09", "a solution not checked"): {"exercise_checks": {"09.fedavg": True}},
-    ("10", "scratch lr not the val argmax"): {"scratch_lr": {"chest X-ray": 0.03, "breast ultrasound": 0.01,
-                                                             "dermoscopy": 0.03}},
-    ("10", "freeze depth not chosen on val"): {"best_k_on_val": {"chest X-ray": 4, "breast ultrasound": 1,
-                                                                 "dermoscopy": 1}},
     ("10", "runs with different step counts"): {"steps_per_run": [6, 18]},
     ("10", "a grey-RGB conversion done silently"): {"channel_conversions_said": 1},
     ("10", "dermoscopy read in grey"): {"channels": {"chest X-ray": 1, "breast ultrasound": 1, "dermoscopy": 1}},
@@ -215,10 +286,13 @@ def test_claims_fail_on_numbers_that_break_them(lesson, broken):
         claims_for(lesson)(metrics)
 
 
+REQUIRED = {"01": "hu_lung", "02": "probe_auc_pretrained", "03": "sweep", "04": "hooks_left"}  # lessons without checks
+
+
 def test_missing_numbers_fail_too():
     for lesson, good in GOOD.items():
         with pytest.raises((AssertionError, KeyError)):
-            claims_for(lesson)({k: v for k, v in good.items() if k != "exercise_checks"})
+            claims_for(lesson)({k: v for k, v in good.items() if k != REQUIRED.get(lesson, "exercise_checks")})
 
 
 def test_smoke_runs_skip_the_workshop_claims_of_lesson_10():
@@ -234,3 +308,72 @@ def test_smoke_runs_skip_the_workshop_claims_of_lesson_05():
 def test_binomial_tail():
     assert binomial_tail(0, 8, 0.05) == pytest.approx(1.0)
     assert binomial_tail(4, 8, 0.05) < 1e-3 < binomial_tail(3, 8, 0.05)
+
+
+# The checks above fail on edited numbers; the ones below fail on a perturbed *run*: the lesson's own computation
+# redone with one input broken (a random init for the pretrained model, shuffled labels), fed to the same check.
+# Lessons 03 and 04 train models: a perturbed rerun of theirs would take minutes, so they are proved by edits only.
+
+def _lesson_00_imagenet(model) -> dict:
+    """Lesson 00's ImageNet section (cell 15) with `model`: the top class of the cat and of the espresso."""
+    from skimage import data as skdata
+
+    from medkit import models
+
+    out = {}
+    for name, image in (("chelsea", skdata.chelsea()), ("coffee", skdata.coffee())):
+        out[f"{name}_class"], _, out[f"{name}_prob"] = models.imagenet_topk(model, image)[0][0]
+    return out
+
+
+def test_lesson_00_claims_fail_with_a_random_init_in_place_of_imagenet():
+    from medkit import models
+
+    claims_for("00")({**GOOD["00"], **_lesson_00_imagenet(models.get_backbone("efficientnet_lite0"))})
+    with pytest.raises(AssertionError):
+        claims_for("00")({**GOOD["00"], **_lesson_00_imagenet(models.get_backbone("efficientnet_lite0", weights=None))})
+
+
+def _smoothness(model) -> float:
+    """Lesson 02's filter smoothness (cell 5): correlation of horizontally adjacent first-layer weights."""
+    from medkit import features
+
+    w = features.first_layer_filters(model)
+    return float(np.corrcoef(w[:, :, :-1].ravel(), w[:, :, 1:].ravel())[0, 1])
+
+
+@pytest.fixture(scope="module")
+def xray_features():
+    """Lesson 02's frozen ImageNet features (cell 9) of its smoke-size training and test parts."""
+    from medkit import data, features
+    from medkit.course import profiles
+
+    cfg = profiles.resolve("smoke", "02", seed=0)
+    splits = data.chest_xrays(image_size=cfg.image_size, n_train=cfg.n_train, seed=0)
+    return [features.extract_features("efficientnet_lite0", splits[part], image_size=cfg.image_size, progress=False)
+            for part in ("train", "test")]
+
+
+def test_lesson_02_claims_fail_on_shuffled_labels(xray_features):
+    from medkit import features
+
+    (X_train, y_train), (X_test, y_test) = xray_features
+
+    def probe(labels):
+        return {"probe_auc_pretrained": features.probe_metrics(features.linear_probe(X_train, labels), X_test, y_test)["auc"],
+                "probe_auc_random": 0.5}
+
+    claims_for("02")({**GOOD["02"], **probe(y_train)})
+    with pytest.raises(AssertionError):
+        claims_for("02")({**GOOD["02"], **probe(np.random.default_rng(0).permutation(y_train))})
+
+
+def test_lesson_02_claims_fail_with_a_random_init_in_place_of_imagenet():
+    from medkit import models
+
+    random_init = _smoothness(models.get_backbone("efficientnet_lite0", weights=None))
+    claims_for("02")({**GOOD["02"], "filter_smoothness_pretrained": _smoothness(models.get_backbone("efficientnet_lite0")),
+                      "filter_smoothness_random": random_init})
+    with pytest.raises(AssertionError):
+        other_random = _smoothness(models.get_backbone("efficientnet_lite0", weights=None))
+        claims_for("02")({**GOOD["02"], "filter_smoothness_pretrained": other_random, "filter_smoothness_random": random_init})

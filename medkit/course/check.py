@@ -5,12 +5,13 @@ lesson passes as context), never from a stored number, so the answers stay right
 change. Lessons record `results()` so the tests know every solution cell's answer was judged right.
 """
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..errors import UnknownNameError
+from ..errors import ConfigError, UnknownNameError
 
-__all__ = ["Exercise", "exercise", "check", "list_exercises", "results"]
+__all__ = ["Exercise", "exercise", "check", "check_answer", "list_exercises", "results"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,27 @@ def check(key: str, answer, quiet: bool = False, **context) -> bool:
     if not quiet:
         print(f"Right! ({ex.question})" if right else f"Not yet. Hint: {ex.hint}")
     return right
+
+
+def check_answer(key: str, name: str, namespace: dict | None = None, quiet: bool = False, **context) -> bool | None:
+    """Judge the notebook variable `name` as the answer to exercise `key`; None, saying so, while it is not defined.
+
+    A lesson's check cells call this instead of `check(key, answer)`: in a student copy, whose solution cells are
+    blank, the answer's variable does not exist yet, and reading it would stop "Run All" with a NameError at the
+    first exercise. `namespace` defaults to the caller's globals (the notebook's). An unanswered exercise is not
+    recorded in `results()`, so a lesson run with its solutions still proves each one was answered and right.
+    """
+    if key not in _EXERCISES:
+        raise UnknownNameError(f"Unknown exercise {key!r}; known: {', '.join(list_exercises())}.")
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ConfigError(f"check_answer takes the answer's variable name as a string (e.g. \"thr_25\"), not {name!r}.")
+    scope = sys._getframe(1).f_globals if namespace is None else namespace
+    if name not in scope:
+        if not quiet:
+            print(f"Not answered yet: store your answer in `{name}` above and run this cell again. "
+                  f"({_EXERCISES[key].question})")
+        return None
+    return check(key, scope[name], quiet=quiet, **context)
 
 
 def results(lesson: str = "") -> dict[str, bool]:

@@ -212,7 +212,7 @@ def check_06(m):
 def _check_06_gate(m):
     # Lesson 06's retraining gate (section 8). Only its mechanics are asserted: the drift rates and the gate's
     # decision on the CLAHE candidate are not yet measured over seeds (worded as this run's own numbers).
-    assert 0 <= m["gate_drift_false_alarm_rate"] <= 1 and 0 <= m["gate_drift_detection_rate"] <= 1
+    _finite(m, "gate_drift_false_alarm_rate", "gate_drift_detection_rate")
     verdicts = [m[f"gate_{kind}_verdict"] for kind in ("locked", "external")]
     # PROMOTE exactly when every part is non-inferior or better (medkit.evaluation.compare)
     assert (m["gate_decision"] == "PROMOTE") == all(v in ("superior", "non-inferior") for v in verdicts), verdicts

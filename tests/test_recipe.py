@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -287,6 +288,41 @@ def test_fit_refuses_a_non_empty_out_unless_overwrite(folder_fit, tmp_path, caps
     assert "--overwrite" in capsys.readouterr().err and (out / "notes.txt").read_text() == "keep me"
     fit_recipe(data, out, cfg, progress=False, log=lambda *_: None, overwrite=True)
     assert (out / CONFIG_FILE).exists() and (out / "notes.txt").read_text() == "keep me"  # carried into the new folder
+
+
+def test_a_fit_is_one_commit_and_a_failing_gate_step_leaves_the_previous_folder(folder_fit, tmp_path, monkeypatch):
+    import shutil
+
+    import medkit.atomic as atomic
+    from medkit.cache import sha256sum
+    from medkit.deploy.gate import GATE_FILE, SanityGate
+
+    data, fitted, _, _ = folder_fit
+    ck = tmp_path / "ck"
+    shutil.copytree(fitted, ck)
+    before = {p.name: p.read_bytes() for p in ck.iterdir()}
+    assert {CONFIG_FILE, "model.pt", "metrics.json", GATE_FILE} <= set(before)
+    cfg = RecipeConfig(image_size=48, epochs=1, batch_size=16, freeze="head", seed=3)
+
+    def disk_gone(self, path, model_sha256=""):
+        raise OSError(5, "Input/output error")
+
+    with monkeypatch.context() as m:
+        m.setattr(SanityGate, "save", disk_gone)
+        with pytest.raises(DataError, match="Cannot write"):
+            fit_recipe(data, ck, cfg, progress=False, log=lambda *_: None, overwrite=True)
+    assert {p.name: p.read_bytes() for p in ck.iterdir()} == before  # old weights, metrics and gate, all of them
+    assert [p.name for p in tmp_path.iterdir()] == ["ck"]  # no staged folder left beside it
+
+    writes = []
+    real = atomic.write_bytes
+    monkeypatch.setattr(atomic, "write_bytes", lambda path, data: writes.append(Path(path).name) or real(path, data))
+    metrics = fit_recipe(data, ck, cfg, progress=False, log=lambda *_: None, overwrite=True)
+    assert writes.count("metrics.json") == 1  # written once, gate line included
+    config = json.loads((ck / CONFIG_FILE).read_text())
+    assert config["weights_sha256"] != json.loads(before[CONFIG_FILE])["weights_sha256"]
+    assert json.loads((ck / "metrics.json").read_text())["gate"] == metrics["gate"] and metrics["gate"]["file"] == GATE_FILE
+    assert SanityGate.load(ck / GATE_FILE, model_sha256=sha256sum(ck / "model.pt")).has_reference  # tied to new weights
 
 
 def test_group_by_patient_needs_patient_keys(tiny, tmp_path, capsys):

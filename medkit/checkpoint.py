@@ -38,6 +38,7 @@ from .atomic import atomic_folder, read_state_dict, torch_save, write_json
 from .cache import sha256sum
 from .errors import ConfigError, DataError, WeightsError
 from .models import get_backbone, get_spec
+from .paths import check_dir, check_file
 
 __all__ = ["save_checkpoint", "load_checkpoint", "read_config", "read_state_dict", "record_validation", "data_path",
            "settings_digest", "CONFIG_FILE", "WEIGHTS_FILE"]
@@ -171,14 +172,15 @@ def _check_schema(config: dict, where) -> None:
 
 def read_config(ckpt_dir) -> dict:
     """Return the config of a checkpoint folder, refusing a missing, non-JSON or incomplete one."""
-    path = Path(ckpt_dir) / CONFIG_FILE
-    if not path.is_file():
+    path = check_dir(ckpt_dir, "Checkpoint folder", hint="Train one with `medkit fit`.") / CONFIG_FILE
+    if not os.path.lexists(path):
         left = sorted(p.name for p in Path(ckpt_dir).parent.glob(f".{Path(ckpt_dir).name}.*.*") if p.is_dir())
         hint = (f" Beside it: {', '.join(left)}, left by an interrupted save. One ending .old is the previous "
                 f"checkpoint (rename it back to {Path(ckpt_dir).name}); one ending .staged is the new one, whole "
                 "only when a .old sits beside it." if left else "")
         raise DataError(f"{ckpt_dir} is not a medkit checkpoint: {CONFIG_FILE} is missing. Train one with "
                         f"`medkit fit`.{hint}")
+    check_file(path, "Checkpoint config")  # a folder, a FIFO, a loop or a device in its place, named as such
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -193,10 +195,11 @@ def read_config(ckpt_dir) -> dict:
 def _weights_file(ckpt_dir: Path, config: dict) -> Path:
     """Return the weights file of a checkpoint, refusing one whose sha256 is not the one config.json records."""
     path, expected = ckpt_dir / WEIGHTS_FILE, config.get("weights_sha256")
-    if expected is None or (path.is_file() and sha256sum(path) == expected):
+    # an empty file is left to read_state_dict, whose WeightsError calls it truncated
+    check_file(path, "Checkpoint weights", allow_empty=True,
+               hint="The training run did not finish; retrain with `medkit fit`.")
+    if expected is None or sha256sum(path) == expected:
         return path
-    if not path.is_file():
-        raise DataError(f"{ckpt_dir} has no {WEIGHTS_FILE}; the training run did not finish.")
     raise WeightsError(f"{path} does not match {CONFIG_FILE} (sha256 differs): the weights were replaced or "
                        "damaged after training. Retrain with `medkit fit` or restore the folder from a copy.")
 
@@ -207,8 +210,9 @@ def load_checkpoint(ckpt_dir, backbone: str | None = None) -> tuple[nn.Module, d
     config = read_config(ckpt_dir)
     if backbone is not None and backbone != config["backbone"]:
         raise WeightsError(f"Checkpoint {ckpt_dir} holds a {config['backbone']} model, not {backbone}.")
+    weights = _weights_file(ckpt_dir, config)  # a missing or damaged model.pt is refused before building the model
     model = get_backbone(config["backbone"], weights=None, num_classes=config["num_classes"])
-    state = read_state_dict(_weights_file(ckpt_dir, config))
+    state = read_state_dict(weights)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

@@ -325,6 +325,46 @@ def test_a_fit_is_one_commit_and_a_failing_gate_step_leaves_the_previous_folder(
     assert SanityGate.load(ck / GATE_FILE, model_sha256=sha256sum(ck / "model.pt")).has_reference  # tied to new weights
 
 
+def _dicom_tree(pngs, root, modality="DX", body_part="CHEST"):
+    """Write each PNG of a class-folder tree as an 8-bit MONOCHROME2 DICOM of `modality` and `body_part`."""
+    from PIL import Image
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    for png in sorted(pngs.rglob("*.png")):
+        pixels = np.asarray(Image.open(png))
+        meta = FileMetaDataset()
+        meta.TransferSyntaxUID, meta.MediaStorageSOPClassUID = ExplicitVRLittleEndian, "1.2.840.10008.5.1.4.1.1.1.1"
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds = Dataset()
+        ds.file_meta, ds.SOPClassUID, ds.SOPInstanceUID = meta, meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+        ds.Modality, ds.BodyPartExamined, ds.PatientID = modality, body_part, png.stem
+        ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = *pixels.shape, 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+        ds.PixelData = pixels.tobytes()
+        out = root / png.relative_to(pngs).with_suffix(".dcm")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        ds.save_as(out, enforce_file_format=True)
+    return root
+
+
+def test_fit_on_dicom_records_the_modality_and_body_part_export_and_predict_check(tmp_path):
+    from medkit.deploy.onnx import checkpoint_export_args
+
+    data = _dicom_tree(kermany_folder(tmp_path / "png", n_patients=8), tmp_path / "dicom")
+    cfg = RecipeConfig(image_size=48, epochs=1, batch_size=16, freeze="head")
+    lines = []
+    fit_recipe(data, tmp_path / "ck", cfg, progress=False, log=lines.append, audit=False)
+    config = json.loads((tmp_path / "ck" / CONFIG_FILE).read_text())
+    assert (config["modalities"], config["body_parts"]) == (["DX"], ["CHEST"])
+    assert any("trained on DICOM DX images of CHEST" in line for line in lines)
+    args = checkpoint_export_args(tmp_path / "ck", config)
+    assert (args["modalities"], args["body_parts"]) == (["DX"], ["CHEST"])  # not the kit's CR/DX chest default
+    # PNG input records no DICOM scope: export keeps its defaults
+    fit_recipe(tmp_path / "png", tmp_path / "ck_png", cfg, progress=False, log=lambda *_: None, audit=False)
+    assert "modalities" not in json.loads((tmp_path / "ck_png" / CONFIG_FILE).read_text())
+
+
 def test_group_by_patient_needs_patient_keys(tiny, tmp_path, capsys):
     assert main(["fit", "--data", str(tiny), "--out", str(tmp_path / "o"), *FAST, "--group-by", "patient"]) != 0
     assert "patient" in capsys.readouterr().err and not (tmp_path / "o").exists()

@@ -25,6 +25,7 @@ import torch
 from ..checkpoint import data_path, load_checkpoint, read_config, save_checkpoint
 from ..data import BatchLoader, check_trainable, load_source
 from ..data.contrast import contrast_of
+from ..data.dicom import dicom_scope
 from ..deploy.gate import GATE_FILE, SanityGate, dataset_shapes, embed_and_predict, fit_gate, summarise
 from ..errors import ConfigError, DataError
 from ..evaluation.evaluate import choose_threshold, metrics_with_ci
@@ -138,13 +139,17 @@ def fit_recipe(data, out_dir, cfg: RecipeConfig | None = None, progress: bool = 
                "splits": _split_summary(source), "data": data_info, "audit": audit_record, "recipe": asdict(cfg),
                "device": device,
                "n": {k: len(v) for k, v in splits.items()}}
+    scope = dicom_scope(splits["train"].meta.get("paths", []))  # what predict and export check DICOMs against
+    if scope:
+        log(f"medkit fit: trained on DICOM {'/'.join(scope['modalities'])} images of "
+            f"{'/'.join(scope.get('body_parts', ['no named body part']))}; kept in the checkpoint for export and predict")
     gate = _fit_gate(model, splits, pre, cfg, device, log)
     metrics["gate"] = _gate_info(gate)
     # one commit: weights, config, metrics and the gate (tied to the weights' sha256) appear together or not at all
     save_checkpoint(out_dir, model.cpu(), image_size=cfg.image_size, classes=classes, threshold=threshold,
                     channels=data_info["channels"], input_size=height if height == width else None, recipe=asdict(cfg),
                     splits=_split_summary(source), data=data_info, audit=audit_record,
-                    validation=[validation_entry(val_metrics, threshold_chosen_here=True)],
+                    validation=[validation_entry(val_metrics, threshold_chosen_here=True)], **scope,
                     files={METRICS_FILE: metrics, GATE_FILE: None if gate is None else
                            (lambda path, weights_sha256: gate.save(path, model_sha256=weights_sha256))})
     if gate is not None:

@@ -5,11 +5,13 @@
 (and so could run code) is refused, never retried unsafely. The config says which backbone the
 weights belong to, the raw input size and channels, and the sha256 of `model.pt`.
 
-A save never leaves a half-written or mixed checkpoint: `model.pt`, `config.json` and any file that
-belongs with them (`metrics.json`) are written into a temporary folder beside the checkpoint, which
-then replaces the checkpoint folder as a whole (`medkit.atomic.atomic_folder`). Killed before that,
-the folder still holds the previous checkpoint (or none), never new weights beside old metrics. Other
-files a user keeps in an overwritten checkpoint folder (notes) are carried into the new one.
+A save never leaves a half-written or mixed checkpoint: `model.pt`, `config.json` and every file that
+belongs with them (`metrics.json`, the sanity gate's `gate.npz`, which names the weights' sha256) are
+written into a temporary folder beside the checkpoint, which then replaces the checkpoint folder as a
+whole (`medkit.atomic.atomic_folder`). Killed or failing before that, the folder still holds the
+previous checkpoint (or none), never new weights beside old metrics or an old gate. Other files a user
+keeps in an overwritten checkpoint folder (notes) are carried into the new one; a file the save names
+with no content (None) is one the new checkpoint lacks, so the old one is not carried.
 
 `read_config` checks the schema, naming the field that is wrong: classes non-empty, unique and as many
 as `num_classes`; threshold a number in [0, 1]; sizes positive; mean/std finite with std > 0; the
@@ -36,6 +38,7 @@ from .atomic import atomic_folder, read_state_dict, torch_save, write_json
 from .cache import sha256sum
 from .errors import ConfigError, DataError, WeightsError
 from .models import get_backbone, get_spec
+from .paths import check_dir, check_file
 
 __all__ = ["save_checkpoint", "load_checkpoint", "read_config", "read_state_dict", "record_validation", "record_comparison", "data_path",
            "settings_digest", "CONFIG_FILE", "WEIGHTS_FILE"]
@@ -70,7 +73,9 @@ def save_checkpoint(out_dir, model: nn.Module, *, image_size: int, classes, thre
         image_size: the side the network was trained at (after the in-graph resize).
         input_size, channels: the side and channel count (1 grey, 3 colour) of the raw training images,
             which `medkit export` gives the deployed model; None leaves them for export to ask.
-        files: {name: JSON-serialisable data} written beside them in the same commit (`metrics.json`).
+        files: {name: content} written beside them in the same commit: JSON-serialisable data (`metrics.json`),
+            a callable `write(path, weights_sha256)` for a file tied to the weights (`gate.npz`), or None for
+            a file this checkpoint has none of (an overwritten folder's old one is dropped, not carried over).
         extra: anything JSON-serialisable worth keeping (recipe, data file, splits).
     """
     out_dir = Path(out_dir)
@@ -84,25 +89,30 @@ def save_checkpoint(out_dir, model: nn.Module, *, image_size: int, classes, thre
               "mean": list(spec.mean), "std": list(spec.std), "threshold": float(threshold), **extra}
     for stale in ("weights_sha256", "settings_sha256"):  # a config copied from another checkpoint (adapt) had its own
         config.pop(stale, None)
-    json.dumps([config, files])  # a value JSON cannot hold fails here, before anything is written
+    files = dict(files or {})
+    json.dumps([config, {k: v for k, v in files.items() if not callable(v)}])  # a value JSON cannot hold fails here
     _check_schema(config, f"the config of {out_dir}")
     with atomic_folder(out_dir) as stage:
-        config["weights_sha256"] = sha256sum(torch_save(model.state_dict(), stage / WEIGHTS_FILE))
+        weights_sha256 = sha256sum(torch_save(model.state_dict(), stage / WEIGHTS_FILE))
+        config["weights_sha256"] = weights_sha256
         config["settings_sha256"] = settings_digest(config)
         write_json(stage / CONFIG_FILE, config)
-        for name, data in (files or {}).items():
-            write_json(stage / name, data)
-        _carry_over(out_dir, stage)
+        for name, content in files.items():
+            if callable(content):
+                content(stage / name, weights_sha256)
+            elif content is not None:
+                write_json(stage / name, content)
+        _carry_over(out_dir, stage, owned={CONFIG_FILE, WEIGHTS_FILE, *files})
     return out_dir
 
 
-def _carry_over(out_dir: Path, stage: Path) -> None:
+def _carry_over(out_dir: Path, stage: Path, owned) -> None:
     """Keep the files a user put beside an overwritten checkpoint (notes, exports): hard-linked, else copied."""
     if not out_dir.is_dir():
         return
     for path in out_dir.iterdir():
-        if (stage / path.name).exists() or path.name in (CONFIG_FILE, WEIGHTS_FILE):
-            continue  # the new checkpoint's own files replace the old ones
+        if (stage / path.name).exists() or path.name in owned:
+            continue  # the new checkpoint's own files (or its lack of one) replace the old ones
         if path.is_dir():
             shutil.copytree(path, stage / path.name, copy_function=_link_or_copy)
         else:
@@ -162,14 +172,15 @@ def _check_schema(config: dict, where) -> None:
 
 def read_config(ckpt_dir) -> dict:
     """Return the config of a checkpoint folder, refusing a missing, non-JSON or incomplete one."""
-    path = Path(ckpt_dir) / CONFIG_FILE
-    if not path.is_file():
+    path = check_dir(ckpt_dir, "Checkpoint folder", hint="Train one with `medkit fit`.") / CONFIG_FILE
+    if not os.path.lexists(path):
         left = sorted(p.name for p in Path(ckpt_dir).parent.glob(f".{Path(ckpt_dir).name}.*.*") if p.is_dir())
         hint = (f" Beside it: {', '.join(left)}, left by an interrupted save. One ending .old is the previous "
                 f"checkpoint (rename it back to {Path(ckpt_dir).name}); one ending .staged is the new one, whole "
                 "only when a .old sits beside it." if left else "")
         raise DataError(f"{ckpt_dir} is not a medkit checkpoint: {CONFIG_FILE} is missing. Train one with "
                         f"`medkit fit`.{hint}")
+    check_file(path, "Checkpoint config")  # a folder, a FIFO, a loop or a device in its place, named as such
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -184,10 +195,11 @@ def read_config(ckpt_dir) -> dict:
 def _weights_file(ckpt_dir: Path, config: dict) -> Path:
     """Return the weights file of a checkpoint, refusing one whose sha256 is not the one config.json records."""
     path, expected = ckpt_dir / WEIGHTS_FILE, config.get("weights_sha256")
-    if expected is None or (path.is_file() and sha256sum(path) == expected):
+    # an empty file is left to read_state_dict, whose WeightsError calls it truncated
+    check_file(path, "Checkpoint weights", allow_empty=True,
+               hint="The training run did not finish; retrain with `medkit fit`.")
+    if expected is None or sha256sum(path) == expected:
         return path
-    if not path.is_file():
-        raise DataError(f"{ckpt_dir} has no {WEIGHTS_FILE}; the training run did not finish.")
     raise WeightsError(f"{path} does not match {CONFIG_FILE} (sha256 differs): the weights were replaced or "
                        "damaged after training. Retrain with `medkit fit` or restore the folder from a copy.")
 
@@ -198,8 +210,9 @@ def load_checkpoint(ckpt_dir, backbone: str | None = None) -> tuple[nn.Module, d
     config = read_config(ckpt_dir)
     if backbone is not None and backbone != config["backbone"]:
         raise WeightsError(f"Checkpoint {ckpt_dir} holds a {config['backbone']} model, not {backbone}.")
+    weights = _weights_file(ckpt_dir, config)  # a missing or damaged model.pt is refused before building the model
     model = get_backbone(config["backbone"], weights=None, num_classes=config["num_classes"])
-    state = read_state_dict(_weights_file(ckpt_dir, config))
+    state = read_state_dict(weights)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

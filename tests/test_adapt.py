@@ -305,3 +305,32 @@ def test_batchnorm_method_moves_only_the_trained_layers_statistics(home, tmp_pat
     assert all(name.startswith(("blocks.6", "conv_head", "bn2")) for name in changed), (cut, sorted(changed))
     assert main(["evaluate", "--checkpoint", str(tmp_path / "bn"), "--data", str(site_dir)]) == 0
     assert '"adaptation_images_skipped": 0' in capsys.readouterr().out
+
+
+def test_adapt_reads_the_site_in_the_checkpoints_value_range(home, tmp_path, capsys):
+    """A checkpoint fit on float images saved in 0-1000 (--value-range) reads the new site in that range too."""
+    from PIL import Image
+
+    from medkit.checkpoint import load_checkpoint, save_checkpoint
+    from medkit.errors import DataError
+    from medkit.fit.adapt import adapt_checkpoint
+
+    ck, _ = home
+    model, config = load_checkpoint(ck)
+    wide = tmp_path / "wide"
+    save_checkpoint(wide, model, image_size=48, classes=config["classes"], threshold=0.5, input_size=48, channels=1,
+                    recipe={**config["recipe"], "value_range": [0.0, 1000.0]}, splits=config["splits"],
+                    data=config["data"])
+    rng = np.random.default_rng(0)
+    for label, level in (("NORMAL", 200.0), ("PNEUMONIA", 700.0)):
+        (tmp_path / "site" / label).mkdir(parents=True)
+        for i in range(6):
+            image = np.clip(rng.normal(level, 80.0, (48, 48)), 0, 1000).astype(np.float32)
+            Image.fromarray(image).save(tmp_path / "site" / label / f"{label}{i}.tif")
+    record = adapt_checkpoint(wide, tmp_path / "site", tmp_path / "ad", k=6, log=None)
+    assert record["n_labelled"] == 6 and json.loads((tmp_path / "ad" / CONFIG_FILE).read_text())["recipe"]["value_range"] == [0.0, 1000.0]
+    with pytest.raises(DataError, match=r"outside the declared value range \[0, 1\]"):  # the range is applied, not ignored
+        adapt_checkpoint(wide, tmp_path / "site", tmp_path / "ad01", k=6, log=None, value_range=(0.0, 1.0))
+    assert main(["adapt", "--checkpoint", str(wide), "--data", str(tmp_path / "site"), "--k", "6",
+                 "--out", str(tmp_path / "ad_cli")]) == 0
+    capsys.readouterr()

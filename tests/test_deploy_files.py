@@ -76,7 +76,7 @@ def test_export_and_predict_commands(pneumonia, tmp_path, capsys):
     assert main(["predict", "--model", str(out), *map(str, images[:3]), "--drift"]) == 1
     assert "too small for the drift test" in capsys.readouterr().err
     assert main(["export", "--checkpoint", str(tmp_path / "nothing"), "--out", str(out)]) == 1
-    assert "not a medkit checkpoint" in capsys.readouterr().err
+    assert "Checkpoint folder" in (err := capsys.readouterr().err) and "does not exist" in err
 
 
 def test_predict_cli_refuses_a_float_image_outside_its_range(predictor, tmp_path, capsys):

@@ -156,3 +156,45 @@ def test_shape_checks_without_a_reference():
     assert gate.shape_flags((1024, 1280)) == [] and not gate.has_reference
     with pytest.raises(DataError, match="no embedding reference"):
         gate.ood_scores(np.zeros((1, 8)))
+
+
+def _embedding_sets(seed=0):
+    """Return (train, held-out, far) embeddings: two clusters of 64-D in-distribution vectors and a third, far one."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(2, 64)) * 3
+    near = [centres[i % 2] + rng.normal(size=64) for i in range(300)]
+    far = rng.normal(size=(50, 64)) + rng.normal(size=64) * 3
+    return np.array(near[:200]), np.array(near[200:]), far
+
+
+def test_knn_score_flags_far_embeddings_at_its_val_quantile_and_round_trips(tmp_path):
+    train, held, far = _embedding_sets()
+    images = np.tile(np.linspace(0, 255, 32 * 32).reshape(32, 32).astype(np.uint8), (len(train), 1, 1))
+    gate = SanityGate.fit(images, train, images[:len(held)], held, quantile=0.95)
+    assert gate.ood_method == "knn" and int(gate.ood["k"]) == 10 and gate.ood["reference"].shape == (200, 64)
+    assert np.mean(gate.ood_scores(held) > gate.ood["threshold"]) == pytest.approx(0.05, abs=0.011)  # the quantile
+    assert np.mean(gate.ood_scores(far) > gate.ood["threshold"]) == 1.0
+    # the score is a distance between unit vectors: a rescaled embedding scores the same
+    np.testing.assert_allclose(gate.ood_scores(far * 7), gate.ood_scores(far), rtol=1e-5)
+    back = SanityGate.load(gate.save(tmp_path / "g.npz"))
+    assert back.ood_method == "knn" and "10th nearest" in repr(back)
+    np.testing.assert_allclose(back.ood_scores(far), gate.ood_scores(far), rtol=1e-6)
+    maha = SanityGate.fit(images, train, images[:len(held)], held, quantile=0.95, ood_method="mahalanobis")
+    assert SanityGate.load(maha.save(tmp_path / "m.npz")).ood_method == "mahalanobis"
+    with pytest.raises(DataError, match="Unknown OOD method 'lof'"):
+        SanityGate.fit(images, train, images[:len(held)], held, ood_method="lof")
+    with pytest.raises(DataError, match=r"shaped \(N, 64\)"):
+        gate.ood_scores(np.zeros((2, 8)))
+
+
+def test_a_gate_file_without_a_method_is_the_mahalanobis_one_it_was_written_as(tmp_path):
+    train, held, far = _embedding_sets(1)
+    images = np.tile(np.linspace(0, 255, 32 * 32).reshape(32, 32).astype(np.uint8), (len(train), 1, 1))
+    maha = SanityGate.fit(images, train, images[:len(held)], held, ood_method="mahalanobis")
+    path = maha.save(tmp_path / "old.npz")
+    with np.load(path) as f:
+        fields = {k: f[k] for k in f.files if k != "method"}  # what medkit-gate/1 files written before held
+    np.savez(tmp_path / "older.npz", **fields)
+    older = SanityGate.load(tmp_path / "older.npz")
+    assert older.ood_method == "mahalanobis"
+    np.testing.assert_allclose(older.ood_scores(far), maha.ood_scores(far))

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -287,6 +288,81 @@ def test_fit_refuses_a_non_empty_out_unless_overwrite(folder_fit, tmp_path, caps
     assert "--overwrite" in capsys.readouterr().err and (out / "notes.txt").read_text() == "keep me"
     fit_recipe(data, out, cfg, progress=False, log=lambda *_: None, overwrite=True)
     assert (out / CONFIG_FILE).exists() and (out / "notes.txt").read_text() == "keep me"  # carried into the new folder
+
+
+def test_a_fit_is_one_commit_and_a_failing_gate_step_leaves_the_previous_folder(folder_fit, tmp_path, monkeypatch):
+    import shutil
+
+    import medkit.atomic as atomic
+    from medkit.cache import sha256sum
+    from medkit.deploy.gate import GATE_FILE, SanityGate
+
+    data, fitted, _, _ = folder_fit
+    ck = tmp_path / "ck"
+    shutil.copytree(fitted, ck)
+    before = {p.name: p.read_bytes() for p in ck.iterdir()}
+    assert {CONFIG_FILE, "model.pt", "metrics.json", GATE_FILE} <= set(before)
+    cfg = RecipeConfig(image_size=48, epochs=1, batch_size=16, freeze="head", seed=3)
+
+    def disk_gone(self, path, model_sha256=""):
+        raise OSError(5, "Input/output error")
+
+    with monkeypatch.context() as m:
+        m.setattr(SanityGate, "save", disk_gone)
+        with pytest.raises(DataError, match="Cannot write"):
+            fit_recipe(data, ck, cfg, progress=False, log=lambda *_: None, overwrite=True)
+    assert {p.name: p.read_bytes() for p in ck.iterdir()} == before  # old weights, metrics and gate, all of them
+    assert [p.name for p in tmp_path.iterdir()] == ["ck"]  # no staged folder left beside it
+
+    writes = []
+    real = atomic.write_bytes
+    monkeypatch.setattr(atomic, "write_bytes", lambda path, data: writes.append(Path(path).name) or real(path, data))
+    metrics = fit_recipe(data, ck, cfg, progress=False, log=lambda *_: None, overwrite=True)
+    assert writes.count("metrics.json") == 1  # written once, gate line included
+    config = json.loads((ck / CONFIG_FILE).read_text())
+    assert config["weights_sha256"] != json.loads(before[CONFIG_FILE])["weights_sha256"]
+    assert json.loads((ck / "metrics.json").read_text())["gate"] == metrics["gate"] and metrics["gate"]["file"] == GATE_FILE
+    assert SanityGate.load(ck / GATE_FILE, model_sha256=sha256sum(ck / "model.pt")).has_reference  # tied to new weights
+
+
+def _dicom_tree(pngs, root, modality="DX", body_part="CHEST"):
+    """Write each PNG of a class-folder tree as an 8-bit MONOCHROME2 DICOM of `modality` and `body_part`."""
+    from PIL import Image
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    for png in sorted(pngs.rglob("*.png")):
+        pixels = np.asarray(Image.open(png))
+        meta = FileMetaDataset()
+        meta.TransferSyntaxUID, meta.MediaStorageSOPClassUID = ExplicitVRLittleEndian, "1.2.840.10008.5.1.4.1.1.1.1"
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds = Dataset()
+        ds.file_meta, ds.SOPClassUID, ds.SOPInstanceUID = meta, meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+        ds.Modality, ds.BodyPartExamined, ds.PatientID = modality, body_part, png.stem
+        ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = *pixels.shape, 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+        ds.PixelData = pixels.tobytes()
+        out = root / png.relative_to(pngs).with_suffix(".dcm")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        ds.save_as(out, enforce_file_format=True)
+    return root
+
+
+def test_fit_on_dicom_records_the_modality_and_body_part_export_and_predict_check(tmp_path):
+    from medkit.deploy.onnx import checkpoint_export_args
+
+    data = _dicom_tree(kermany_folder(tmp_path / "png", n_patients=8), tmp_path / "dicom")
+    cfg = RecipeConfig(image_size=48, epochs=1, batch_size=16, freeze="head")
+    lines = []
+    fit_recipe(data, tmp_path / "ck", cfg, progress=False, log=lines.append, audit=False)
+    config = json.loads((tmp_path / "ck" / CONFIG_FILE).read_text())
+    assert (config["modalities"], config["body_parts"]) == (["DX"], ["CHEST"])
+    assert any("trained on DICOM DX images of CHEST" in line for line in lines)
+    args = checkpoint_export_args(tmp_path / "ck", config)
+    assert (args["modalities"], args["body_parts"]) == (["DX"], ["CHEST"])  # not the kit's CR/DX chest default
+    # PNG input records no DICOM scope: export keeps its defaults
+    fit_recipe(tmp_path / "png", tmp_path / "ck_png", cfg, progress=False, log=lambda *_: None, audit=False)
+    assert "modalities" not in json.loads((tmp_path / "ck_png" / CONFIG_FILE).read_text())
 
 
 def test_group_by_patient_needs_patient_keys(tiny, tmp_path, capsys):

@@ -36,6 +36,8 @@ METHODS = ("threshold", "temperature", "temperature+threshold", "prior")
 def add_arguments(parser):
     import argparse
 
+    from . import value_range_arg
+
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
     parser.add_argument("--checkpoint", required=True, help="the home checkpoint (`medkit fit --out`); never modified")
@@ -47,6 +49,9 @@ def add_arguments(parser):
                         help="what to adapt (default threshold; see below)")
     parser.add_argument("--epochs", type=int, default=None, help="head: full-batch steps (default 30)")
     parser.add_argument("--lr", type=float, default=None, help="head: peak lr (default 1e-3)")
+    parser.add_argument("--value-range", type=value_range_arg, default=None, metavar="LOW,HIGH",
+                        help="the range float images were saved in (default: the checkpoint's own, else 0,1); a pixel "
+                        "outside it is refused, never rescaled")
 
 
 def run(args) -> int:
@@ -57,7 +62,7 @@ def run(args) -> int:
 
     record = adapt_checkpoint(args.checkpoint, args.data, args.out, args.k, args.seed, args.method,
                               epochs=HEAD_EPOCHS if args.epochs is None else args.epochs,
-                              lr=HEAD_LR if args.lr is None else args.lr, log=log)
+                              lr=HEAD_LR if args.lr is None else args.lr, log=log, value_range=args.value_range)
     shown = {key: value for key, value in record.items() if key not in ("images", "patients")}
     shown["out"] = str(args.out)
     emit(args, shown, json.dumps(shown))

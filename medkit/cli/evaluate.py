@@ -25,8 +25,8 @@ intervals, threshold, date) to the checkpoint's config.json `validation` list; t
 sha256 are untouched. The model card lists internal and external records separately.
 The sanity gate (medkit.deploy.gate; fit stores its reference in the checkpoint as gate.npz) checks every
 scored image: flat or low-contrast, inverted relative to the training images, too small, aspect ratio far
-from training, and an out-of-distribution score (Mahalanobis distance of the embedding, thresholded at the
-99% quantile of fit's val images). The metrics are over all images; `gate` says how many were flagged
+from training, and an out-of-distribution score (distance of the normalised embedding to its 10th nearest
+training embedding, thresholded at the 99% quantile of fit's val images). The metrics are over all images; `gate` says how many were flagged
 and by which check, `not_flagged` repeats the metrics over the rest. --allow-ood skips the gate.
 --device auto runs on cuda if torch sees one, else mps, else cpu.
 A summary table goes to stderr; stdout is one JSON line.

@@ -1,8 +1,8 @@
 """`medkit predict`: run an exported model on PNG, JPEG or DICOM files, with the preprocessing stored beside it.
 
 Each image first passes the sanity gate (`medkit.deploy.gate`): flat or low-contrast, inverted relative to
-the training images, too small, aspect ratio far from training, or out of distribution (the Mahalanobis
-distance of its embedding above the threshold `medkit fit` set on held-out images). A flagged image is
+the training images, too small, aspect ratio far from training, or out of distribution (the distance of its
+embedding to the 10th nearest training embedding above the threshold `medkit fit` set on held-out images). A flagged image is
 listed as FLAGGED, with the check, its score and the threshold, and gets no class. `--allow-ood` predicts
 every image as before.
 """

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..paths import check_file
 from .fingerprints import dhash_array, dhash_file, file_sha256, near_pairs
 from .folder import is_hidden, visible_files
 from .images import DICOM_EXTENSIONS, IMAGE_EXTENSIONS
@@ -186,9 +187,9 @@ def _npz_items(path: Path) -> tuple[list, dict]:
 
 def _list_source(data: Path, path_column: str, label_column: str) -> tuple[list, dict | None, str]:
     """Return (items, npz arrays or None, kind) of a source, the way `load_source` will read it."""
-    if not data.exists():
-        raise DataError(f"Data source {data} does not exist. Pass a class-folder tree, a folder with train/ and "
-                        "test/ subfolders, a CSV or a MedMNIST .npz file.")
+    if not data.is_dir():  # a file, or nothing usable (missing, a loop, a FIFO np.load would block on): say which
+        check_file(data, "Data source", allow_empty=True, hint="Pass a class-folder tree, a folder with train/ and "
+                   "test/ subfolders, a CSV or a MedMNIST .npz file.")
     if data.is_dir():
         splits = _split_folders(data)
         if splits:

@@ -17,10 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, UnknownNameError
+from ..paths import check_file
 from .dicom_checks import check_complete, check_pixel_module, check_rescale, stored_range
 
 __all__ = ["read_dicom", "load_dicom", "dicom_to_uint8", "DicomPixels", "dicom_info", "open_dicom", "decode_pixels",
-           "modality_range", "window", "WINDOWS", "DECODER_HINT", "NotDicomError", "MIN_GREY_LEVELS", "VOI_FUNCTIONS"]
+           "modality_range", "window", "WINDOWS", "DECODER_HINT", "NotDicomError", "MIN_GREY_LEVELS", "VOI_FUNCTIONS",
+           "dicom_scope", "DICOM_EXTENSIONS"]
+
+DICOM_EXTENSIONS = {".dcm", ".dicom"}  # the file names every loader reads as DICOM (medkit.data.images)
 
 # A header that shows every stored value its BitsStored allows as fewer greys than this has flattened the image
 # (a width of 1e9 on 16-bit data shows 65536 values as one grey); a narrow but real window keeps far more.
@@ -61,9 +65,7 @@ def open_dicom(path, pixels: bool = True, image: bool = False):
     import pydicom
     from pydicom.errors import InvalidDicomError
 
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"DICOM file {path} does not exist. Check the path.")
+    path = check_file(path, "DICOM file")  # a folder, a FIFO, a loop or /dev/zero named as such, never opened
     try:
         try:
             ds = pydicom.dcmread(path, stop_before_pixels=not pixels)
@@ -501,6 +503,27 @@ def dicom_info(path) -> dict:
         "window_center": first(ds.get("WindowCenter")), "window_width": first(ds.get("WindowWidth")),
         "bits_stored": int(first(ds.get("BitsStored")) or 0),
     }
+
+
+def dicom_scope(paths) -> dict:
+    """Return {"modalities", "body_parts"} seen among the DICOM files of `paths` (headers only); {} when none is DICOM.
+
+    What a model trained on these files is for: `medkit fit` keeps it in the checkpoint, `medkit export` writes it
+    into the sidecar, and `medkit predict` refuses DICOMs of another modality or body part. A file without a
+    Modality counts as "UNKNOWN" (so such files stay accepted); one without BodyPartExamined adds no body part.
+    """
+    modalities, body_parts = set(), set()
+    for path in paths:
+        if Path(path).suffix.lower() not in DICOM_EXTENSIONS:
+            continue
+        ds = open_dicom(path, pixels=False)
+        modalities.add(str(ds.get("Modality", "") or "").strip().upper() or "UNKNOWN")
+        part = str(ds.get("BodyPartExamined", "") or "").strip().upper()
+        if part:
+            body_parts.add(part)
+    if not modalities:
+        return {}
+    return {"modalities": sorted(modalities), **({"body_parts": sorted(body_parts)} if body_parts else {})}
 
 
 def _center_width(preset_or_center_width) -> tuple[float, float]:

@@ -22,14 +22,13 @@ import numpy as np
 
 from ..errors import DataError, MedkitError
 from ..paths import check_file
-from .dicom import dicom_to_uint8, window
+from .dicom import DICOM_EXTENSIONS, dicom_to_uint8, window
 from .pixels import DEFAULT_VALUE_RANGE, PixelRuleError, pixels_to_uint8, png_sbit
 
 __all__ = ["IMAGE_EXTENSIONS", "DICOM_EXTENSIONS", "ON_ERROR", "load_image", "stack_images", "to_uint8", "resize_image",
            "check_on_error", "warn_notes"]
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
-DICOM_EXTENSIONS = {".dcm", ".dicom"}
 ON_ERROR = ("raise", "skip")
 _GREY_TOLERANCE = 2  # JPEG chroma rounding can leave equal channels 1-2 levels apart
 _GREY = "colour file(s) with grey content (equal channels) loaded as grey"

@@ -24,6 +24,7 @@ from threadpoolctl import threadpool_limits
 from ..atomic import atomic_path
 from ..data.sites import SCANNERS
 from ..errors import DataError
+from ..paths import check_file
 
 __all__ = ["DriftResult", "DriftMonitor", "sample_batches", "alarm_rates"]
 
@@ -196,6 +197,7 @@ class DriftMonitor:
     @classmethod
     def load(cls, path, model_sha256: str = "") -> "DriftMonitor":
         """Read a monitor written by `save`; with `model_sha256`, refuse one saved for another model file."""
+        check_file(path, "Drift reference", hint="Export the model with `medkit export --drift-images` to write one.")
         try:
             with np.load(path, allow_pickle=False) as f:
                 arrays = {k: f[k] for k in ("mean", "components", "scale", "reference")}

@@ -11,10 +11,11 @@ prediction is reported and flags it, naming the check, its score and the thresho
 - `inverted`: the image correlates negatively with the training images' mean image (white lungs);
 - `aspect`: width / height outside the training images' range, widened twice (a squashed strip);
 - `too_small`: the shorter side under a quarter of the smallest training image's (a 1x1 image);
-- `ood`: the Mahalanobis distance of the model's embedding to the training embeddings, on the drift
-  monitor's features (PCA components and the log distance to the PCA subspace, `medkit.deploy.drift`)
-  with a Ledoit-Wolf shrinkage covariance (Lee et al., NeurIPS 2018, "A simple unified framework for
-  detecting out-of-distribution samples"), above its `quantile` on held-out in-distribution images.
+- `ood`: the distance of the model's L2-normalised pooled embedding to its k-th nearest training embedding
+  (`ood_method="knn"`, the default; Sun et al., ICML 2022, "Out-of-distribution detection with deep nearest
+  neighbors"), above its `quantile` on held-out in-distribution images (fit's val part). `"mahalanobis"`
+  is the earlier score: the Ledoit-Wolf Mahalanobis distance on the drift monitor's PCA features (Lee et
+  al., NeurIPS 2018). benchmarks/bench_ood_gate.py measured both (benchmarks/RECIPE.md, "The sanity gate").
 
 `medkit fit` stores the reference statistics in the checkpoint (`gate.npz`), `medkit export` copies them
 beside the ONNX file (`model.onnx.gate.npz`), so `predict` and `evaluate` gate without the training data.
@@ -33,14 +34,17 @@ from ..data.images import resize_image
 from ..data.pixels import DEFAULT_VALUE_RANGE
 from ..errors import DataError
 from ..models import split_head
+from ..paths import check_file
 from .drift import BAD_REFERENCE, _features, check_saved_for
 from .onnx import _softmax
 
-__all__ = ["GATE_FILE", "GATE_FORMAT", "Flag", "Verdict", "SanityGate", "gate_path", "raw_shape", "embed_and_predict",
+__all__ = ["GATE_FILE", "GATE_FORMAT", "OOD_METHODS", "KNN_K", "Flag", "Verdict", "SanityGate", "gate_path", "raw_shape", "embed_and_predict",
            "dataset_shapes", "fit_gate", "summarise", "onnx_gate", "export_gate", "predict_gated"]
 
 GATE_FILE = "gate.npz"  # in a checkpoint folder, beside config.json
 GATE_FORMAT = "medkit-gate/1"
+OOD_METHODS = ("knn", "mahalanobis")
+KNN_K = 10  # the k-th neighbour: benchmarks/bench_ood_gate.py compared k = 1 and 10
 _SIDE = 32  # images are compared at this size: enough for the layout of a chest film, cheap for thousands
 _FLAT = 2.0  # grey levels: a robust range under this is a constant image
 _DEFAULT_CONTRAST = 24.0  # without a reference: about a tenth of the 0-255 range
@@ -138,15 +142,21 @@ class SanityGate:
     def __init__(self, *, contrast_floor: float = _DEFAULT_CONTRAST, roughness_ceiling: float = _DEFAULT_ROUGH,
                  aspect_range=_DEFAULT_ASPECT,
                  min_side: int = _DEFAULT_MIN_SIDE, mean_image=None, inverted_below: float | None = None,
-                 ood: dict | None = None, quantile: float | None = None, n_reference: int = 0):
+                 ood: dict | None = None, quantile: float | None = None, n_reference: int = 0,
+                 ood_method: str = "knn"):
         self.contrast_floor, self.min_side = float(contrast_floor), int(min_side)
         self.roughness_ceiling = float(roughness_ceiling)
         self.aspect_range = (float(aspect_range[0]), float(aspect_range[1]))
         self.mean_image = None if mean_image is None else np.asarray(mean_image, np.float64)
         self.inverted_below = None if inverted_below is None else float(inverted_below)
-        # ood: pca_mean (D,), components (k, D), center and scale (k + 1,), location (k + 1,), precision
-        # (k + 1, k + 1) and threshold (a distance); None when the gate has no embedding reference
-        self.ood = None if ood is None else {k: np.asarray(v, np.float64) for k, v in ood.items()}
+        # ood, knn: reference (N, D) unit embeddings, k and threshold (a distance); mahalanobis: pca_mean (D,),
+        # components (k, D), center and scale (k + 1,), location (k + 1,), precision (k + 1, k + 1) and threshold;
+        # None when the gate has no embedding reference
+        if ood_method not in OOD_METHODS:
+            raise DataError(f"Unknown OOD method {ood_method!r}; choose one of {', '.join(OOD_METHODS)}.")
+        self.ood_method = ood_method
+        self.ood = None if ood is None else {k: np.asarray(v, np.float32 if k == "reference" else np.float64)
+                                             for k, v in ood.items()}
         self.quantile, self.n_reference = quantile, int(n_reference)
 
     @property
@@ -155,7 +165,7 @@ class SanityGate:
 
     @classmethod
     def fit(cls, train_images, train_embeddings, heldout_images, heldout_embeddings, *, train_shapes=None,
-            quantile: float = 0.99, n_components: int = 32) -> "SanityGate":
+            quantile: float = 0.99, n_components: int = 32, ood_method: str = "knn", k: int = KNN_K) -> "SanityGate":
         """Fit the reference on training images and their embeddings; set thresholds on held-out ones.
 
         Args:
@@ -165,7 +175,8 @@ class SanityGate:
                 the images' own shape).
             quantile: of held-out images' OOD distances: the threshold, so about 1 - quantile of clean
                 images are flagged (measured by benchmarks/bench_ood_gate.py).
-            n_components: PCA components of the embedding (fewer when there are few training images).
+            n_components: PCA components of the embedding (fewer when there are few training images; mahalanobis).
+            ood_method, k: "knn" (distance to the k-th nearest training embedding) or "mahalanobis".
         """
         X, H = np.asarray(train_embeddings, np.float64), np.asarray(heldout_embeddings, np.float64)
         if X.ndim != 2 or H.ndim != 2 or X.shape[1] != H.shape[1] or len(X) < 8 or len(H) < 4:
@@ -173,6 +184,8 @@ class SanityGate:
                             f"{X.shape} and {H.shape}. Fit it on more images.")
         if not 0.5 < quantile < 1:
             raise DataError(f"quantile must be in (0.5, 1), e.g. 0.99; got {quantile}.")
+        if ood_method not in OOD_METHODS:
+            raise DataError(f"Unknown OOD method {ood_method!r}; choose one of {', '.join(OOD_METHODS)}.")
         contrast, rough, small = _image_stats(train_images)
         held_contrast, held_rough, held_small = _image_stats(heldout_images)
         mean_image = small.mean(0)
@@ -188,7 +201,8 @@ class SanityGate:
                    aspect_range=(float(ratios.min()) / 2, float(ratios.max()) * 2),
                    min_side=max(2, int(shapes.min()) // 4), mean_image=mean_image,
                    inverted_below=-low_corr / 2 if low_corr > 0.1 else None,
-                   ood=_fit_ood(X, H, quantile, n_components), quantile=quantile, n_reference=len(X))
+                   ood=_fit_knn(X, H, quantile, k) if ood_method == "knn" else _fit_ood(X, H, quantile, n_components),
+                   quantile=quantile, n_reference=len(X), ood_method=ood_method)
 
     def shape_flags(self, shape) -> list[Flag]:
         """Return the flags of a raw image size (height, width): too small, or an aspect ratio far from training."""
@@ -221,15 +235,18 @@ class SanityGate:
         return out
 
     def ood_scores(self, embeddings) -> np.ndarray:
-        """Return each embedding's Mahalanobis distance to the training embeddings (drift features, shrunk covariance)."""
+        """Return each embedding's OOD score: k-th nearest-neighbour distance (knn) or Mahalanobis distance."""
         if self.ood is None:
             raise DataError("This gate has no embedding reference, so there is no OOD score; fit one with "
                             "medkit.deploy.fit_gate or retrain with `medkit fit`.")
         o = self.ood
         X = np.asarray(embeddings, np.float64)
-        if X.ndim != 2 or X.shape[1] != o["pca_mean"].shape[0]:
-            raise DataError(f"Expected embeddings shaped (N, {o['pca_mean'].shape[0]}); got {X.shape}. Were they "
+        width = (o["reference"] if self.ood_method == "knn" else o["pca_mean"]).shape[-1]
+        if X.ndim != 2 or X.shape[1] != width:
+            raise DataError(f"Expected embeddings shaped (N, {width}); got {X.shape}. Were they "
                             "computed by the model the gate was fitted for?")
+        if self.ood_method == "knn":
+            return _knn_distances(o["reference"], X, int(o["k"]))
         Z = (_features(X, o["pca_mean"], o["components"]) - o["center"]) / o["scale"] - o["location"]
         return np.sqrt(np.maximum(((Z @ o["precision"]) * Z).sum(1), 0.0))
 
@@ -254,7 +271,8 @@ class SanityGate:
         if self.mean_image is not None:
             arrays["mean_image"] = self.mean_image
         with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: np.savez would append ".npz"
-            np.savez(f, format=GATE_FORMAT, model_sha256=str(model_sha256), contrast_floor=self.contrast_floor,
+            np.savez(f, format=GATE_FORMAT, model_sha256=str(model_sha256), method=self.ood_method,
+                     contrast_floor=self.contrast_floor,
                      roughness_ceiling=self.roughness_ceiling,
                      aspect_range=np.array(self.aspect_range), min_side=self.min_side,
                      inverted_below=np.nan if self.inverted_below is None else self.inverted_below,
@@ -264,6 +282,7 @@ class SanityGate:
     @classmethod
     def load(cls, path, model_sha256: str = "") -> "SanityGate":
         """Read a gate written by `save`; with `model_sha256`, refuse one saved for another model file."""
+        check_file(path, "Gate reference", hint="Retrain with `medkit fit` (it writes gate.npz).")
         try:
             with np.load(path, allow_pickle=False) as f:
                 if str(f["format"]) != GATE_FORMAT:
@@ -275,7 +294,9 @@ class SanityGate:
                            aspect_range=tuple(f["aspect_range"]),
                            min_side=int(f["min_side"]), mean_image=f["mean_image"] if "mean_image" in f.files else None,
                            inverted_below=None if np.isnan(inverted) else inverted, ood=ood,
-                           quantile=None if np.isnan(quantile) else quantile, n_reference=int(f["n_reference"]))
+                           quantile=None if np.isnan(quantile) else quantile, n_reference=int(f["n_reference"]),
+                           # the method is part of the file; one written before the choice existed is mahalanobis
+                           ood_method=str(f["method"]) if "method" in f.files else "mahalanobis")
         except BAD_REFERENCE as exc:  # BadZipFile included: a corrupt gate.npz was a raw traceback
             raise DataError(f"{path} is not a gate reference written by SanityGate.save ({exc}). Retrain with "
                             "`medkit fit` (it writes gate.npz), or pass --allow-ood to predict without the gate.") from exc
@@ -284,13 +305,36 @@ class SanityGate:
         return gate
 
     def __repr__(self) -> str:
+        how = (f"distance to the {int(self.ood['k'])}th nearest" if self.ood_method == "knn"
+               else f"mahalanobis on {len(self.ood['components'])} components of") if self.ood is not None else ""
         ood = (f"ood threshold {float(self.ood['threshold']):.3g} (quantile {self.quantile} of held-out), "
-               f"{len(self.ood['components'])} components, {self.n_reference} reference images"
-               if self.ood is not None else "no OOD reference")
+               f"{how} {self.n_reference} reference images" if self.ood is not None else "no OOD reference")
         inverted = (f"inverted if r < {self.inverted_below:.3g}" if self.inverted_below is not None
                     else "no inversion check")
         return (f"SanityGate(contrast >= {self.contrast_floor:.3g}, roughness <= {self.roughness_ceiling:.3g}, aspect {self.aspect_range[0]:.3g}-"
                 f"{self.aspect_range[1]:.3g}, side >= {self.min_side}, {inverted}, {ood})")
+
+
+def _unit(X: np.ndarray) -> np.ndarray:
+    """Return the rows of X scaled to unit length (a zero row stays zero)."""
+    X = np.asarray(X, np.float32)
+    return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+
+
+def _knn_distances(reference: np.ndarray, X: np.ndarray, k: int) -> np.ndarray:
+    """Return each row's Euclidean distance, once unit-normalised, to its k-th nearest reference row."""
+    from sklearn.neighbors import NearestNeighbors
+
+    k = min(int(k), len(reference))
+    return NearestNeighbors(n_neighbors=k).fit(reference).kneighbors(_unit(X))[0][:, -1].astype(np.float64)
+
+
+def _fit_knn(X: np.ndarray, H: np.ndarray, quantile: float, k: int) -> dict:
+    """Keep training embeddings X (unit length) as the reference; the threshold is the `quantile` of held-out H's scores."""
+    reference = _unit(X)
+    held = _knn_distances(reference, H, k)
+    return {"reference": reference, "k": np.array(min(int(k), len(X))),
+            "threshold": np.array(float(np.quantile(held, quantile)))}
 
 
 def _fit_ood(X: np.ndarray, H: np.ndarray, quantile: float, n_components: int) -> dict:
@@ -306,7 +350,7 @@ def _fit_ood(X: np.ndarray, H: np.ndarray, quantile: float, n_components: int) -
     lw = LedoitWolf().fit((F - center) / scale)
     ood = {"pca_mean": pca_mean, "components": components, "center": center, "scale": scale,
            "location": lw.location_, "precision": lw.precision_, "threshold": np.array(0.0)}
-    held = SanityGate(ood=ood).ood_scores(H)
+    held = SanityGate(ood=ood, ood_method="mahalanobis").ood_scores(H)
     ood["threshold"] = np.array(float(np.quantile(held, quantile)))
     return ood
 

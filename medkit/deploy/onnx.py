@@ -374,10 +374,10 @@ class OnnxPredictor:
 
         self.path = check_file(path, "ONNX file", hint="Create one with `medkit export`.")
         side = sidecar_path(self.path)
-        if not side.is_file():
+        if not os.path.lexists(side):
             raise DataError(f"{self.path} has no sidecar {side.name}, so its preprocessing is unknown. "
                             "Export it with `medkit export --checkpoint DIR --out model.onnx`.")
-        self.meta = _read_sidecar(side)
+        self.meta = _read_sidecar(check_file(side, "ONNX sidecar"))
         try:
             proto = onnx.load(str(self.path), load_external_data=False)
         except Exception as exc:  # protobuf raises its own DecodeError (and others) on a file that is not ONNX

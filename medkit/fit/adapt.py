@@ -26,7 +26,7 @@ from ..evaluation.adapt import METHODS, draw_labelled, recalibrate
 from ..features import TensorLoader, split_at_group
 from ..models import get_spec, split_head
 from ..train import SCORE_BATCH, fit, reestimate_batchnorm, seed_everything
-from .config import check_out_dir, pick_part
+from .config import RecipeConfig, check_out_dir, pick_part
 
 __all__ = ["trained_norms", "ADAPT_METHODS", "adapt_checkpoint", "site_images", "site_features", "fit_head", "home_prior",
            "adaptation_images"]
@@ -36,8 +36,11 @@ HEAD_EPOCHS = 30  # full-batch steps on k pooled features: seconds on a CPU (ben
 HEAD_LR = 1e-3  # small: the head starts from the home model's and should move only as far as k labels justify
 
 
-def site_images(ckpt_dir, data, log=None):
-    """Return (config, the part of `data` that `medkit evaluate` would score) after checking they belong together."""
+def site_images(ckpt_dir, data, log=None, value_range=None):
+    """Return (config, the part of `data` that `medkit evaluate` would score) after checking they belong together.
+
+    `value_range`: the range float images of `data` were saved in; None takes the checkpoint's own (as evaluate does).
+    """
     config = read_config(ckpt_dir)
     if config["num_classes"] != 2 or config.get("task") == "multilabel":
         raise DataError(f"{ckpt_dir} is not a binary single-label checkpoint; `medkit adapt` recalibrates one "
@@ -45,9 +48,10 @@ def site_images(ckpt_dir, data, log=None):
     if data_path(config) == str(Path(data).resolve()):
         raise DataError(f"{data} is the data {ckpt_dir} was trained on; `medkit adapt` is for a NEW site. Pass "
                         "a folder or CSV of that site's images.")
-    group_by = config.get("recipe", {}).get("group_by", "auto")
-    source = load_source(data, image_size=int(config["image_size"]), group_by=group_by, carve=False, log=log,
-                         contrast=contrast_of(config))
+    recipe = config.get("recipe", {})
+    value_range = value_range if value_range is not None else recipe.get("value_range", RecipeConfig.value_range)
+    source = load_source(data, image_size=int(config["image_size"]), group_by=recipe.get("group_by", "auto"),
+                         carve=False, log=log, contrast=contrast_of(config), value_range=tuple(value_range))
     if list(source.classes) != list(config["classes"]):
         raise DataError(f"{data} has classes {source.classes}, {ckpt_dir} was trained on {config['classes']}: they "
                         "must match by name and order. Rename the class folders or labels.")
@@ -110,7 +114,7 @@ def _fold_into_head(model: nn.Module, temperature: float, shift: float) -> None:
 
 
 def adapt_checkpoint(ckpt_dir, data, out_dir, k: int = 25, seed: int = 0, method: str = "threshold", *,
-                     epochs: int = HEAD_EPOCHS, lr: float = HEAD_LR, log=print) -> dict:
+                     epochs: int = HEAD_EPOCHS, lr: float = HEAD_LR, log=print, value_range=None) -> dict:
     """Adapt a binary `medkit fit` checkpoint to a new site with k of its labelled images; write it to `out_dir`.
 
     Args:
@@ -122,6 +126,7 @@ def adapt_checkpoint(ckpt_dir, data, out_dir, k: int = 25, seed: int = 0, method
             "head": fine-tune only the classifier head on the k images' pooled features for `epochs` full-batch
             steps at `lr` (backbone frozen), then decide at 0.5 (a threshold chosen on the images the head was
             just fit on would be chosen on its training data).
+        value_range: the range float images of `data` were saved in (None: the checkpoint's own, as evaluate reads).
 
     Returns the adaptation record written under `adaptation` in the new config.
     """
@@ -132,7 +137,7 @@ def adapt_checkpoint(ckpt_dir, data, out_dir, k: int = 25, seed: int = 0, method
         raise ConfigError(f"--out {out_dir} is the input checkpoint (or inside it); `medkit adapt` never overwrites "
                           "its input. Name a new folder.")
     check_out_dir(out_dir, overwrite=False)
-    config, ds = site_images(ckpt_dir, data, log=log)
+    config, ds = site_images(ckpt_dir, data, log=log, value_range=value_range)
     if config.get("adaptation"):
         raise ConfigError(f"{ckpt_dir} is already adapted ({config['adaptation']['method']}, k="
                           f"{config['adaptation']['k']}); adapt the home checkpoint it came from instead.")

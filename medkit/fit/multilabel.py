@@ -27,6 +27,7 @@ from ..data.contrast import contrast_of, equalize_contrast
 from ..data.findings import from_findings_csv, is_multilabel
 from ..data.splits import check_no_leakage, group_split, stratified_split
 from ..data.table import read_table
+from ..deploy.gate import GATE_FILE
 from ..errors import ConfigError, DataError
 from ..evaluation.evaluate import choose_threshold
 from ..freeze import fit_stages, schedule
@@ -228,7 +229,7 @@ def fit_multilabel(data, out_dir, cfg=None, *, findings=None, progress: bool = T
                     channels=data_info["channels"], input_size=height if height == width else None, recipe=asdict(cfg),
                     splits=split_info, data=data_info, audit=audit_record, task=TASK, findings=list(names), thresholds=thresholds,
                     validation=[validation_entry(val_metrics, threshold_chosen_here=True)],
-                    files={METRICS_FILE: metrics})  # one commit: new weights never sit beside old metrics
+                    files={METRICS_FILE: metrics, GATE_FILE: None})  # one commit; None: no gate for multi-label
     return metrics
 
 

@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..atomic import write_json
 from ..checkpoint import data_path, load_checkpoint, read_config, save_checkpoint
 from ..data import BatchLoader, check_trainable, load_source
 from ..data.contrast import contrast_of
+from ..data.dicom import dicom_scope
 from ..deploy.gate import GATE_FILE, SanityGate, dataset_shapes, embed_and_predict, fit_gate, summarise
 from ..errors import ConfigError, DataError
 from ..evaluation.evaluate import choose_threshold, metrics_with_ci
@@ -140,28 +140,32 @@ def fit_recipe(data, out_dir, cfg: RecipeConfig | None = None, progress: bool = 
                "splits": _split_summary(source), "data": data_info, "audit": audit_record, "recipe": asdict(cfg),
                "device": device,
                "n": {k: len(v) for k, v in splits.items()}}
+    scope = dicom_scope(splits["train"].meta.get("paths", []))  # what predict and export check DICOMs against
+    if scope:
+        log(f"medkit fit: trained on DICOM {'/'.join(scope['modalities'])} images of "
+            f"{'/'.join(scope.get('body_parts', ['no named body part']))}; kept in the checkpoint for export and predict")
+    gate = _fit_gate(model, splits, pre, cfg, device, log)
+    metrics["gate"] = _gate_info(gate)
+    # one commit: weights, config, metrics and the gate (tied to the weights' sha256) appear together or not at all
     save_checkpoint(out_dir, model.cpu(), image_size=cfg.image_size, classes=classes, threshold=threshold,
                     channels=data_info["channels"], input_size=height if height == width else None, recipe=asdict(cfg),
                     splits=_split_summary(source), data=data_info, audit=audit_record,
-                    validation=[validation_entry(val_metrics, threshold_chosen_here=True)],
-                    files={METRICS_FILE: metrics})  # one commit: new weights never sit beside old metrics
-    # the gate's reference is tied to the saved weights' sha256, so it is written once they are in place
-    gate = _save_gate(out_dir, model, splits, pre, cfg, log)
-    metrics["gate"] = _gate_info(gate)
-    write_json(Path(out_dir) / METRICS_FILE, metrics)  # atomic: a crash leaves the metrics without the gate line
+                    validation=[validation_entry(val_metrics, threshold_chosen_here=True)], **scope,
+                    files={METRICS_FILE: metrics, GATE_FILE: None if gate is None else
+                           (lambda path, weights_sha256: gate.save(path, model_sha256=weights_sha256))})
+    if gate is not None:
+        log(f"medkit fit: sanity gate saved in {GATE_FILE}: {gate!r}")
     return metrics
 
 
-def _save_gate(out_dir, model, splits, pre, cfg: RecipeConfig, log):
-    """Fit the sanity gate on train (up to 1000 images) with thresholds on val; save it as gate.npz, tied to the weights."""
+def _fit_gate(model, splits, pre, cfg: RecipeConfig, device: str, log):
+    """Fit the sanity gate on train (up to 1000 images) with thresholds on val; None when there are too few images."""
     try:
-        gate = fit_gate(model, splits["train"], splits["val"], pre, batch_size=cfg.batch_size, seed=cfg.seed)
+        return fit_gate(model, splits["train"], splits["val"], pre, device=device, batch_size=cfg.batch_size,
+                        seed=cfg.seed)
     except DataError as exc:  # too few images for a reference: predict and evaluate then warn that OOD is off
         log(f"medkit fit: no sanity-gate reference saved ({exc})")
         return None
-    gate.save(Path(out_dir) / GATE_FILE, model_sha256=read_config(out_dir)["weights_sha256"])
-    log(f"medkit fit: sanity gate saved in {GATE_FILE}: {gate!r}")
-    return gate
 
 
 def _gate_info(gate) -> dict | None:

@@ -4,6 +4,7 @@ A public segmentation set, once downloaded as PNGs (e.g. a lung-field or lesion 
 `load_png_masks` exactly like a hand-made folder, so a lesson can swap the synthetic lesions for it.
 """
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import numpy as np
 
 from ..data.dicom import decode_pixels, open_dicom
 from ..errors import DataError
-from ..paths import check_dir
+from ..paths import check_dir, check_file
 from .dataset import SegmentationDataset, check_masks
 
 __all__ = ["DicomSeg", "load_dicom_seg", "load_png_masks", "MASK_SUFFIX"]
@@ -105,8 +106,9 @@ def load_png_masks(image_dir, mask_dir=None, *, classes=("background", "lesion")
     images, masks = [], []
     for path in paths:
         mask_path = (mask_dir / path.name) if mask_dir is not None else path.with_name(f"{path.stem}{suffix}.png")
-        if not mask_path.exists():
+        if not os.path.lexists(mask_path):
             raise DataError(f"Image {path} has no mask {mask_path}; every image needs one (empty masks are allowed).")
+        check_file(mask_path, "Mask file")  # a folder, a FIFO or a device in a mask's place, named as such
         image, mask = _read_grey(path), _read_grey(mask_path)
         if image.ndim != 2 or image.dtype != np.uint8:
             raise DataError(f"{path}: expected an 8-bit grey image, got {image.dtype} of shape {image.shape}.")

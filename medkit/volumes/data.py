@@ -10,6 +10,7 @@ import torch
 from ..data.medmnist import sample_path
 from ..data.splits import subsample
 from ..errors import DataError
+from ..paths import check_file
 
 __all__ = ["ADRENAL_SAMPLE", "ADRENAL_CLASSES", "adrenal3d"]
 
@@ -37,7 +38,7 @@ def adrenal3d(size: int = 32, n_train: int | None = None, seed: int = 0, path=No
         seed: which subset.
         path: another MedMNIST 3-D `.npz` (e.g. the 64^3 release) instead of the bundled sample.
     """
-    path = path or sample_path(ADRENAL_SAMPLE)
+    path = check_file(path or sample_path(ADRENAL_SAMPLE), "Data file")
     with np.load(path) as npz:
         missing = [f"{s}_{k}" for s in ("train", "val", "test") for k in ("images", "labels") if f"{s}_{k}" not in npz]
         if missing:

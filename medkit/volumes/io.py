@@ -17,6 +17,7 @@ import numpy as np
 from ..atomic import write_bytes
 from ..data.dicom_checks import dicom_number
 from ..errors import ConfigError, DataError
+from ..paths import check_dir, check_file
 from .dicom_geometry import check_orthogonal, direction_cosines, gantry_tilt, numbers, untilt
 from .nifti_checks import head_bytes, header_of, nifti_bytes, spatial_unit_mm
 
@@ -102,9 +103,7 @@ def load_nifti(path) -> Volume:
     from nibabel.filebasedimages import ImageFileError
     from nibabel.spatialimages import HeaderDataError
 
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"No NIfTI file at {path}.")
+    path = check_file(path, "NIfTI file")  # a folder, a FIFO, a loop or /dev/zero named as such, never opened
     problems = _header_problems(path)
     if problems:
         raise DataError(f"{path} has a broken NIfTI header: {problems}. nibabel would guess a fix; medkit refuses, "
@@ -162,9 +161,7 @@ def save_nifti(volume: Volume, path) -> Path:
 
 def _files(folder_or_files) -> list[Path]:
     if isinstance(folder_or_files, (str, Path)):
-        folder = Path(folder_or_files)
-        if not folder.is_dir():
-            raise DataError(f"No DICOM series folder at {folder}.")
+        folder = check_dir(folder_or_files, "DICOM series folder")
         files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     else:
         files = [Path(p) for p in folder_or_files]
@@ -178,6 +175,7 @@ def _read_slice(path: Path):
     import pydicom
     from pydicom.errors import InvalidDicomError
 
+    check_file(path, "DICOM slice")
     try:
         ds = pydicom.dcmread(path)
     except (InvalidDicomError, OSError, EOFError) as exc:

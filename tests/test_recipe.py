@@ -218,7 +218,8 @@ def folder_fit(tmp_path_factory):
 
     data = kermany_folder(tmp_path_factory.mktemp("xrays") / "train")
     out = tmp_path_factory.mktemp("folder_ckpt") / "ck"
-    proc = subprocess.run([sys.executable, "-m", "medkit.cli", "fit", "--data", str(data), "--out", str(out), *SMALL],
+    loud = [flag for flag in SMALL if flag != "--quiet"]  # --quiet would silence the split report this reads
+    proc = subprocess.run([sys.executable, "-m", "medkit.cli", "fit", "--data", str(data), "--out", str(out), *loud],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     return data, out, proc.stdout, proc.stderr

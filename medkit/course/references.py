@@ -37,7 +37,8 @@ class Reference:
     def markdown(self) -> str:
         """Return the entry as one markdown list item."""
         ids = " · ".join(x for x in (self.doi and f"doi:{self.doi}", self.arxiv and f"arXiv:{self.arxiv}") if x)
-        return f"- {self.authors} ({self.year}). {self.title}. *{self.venue}*. [{ids}]({self.link})"
+        title = self.title if self.title.endswith(("?", "!")) else self.title + "."
+        return f"- {self.authors} ({self.year}). {title} *{self.venue}*. [{ids}]({self.link})"
 
 
 _R = Reference

@@ -71,19 +71,25 @@ def layer_groups_diagram(model, name=None):
     """
     from .models import get_spec, parameter_groups
 
+    from torch import nn
+
     spec, groups = get_spec(name if name is not None else model), parameter_groups(model, name)
+    norm = {f"{m_name}.{p_name}" if m_name else p_name for m_name, module in model.named_modules()
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) for p_name, _ in module.named_parameters(recurse=False)}
     fig, ax = _canvas(10, 2.4, f"{spec.name}: {len(groups)} layer groups, input left, head right "
                       "(grey: frozen, blue: trained)")
     width = 10 / len(groups)
     for i, (prefixes, params) in enumerate(zip(spec.groups, groups)):
-        frozen = all(not p.requires_grad for _, p in params)
+        trained = {n for n, p in params if p.requires_grad}
+        frozen = not trained - norm  # freeze_to's train_bn=True leaves BatchNorm's scale and shift training
+        state = "trained" if not frozen else "frozen, BatchNorm trains" if trained else "frozen"
         label = ", ".join(prefixes) if len(prefixes) <= 3 else f"{prefixes[0]} … {prefixes[-1]}"
-        text = f"group {i}\n{label}\n{_count(sum(p.numel() for _, p in params))} weights\n{'frozen' if frozen else 'trained'}"
+        text = f"group {i}\n{label}\n{_count(sum(p.numel() for _, p in params))} weights\n{state}"
         _box(ax, i * width + 0.1, 0.5, width - 0.3, 1.3, text, _FROZEN if frozen else _TRAINED)
         if i:
             _arrow(ax, (i * width - 0.2, 1.15), (i * width + 0.1, 1.15))
-    ax.text(5, 0.15, "freeze_to(model, k) freezes groups 0 … k-1; BatchNorm in frozen groups still updates its "
-            "statistics unless train_bn=False", ha="center", fontsize=7)
+    ax.text(5, 0.15, "freeze_to(model, k) freezes groups 0 … k-1; their BatchNorm layers keep training (scale, "
+            "shift and running statistics) unless train_bn=False", ha="center", fontsize=7)
     return fig
 
 
@@ -97,14 +103,16 @@ def unet_diagram(segmenter, image_size: int):
 
     net, shapes = segmenter.net, []
     hooks = [block.register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape[1:]))) for block in net.decoder.blocks]
+    training = segmenter.training
     try:
-        with torch.no_grad():
+        with torch.no_grad():  # in eval mode (BatchNorm would refuse a 1-image batch), then the caller's mode again
             x = torch.zeros(1, 1, image_size, image_size)
-            encoded = [tuple(f.shape[1:]) for f in segmenter.encoder(x.expand(-1, 3, -1, -1))]
-            out = tuple(segmenter.eval()(x).shape[1:])
+            encoded = [tuple(f.shape[1:]) for f in segmenter.eval().encoder(x.expand(-1, 3, -1, -1))]
+            out = tuple(segmenter(x).shape[1:])
     finally:
         for hook in hooks:
             hook.remove()
+        segmenter.train(training)
     encoded = encoded[1:]  # the first "feature" is the input itself
     depth = len(encoded)
     fig, ax = _canvas(10, 1.1 * (depth + 1) + 1.2, f"U-Net, encoder {segmenter.encoder_name} "
@@ -198,11 +206,13 @@ def gradcam_diagram(model, layer: str, x, image=None):
 
     from .cam.scratch import LayerHooks
 
+    training = model.training
     with LayerHooks(model.get_submodule(layer)) as hooks:
         logits = model.eval()(x)
         cls = int(logits.argmax(1))
         logits[0, cls].backward()
     model.zero_grad(set_to_none=True)
+    model.train(training)  # the caller's mode, as it was
     acts, grads = hooks.activations.detach()[0], hooks.gradients[0]
     alpha = grads.mean(dim=(1, 2))
     heat = F.relu((alpha[:, None, None] * acts).sum(0))

@@ -69,9 +69,9 @@ def layer_groups_diagram(model, name=None):
     The groups and their prefixes come from `models.parameter_groups`, the frozen state from each parameter's
     `requires_grad`: what `freeze.freeze_to(model, k)` set. Return the figure.
     """
-    from .models import get_spec, parameter_groups
-
     from torch import nn
+
+    from .models import get_spec, parameter_groups
 
     spec, groups = get_spec(name if name is not None else model), parameter_groups(model, name)
     norm = {f"{m_name}.{p_name}" if m_name else p_name for m_name, module in model.named_modules()

@@ -60,7 +60,8 @@ def _markdown(path):
 @pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem[:2])
 def test_lesson_has_objectives_questionnaire_answers_further_research_and_references(path):
     cells, lesson = _markdown(path), path.stem[:2]
-    header = cells[1][1]
+    first_section = next(i for i, (_, text) in enumerate(cells) if "\n## " in "\n" + text)
+    header = next(text for _, text in cells[:first_section] if "**Objectives.**" in text)  # before section 1
     assert "**Objectives.**" in header and "**Prerequisites.**" in header and f"<!-- medkit:times {lesson} -->" in header
     assert len(re.findall(r"^- ", header.split("**Prerequisites.**")[0], flags=re.MULTILINE)) >= 3
     questions = next(text for _, text in cells if "## Questionnaire" in text or "## Questions" in text)

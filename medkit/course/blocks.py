@@ -40,7 +40,7 @@ def _how(run: dict) -> str:
     torch = run["torch"].split(" (")[0]
     cuda = "" if "CPU build" in run["torch"] else " (a CUDA build: about 350 MB more kernel memory than Binder's CPU one)"
     threads = "the libraries' default threads" if run["threads"] == "default" else "one thread on one core"
-    return (f"{run['profile']} profile, {run['date']}, {run['cpus']} CPU cores with {threads}, {torch}{cuda}; the "
+    return (f"{run['profile']} profile, commit {run['commit']}, {run['date']}, {run['cpus']} CPU cores with {threads}, {torch}{cuda}; the "
             f"machine's 5-minute load was {run['load_avg']:.1f} (a busy machine runs slower)")
 
 

@@ -1,6 +1,12 @@
 """Run each lesson as a Binder student would (one CPU core, one thread) and print wall time and the kernel's peak RSS.
 
     python benchmarks/bench_notebooks.py [--profile workshop] [--lessons 00 01 ...]
+    python benchmarks/bench_notebooks.py --threads default --times medkit/course/lesson_times.json --lessons 03
+
+`--threads default` leaves OMP/MKL threads and the core mask as a student's laptop has them (not pinned, not
+one thread). `--times FILE` adds each lesson's time per `##` section (from papermill's per-cell durations in
+the executed notebook) to that JSON, one lesson at a time, keeping the lessons already in it; then
+`python -m medkit.course.times` renders the file into each lesson's header cell and the README's lesson list.
 
 Each notebook runs in its own papermill process pinned to one core. The memory that counts is the
 kernel's, where the lesson's code runs (the papermill client is a separate process of ~100 MB that a
@@ -19,8 +25,10 @@ build beside a CUDA install, without touching it:
 """
 
 import argparse
+import datetime
 import json
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -88,6 +96,44 @@ def torch_build() -> str:
             "CUDA libraries or triton that Binder's CPU build never loads (about 350 MB); see the docstring")
 
 
+def section_times(executed) -> list[dict]:
+    """Return [{"title", "seconds"}] of an executed notebook: code cells' papermill durations summed per `##` heading.
+
+    Code before the first `##` heading counts as "Setup"; a markdown cell holding several `##` headings opens the
+    last of them (the code after it belongs there).
+    """
+    sections = [{"title": "Setup", "seconds": 0.0}]
+    for cell in json.loads(Path(executed).read_text())["cells"]:
+        source = "".join(cell["source"])
+        if cell["cell_type"] == "markdown":
+            heads = [line[3:].strip() for line in source.splitlines() if line.startswith("## ")]
+            if heads:
+                sections.append({"title": heads[-1], "seconds": 0.0})
+        else:
+            sections[-1]["seconds"] += float(cell.get("metadata", {}).get("papermill", {}).get("duration") or 0.0)
+    return [dict(s, seconds=round(s["seconds"], 1)) for s in sections if s["seconds"] > 0 or s["title"] != "Setup"]
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def write_times(path: Path, stem: str, result: dict, sections: list[dict], profile: str, threads: str, build: str) -> None:
+    """Add (or replace) one lesson's measured times in the JSON that medkit.course.times renders."""
+    table = json.loads(path.read_text()) if path.exists() else {"lessons": {}}
+    table["lessons"][stem[:2]] = {
+        "notebook": stem, "wall_s": round(result["wall_s"], 1), "peak_mb": round(result["peak_mb"]),
+        "sections": sections, "profile": profile, "threads": threads, "torch": build, "cpus": os.cpu_count(),
+        "load_avg": round(result.get("load_avg", 0.0), 2), "machine": platform.machine(), "commit": _commit(),
+        "date": datetime.date.today().isoformat()}
+    table["lessons"] = dict(sorted(table["lessons"].items()))
+    path.write_text(json.dumps(table, indent=1, ensure_ascii=False) + "\n")
+
+
 def run_one(path: str, profile: str, out_dir: str) -> None:
     """Child mode: run one notebook with papermill and print wall time and the kernel's and client's peak RSS as JSON."""
     Path(out_dir).mkdir(parents=True, exist_ok=True)
@@ -107,8 +153,9 @@ def run_one(path: str, profile: str, out_dir: str) -> None:
             time.sleep(0.2)
     wall = time.perf_counter() - start
     stderr = log.read_text()
+    load_avg = os.getloadavg()[1]  # 5-minute load: how busy the machine was besides this run
     print(json.dumps({"wall_s": wall, "peak_mb": kernel_mb, "client_mb": client_mb, "kernels": len(kernels),
-                      "ok": proc.returncode == 0, "error": stderr.strip().splitlines()[-1] if proc.returncode else ""}))
+                      "load_avg": load_avg, "ok": proc.returncode == 0, "error": stderr.strip().splitlines()[-1] if proc.returncode else ""}))
 
 
 def main() -> None:
@@ -117,12 +164,20 @@ def main() -> None:
     parser.add_argument("--lessons", nargs="*", help="lesson numbers to run, e.g. 03 05 (default: all)")
     parser.add_argument("--core", type=int, default=0, help="CPU core to pin the notebooks to (default: %(default)s)")
     parser.add_argument("--keep", help="keep each run's outputs (metrics.json, executed notebook) under this folder")
+    parser.add_argument("--threads", choices=["1", "default"], default="1",
+                        help="1: one thread pinned to --core (Binder); default: the libraries' own threads, unpinned")
+    parser.add_argument("--times", type=Path, help="add each lesson's per-section times to this JSON")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         return run_one(args.one, args.profile, args.out)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MEDKIT_OFFLINE": "1"}
+    env = {**os.environ, "MEDKIT_OFFLINE": "1"}
+    if args.threads == "1":
+        env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    else:
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env.pop(name, None)
     paths = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     paths = [p for p in paths if not args.lessons or p.stem[:2] in args.lessons]
     if not paths:
@@ -132,16 +187,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for path in paths:
             out = Path(args.keep or tmp).resolve() / path.stem
-            cmd = ["taskset", "-c", str(args.core), sys.executable, __file__, "--one", str(path), "--profile", args.profile,
-                   "--out", str(out)]
+            pin = ["taskset", "-c", str(args.core)] if args.threads == "1" else []
+            cmd = [*pin, sys.executable, __file__, "--one", str(path), "--profile", args.profile, "--out", str(out)]
             result = json.loads(subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout.strip().splitlines()[-1])
             rows.append((path.stem, result))
+            executed = out / path.name
+            if result["ok"] and executed.exists():
+                sections = section_times(executed)
+                for section in sections:
+                    print(f"    {section['seconds']:>7.1f} s  {section['title']}", flush=True)
+                if args.times:
+                    write_times(args.times, path.stem, result, sections, args.profile, args.threads, build)
             status = "ok" if result["ok"] else f"FAILED {result['error'][:60]}"
             within = result["wall_s"] <= BUDGET_S and result["peak_mb"] <= BUDGET_MB
             print(f"{path.stem:<32} {result['wall_s']:>8.1f} s {result['peak_mb']:>8.0f} MB kernel "
                   f"{result['client_mb']:>6.0f} MB client  {'within' if within else 'OVER'} budget  {status}",
                   flush=True)
-    print(f"\nprofile={args.profile}, 1 core (taskset -c {args.core}), 1 thread; budget {BUDGET_S} s and {BUDGET_MB} MB "
+    where = f"1 core (taskset -c {args.core}), 1 thread" if args.threads == "1" else "default threads, unpinned"
+    print(f"\nprofile={args.profile}, {where}; budget {BUDGET_S} s and {BUDGET_MB} MB "
           f"of kernel memory per notebook; {build}")
     print(f"total {sum(r['wall_s'] for _, r in rows):.0f} s, max kernel peak {max(r['peak_mb'] for _, r in rows):.0f} MB")
 

@@ -249,7 +249,11 @@ def student_copies(out_dir, paths=None) -> list[Path]:
     for nb, target in zip(notebooks, targets):
         cells = []
         for cell in nb["cells"]:
-            if SOLUTION_TAG in cell.get("metadata", {}).get("tags", []):
+            if SOLUTION_TAG in cell.get("metadata", {}).get("tags", []) and cell.get("cell_type") == "markdown":
+                # a written answer (a questionnaire's): the student writes prose, so the blank stays markdown
+                cells.append({"cell_type": "markdown", "metadata": {"tags": ["answer"]}, "source": "*Your answers here*\n",
+                              "id": cell.get("id", "answer")})
+            elif SOLUTION_TAG in cell.get("metadata", {}).get("tags", []):
                 cells.append({"cell_type": "code", "metadata": {"tags": ["answer"]}, "source": "# Your answer here\n",
                               "outputs": [], "execution_count": None, "id": cell.get("id", "answer")})
             else:

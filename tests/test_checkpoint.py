@@ -181,12 +181,12 @@ def test_fit_killed_mid_epoch_leaves_previous_checkpoint_or_none(tmp_path, pneum
             save_checkpoint(out, before, image_size=48, classes=["normal", "pneumonia"], input_size=28, channels=1)
             config_before = (out / CONFIG_FILE).read_text()
         proc = subprocess.Popen([sys.executable, "-u", "-m", "medkit.cli", "fit", "--data", str(data), "--out",
-                                 str(out), "--epochs", "40", "--no-cache", "--image-size", "48", "--quiet", *overwrite],
+                                 str(out), "--epochs", "40", "--no-cache", "--image-size", "48", *overwrite],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 env={**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"})
         seen = ""
         while not seen.endswith("\n") or not seen.splitlines()[-1].startswith("medkit fit:"):
-            line = proc.stdout.readline()  # the split report, then the line that says training starts
+            line = proc.stdout.readline()  # the split report, then the line that says training starts (not --quiet)
             assert line, seen  # the process ended before training started
             seen += line
         time.sleep(2.0)

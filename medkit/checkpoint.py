@@ -172,12 +172,13 @@ def _check_schema(config: dict, where) -> None:
 
 def read_config(ckpt_dir) -> dict:
     """Return the config of a checkpoint folder, refusing a missing, non-JSON or incomplete one."""
-    path = check_dir(ckpt_dir, "Checkpoint folder", hint="Train one with `medkit fit`.") / CONFIG_FILE
+    # folders an interrupted save leaves beside DIR (named before the folder check: a kill can leave DIR itself gone)
+    left = sorted(p.name for p in Path(ckpt_dir).parent.glob(f".{Path(ckpt_dir).name}.*.*") if p.is_dir())
+    hint = (f" Beside it: {', '.join(left)}, left by an interrupted save. One ending .old is the previous "
+            f"checkpoint (rename it back to {Path(ckpt_dir).name}); one ending .staged is the new one, whole "
+            "only when a .old sits beside it." if left else "")
+    path = check_dir(ckpt_dir, "Checkpoint folder", hint="Train one with `medkit fit`." + hint) / CONFIG_FILE
     if not os.path.lexists(path):
-        left = sorted(p.name for p in Path(ckpt_dir).parent.glob(f".{Path(ckpt_dir).name}.*.*") if p.is_dir())
-        hint = (f" Beside it: {', '.join(left)}, left by an interrupted save. One ending .old is the previous "
-                f"checkpoint (rename it back to {Path(ckpt_dir).name}); one ending .staged is the new one, whole "
-                "only when a .old sits beside it." if left else "")
         raise DataError(f"{ckpt_dir} is not a medkit checkpoint: {CONFIG_FILE} is missing. Train one with "
                         f"`medkit fit`.{hint}")
     check_file(path, "Checkpoint config")  # a folder, a FIFO, a loop or a device in its place, named as such

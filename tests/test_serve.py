@@ -1,7 +1,6 @@
 """`medkit serve`, the DICOM node: pynetdicom's storescu as an independent sender, what is refused and why, a
 sender that vanishes mid-transfer, SIGTERM while images arrive, and no UID in the logs unless asked."""
 
-import importlib.util
 import os
 import signal
 import socket
@@ -17,14 +16,11 @@ from conftest import ROOT
 pytest.importorskip("pynetdicom")
 pytest.importorskip("highdicom")
 
+from serve_support import SALT, helpers  # noqa: E402
+
 from medkit.deploy.results import Pseudonymiser, read_results  # noqa: E402
 from medkit.deploy.serve import REFUSED_OUT_OF_RESOURCES, SUCCESS, DicomNode, ServeConfig  # noqa: E402
 
-_spec = importlib.util.spec_from_file_location("_serve", ROOT / "benchmarks" / "_serve.py")
-helpers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(helpers)
-
-SALT = "a-test-salt-of-16+chars"
 SAMPLES = ROOT / "data_samples"
 
 

@@ -5,7 +5,6 @@ every image gets a result, and the results come back into Orthanc in the study t
 Skipped, with the reason, where the `Orthanc` binary is missing (`.ci/run` installs Debian's `orthanc`) or
 does not start."""
 
-import importlib.util
 import json
 import shutil
 import socket
@@ -19,14 +18,11 @@ from conftest import ROOT
 pytest.importorskip("pynetdicom")
 pytest.importorskip("highdicom")
 
+from serve_support import SALT, helpers  # noqa: E402
+
 from medkit.deploy.results import Pseudonymiser, read_results  # noqa: E402
 from medkit.deploy.serve import DicomNode, ServeConfig  # noqa: E402
 
-_spec = importlib.util.spec_from_file_location("_serve", ROOT / "benchmarks" / "_serve.py")
-helpers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(helpers)
-
-SALT = "a-test-salt-of-16+chars"
 BUNDLED = [ROOT / "data_samples" / name for name in ("CT_small.dcm", "MR_small.dcm")]
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "binder"))
-from lock import CUDA_ONLY, Requirement, _applies, canonicalize_name, installed_closure  # noqa: E402
+from lock import CUDA_ONLY, Requirement, installed_closure, walk_installed  # noqa: E402
 
 # route -> (extras, torch build, what the host already has)
 COLAB_HOST = ("torch", "torchvision", "ipykernel", "ipywidgets", "nbformat", "numpy", "scipy", "pandas", "scikit-learn",
@@ -52,21 +52,8 @@ def wheel_mb(path: str) -> float:
 
 
 def _host_closure(host: tuple[str, ...]) -> set[str]:
-    """Return every distribution that the packages a host preinstalls pull in (extras and markers as lock.py)."""
-    out, seen, todo = set(), set(), [(Requirement(name), frozenset()) for name in host]
-    while todo:
-        req, parent_extras = todo.pop()
-        name = canonicalize_name(req.name)
-        if not _applies(req, parent_extras) or (name, frozenset(req.extras)) in seen:
-            continue
-        seen.add((name, frozenset(req.extras)))
-        out.add(name)
-        try:
-            requires = importlib.metadata.distribution(name).requires or []
-        except importlib.metadata.PackageNotFoundError:
-            continue
-        todo += [(Requirement(r), frozenset(req.extras)) for r in requires]
-    return out
+    """Return every distribution that the packages a host preinstalls pull in (those not installed here left out)."""
+    return set(walk_installed([Requirement(name) for name in host], missing="skip"))
 
 
 def route_row(extras, torch, host, cpu_torch) -> tuple[int, float, float, float]:

@@ -154,7 +154,7 @@ def test_lock_files_pin_every_dependency_within_its_bounds():
             continue
         assert name in constraints and name in binder, f"{name} is not locked: run python binder/lock.py"
         assert req.specifier.contains(constraints[name]), f"{name}=={constraints[name]} is outside {req.specifier}"
-    for name, version in binder.items():  # Binder runs what CI tests: the same versions, CPU builds of torch
+    for name, version in binder.items():  # Binder runs the locked versions: constraints.txt's, CPU builds of torch
         assert constraints[name] == version.removesuffix("+cpu"), name
     assert binder["torch"].endswith("+cpu") and binder["torchvision"].endswith("+cpu")
     assert not any(name.startswith("nvidia-") for name in binder), "the CPU torch needs no CUDA runtime"

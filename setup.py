@@ -1,6 +1,6 @@
 """Build step: copy the lesson notebooks and bundled samples into the wheel as package data.
 
-Everything else is in pyproject.toml. An installed medkit finds them through `medkit.resources`;
+Everything else is in pyproject.toml. An installed medkit finds them through `medkit.base.resources`;
 an editable install reads the checkout's folders instead, so nothing is copied for it.
 """
 
@@ -11,7 +11,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-BUNDLED = ("notebooks", "data_samples")  # the same folders as medkit.resources.BUNDLED
+BUNDLED = ("notebooks", "data_samples")  # the same folders as medkit.base.resources.BUNDLED
 SKIP = shutil.ignore_patterns("outputs", ".ipynb_checkpoints", "__pycache__", "*.pyc")
 
 

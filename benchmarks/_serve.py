@@ -84,7 +84,7 @@ def export_model(folder, backbone: str = "resnet18", input_size: int = 128, imag
     import torch
     from PIL import Image
 
-    from medkit.cache import sha256sum
+    from medkit.base.cache import sha256sum
     from medkit.deploy import OnnxPredictor, SanityGate, export_onnx, gate_path
     from medkit.models import get_backbone
 

@@ -3,7 +3,7 @@
 One row per backbone and thread count: parameters (millions, ImageNet head included), images/s of a
 forward pass over one batch (median over --repeats rounds after a warm-up round; the backbones
 alternate within a round), under `torch.inference_mode` with a channels_last model and batch, as
-`medkit.features.cache_activations` runs it. The input is
+`medkit.core.features.cache_activations` runs it. The input is
 random: throughput does not depend on pixel values. Other processes may share the cores (load printed).
 
     python benchmarks/bench_backbones.py [--batch 32] [--repeats 5] [--threads 1 2]

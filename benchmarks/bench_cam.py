@@ -12,7 +12,7 @@ import argparse
 import torch
 
 from medkit import cam, models
-from medkit.timing import median_seconds
+from medkit.base.timing import median_seconds
 
 
 def main(argv=None):

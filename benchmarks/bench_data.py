@@ -29,7 +29,7 @@ import torch
 from PIL import Image
 
 from medkit import data, models
-from medkit.timing import median_seconds
+from medkit.base.timing import median_seconds
 
 
 def median_rate(fn, n_images: int, repeats: int) -> float:

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from medkit.checkpoint import load_checkpoint
+from medkit.core.checkpoint import load_checkpoint
 from medkit.evaluation.adapt import draw_labelled, few_label_curve, score_held_out, scoring_mask, summarise_curve
 from medkit.fit.adapt import HEAD_EPOCHS, HEAD_LR, fit_head, home_prior, site_features, site_images
 from medkit.models import get_spec

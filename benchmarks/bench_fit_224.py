@@ -4,12 +4,12 @@ Rows (images/s, median over --repeats, ratio = medkit / bare):
 - load: decoding the JPEG folder with PIL (bare) vs reading medkit's decoded cache (second run of
   `medkit.data.load_source`, a memory-mapped uint8 array);
 - frozen-feature pass: the lower layer groups over preprocessed batches; bare = `torch.no_grad`, NCHW;
-  medkit = `medkit.features.cache_activations` (`torch.inference_mode`, channels_last, float16 storage);
+  medkit = `medkit.core.features.cache_activations` (`torch.inference_mode`, channels_last, float16 storage);
   the two mixed variants show what each change buys on its own;
 - top-group training on cached features: the top layer group + head on cached activations; bare = plain
-  AdamW loop; medkit = `medkit.freeze.fit_stages(..., net=upper)` over a `TensorLoader` (one-cycle, bookkeeping);
+  AdamW loop; medkit = `medkit.core.freeze.fit_stages(..., net=upper)` over a `TensorLoader` (one-cycle, bookkeeping);
 - full fine-tuning on images: every group trains; bare = NCHW model; medkit = channels_last model in
-  `medkit.train.fit`. Its images/s against the cached row is why `medkit fit` caches.
+  `medkit.core.train.fit`. Its images/s against the cached row is why `medkit fit` caches.
 Both sides of a row run alternately in one process; other processes may share the cores (load printed).
 
     python benchmarks/bench_fit_224.py [--threads 2] [--n 256] [--repeats 3]
@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _kermany import DEFAULT_DATA, decode  # noqa: E402
 from bench_train_loop import bare_loop  # noqa: E402
 
-from medkit.features import TensorLoader, cache_activations, split_at_group  # noqa: E402
-from medkit.freeze import Stage, fit_stages  # noqa: E402
+from medkit.core.features import TensorLoader, cache_activations, split_at_group  # noqa: E402
+from medkit.core.freeze import Stage, fit_stages  # noqa: E402
+from medkit.core.train import fit, seed_everything  # noqa: E402
 from medkit.models import get_backbone, get_spec  # noqa: E402
-from medkit.train import fit, seed_everything  # noqa: E402
 
 
 def timed(fn) -> float:

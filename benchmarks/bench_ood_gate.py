@@ -65,7 +65,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from medkit.checkpoint import load_checkpoint  # noqa: E402
+from medkit.core.checkpoint import load_checkpoint  # noqa: E402
 from medkit.data import BatchLoader, ImageDataset, load_source  # noqa: E402
 from medkit.data.contrast import contrast_of, equalize_contrast  # noqa: E402
 from medkit.data.images import resize_image  # noqa: E402

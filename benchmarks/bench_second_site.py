@@ -29,16 +29,16 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from medkit.core.features import TensorLoader, cache_activations, split_at_group  # noqa: E402
+from medkit.core.freeze import fit_stages, schedule  # noqa: E402
+from medkit.core.losses import make_loss  # noqa: E402
+from medkit.core.train import SCORE_BATCH, reestimate_batchnorm, seed_everything  # noqa: E402
 from medkit.data import BatchLoader, load_source  # noqa: E402
 from medkit.data.contrast import equalize_image  # noqa: E402
 from medkit.evaluation.evaluate import choose_threshold, metrics_with_ci  # noqa: E402
-from medkit.features import TensorLoader, cache_activations, split_at_group  # noqa: E402
 from medkit.fit import RecipeConfig  # noqa: E402
 from medkit.fit.config import cache_cut  # noqa: E402
-from medkit.freeze import fit_stages, schedule  # noqa: E402
-from medkit.losses import make_loss  # noqa: E402
 from medkit.models import get_backbone, get_spec  # noqa: E402
-from medkit.train import SCORE_BATCH, reestimate_batchnorm, seed_everything  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 HOME, SITE = SHARED / "chest_xray_224" / "train", SHARED / "chest_xray_224_external_dev"

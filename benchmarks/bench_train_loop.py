@@ -1,4 +1,4 @@
-"""Benchmark `medkit.train.fit` against a bare PyTorch loop: same model, data, batch size; images/s.
+"""Benchmark `medkit.core.train.fit` against a bare PyTorch loop: same model, data, batch size; images/s.
 
 Both loops run side by side in one process, alternating, `--repeats` times each; the table shows the
 median images/s and the ratio (target: medkit within 10% of bare, ratio >= 0.90). Validation is off in
@@ -16,9 +16,9 @@ import time
 import torch
 from torch import nn
 
+from medkit.core.train import fit, seed_everything
 from medkit.data import BatchLoader, pneumonia, subsample
 from medkit.models import get_backbone, get_spec
-from medkit.train import fit, seed_everything
 
 
 def bare_loop(model, loader, lr):
@@ -54,7 +54,7 @@ def main():
     n_images = len(loader()) * args.batch_size
     runs = {
         "bare PyTorch": lambda m: bare_loop(m, loader(), 1e-3),
-        "medkit.train.fit": lambda m: fit(m, loader(), None, epochs=1, lr=1e-3, progress=False),
+        "medkit.core.train.fit": lambda m: fit(m, loader(), None, epochs=1, lr=1e-3, progress=False),
     }
     speeds = {name: [] for name in runs}
     for run in runs.values():  # one warm-up each (allocator, oneDNN kernels)

@@ -55,7 +55,7 @@ FINETUNE_LRS_02 = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2)  # lesson 02's fine-tuning lr g
 
 def lesson_02(cfg, seed: int, tune: bool = False, lrs=FINETUNE_LRS_02) -> dict:
     """Validation AUC of fine-tuning from ImageNet at the smallest budget, per lr (only `--tune` is defined)."""
-    from medkit import features
+    from medkit.core import features
 
     if not tune:
         raise SystemExit("lesson 02's claims run in its notebook test; here only --tune (its fine-tuning lr grid)")
@@ -102,9 +102,10 @@ def lesson_07(cfg, seed: int, tune: bool = False) -> dict:
 
 def lesson_08(cfg, seed: int, tune: bool = False) -> dict:
     """SimCLR's loss and probes (self-supervised, random, ImageNet), and CNN vs ViT from scratch at the smallest budget."""
-    from medkit import features, ssl
-    from medkit.train import seed_everything
-    from medkit.vit import small_vit
+    from medkit.core import features
+    from medkit.core.train import seed_everything
+    from medkit.methods import ssl
+    from medkit.methods.vit import small_vit
 
     splits = data.pneumonia()
     train = splits["train"]
@@ -140,9 +141,9 @@ def lesson_09(cfg, seed: int, tune: bool = False) -> dict:
     from flwr.server.strategy import DifferentialPrivacyServerSideFixedClipping
     from scipy.stats import spearmanr
 
-    from medkit import federated as fed
+    from medkit.core.train import seed_everything
     from medkit.data import sites as shift
-    from medkit.train import seed_everything
+    from medkit.methods import federated as fed
 
     scanners, label_mix = ("reference", "high_contrast", "soft_low_dose"), (0.5, 0.75, 0.9)
     splits = data.pneumonia()

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from medkit.base.errors import MedkitError
 from medkit.data.dicom import dicom_to_uint8, load_dicom, open_dicom
-from medkit.errors import MedkitError
 
 # name -> (reference file, mean |difference| allowed in grey levels): same picture, other encodings.
 FAMILIES = {

@@ -9,8 +9,9 @@ subset the lesson reads (data_samples/nih_cxr14: the pixels and table of ../shar
 import argparse
 import time
 
-from medkit import features, multilabel
+from medkit.core import features
 from medkit.evaluation import evaluate
+from medkit.methods import nih as multilabel
 
 
 def section(nih, X, seed, n_boot, finding="Effusion"):

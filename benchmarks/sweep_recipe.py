@@ -18,12 +18,12 @@ import numpy as np
 import torch
 from _kermany import carve, load
 
+from medkit.core.features import TensorLoader, cache_activations, layer_chain, split_at_group
+from medkit.core.freeze import Stage, fit_stages
+from medkit.core.train import predict, seed_everything
 from medkit.data import BatchLoader, ImageDataset
 from medkit.evaluation.evaluate import choose_threshold, metrics_with_ci
-from medkit.features import TensorLoader, cache_activations, layer_chain, split_at_group
-from medkit.freeze import Stage, fit_stages
 from medkit.models import get_backbone, get_spec
-from medkit.train import predict, seed_everything
 
 # (name, cut, stages): cut = frozen groups whose outputs are cached (4: pooled features, head only)
 CONFIGS = [

@@ -5,8 +5,8 @@ Submodules load on first use (`medkit.models`, `medkit.data`, ...), so `import m
 
 import importlib
 
-from ._optional import MissingExtraError
-from .errors import (
+from .base._optional import MissingExtraError
+from .base.errors import (
     ChecksumError,
     ConfigError,
     DataError,
@@ -24,7 +24,7 @@ __all__ = ["MedkitError", "UnknownNameError", "DataError", "WeightsError", "Chec
 
 def print_config() -> None:
     """Print one line with versions, device and offline status (the first output of every lesson)."""
-    from .env import print_config as _print_config
+    from .core.env import print_config as _print_config
 
     _print_config()
 

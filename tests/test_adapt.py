@@ -7,7 +7,7 @@ import pytest
 from scipy.special import expit, logit
 from sklearn.metrics import roc_auc_score
 
-from medkit.errors import DataError
+from medkit.base.errors import DataError
 from medkit.evaluation import adapt
 from medkit.evaluation.evaluate import choose_threshold
 
@@ -168,17 +168,17 @@ import json  # noqa: E402
 
 from folders import kermany_folder  # noqa: E402
 
-from medkit.checkpoint import CONFIG_FILE, WEIGHTS_FILE  # noqa: E402
+from medkit.base.errors import ConfigError  # noqa: E402
 from medkit.cli import main  # noqa: E402
-from medkit.errors import ConfigError  # noqa: E402
+from medkit.core.checkpoint import CONFIG_FILE, WEIGHTS_FILE  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     """A home checkpoint (ImageNet body, random 2-class head, 48 px) and a second site of 24 patients, 48 images."""
-    from medkit.checkpoint import save_checkpoint
+    from medkit.core.checkpoint import save_checkpoint
+    from medkit.core.train import seed_everything
     from medkit.models import get_backbone
-    from medkit.train import seed_everything
 
     seed_everything(0)
     model = get_backbone("efficientnet_lite0", num_classes=2)
@@ -229,7 +229,7 @@ def test_evaluate_skips_the_adaptation_images_and_says_so(home, tmp_path, capsys
 
 
 def test_folded_recalibration_matches_the_library(home, tmp_path):
-    from medkit.checkpoint import load_checkpoint
+    from medkit.core.checkpoint import load_checkpoint
     from medkit.evaluation.adapt import recalibrate
     from medkit.fit.adapt import adapt_checkpoint, site_features, site_images
 
@@ -247,7 +247,7 @@ def test_folded_recalibration_matches_the_library(home, tmp_path):
 def test_head_method_changes_the_head_only(home, tmp_path):
     import torch
 
-    from medkit.atomic import read_state_dict
+    from medkit.base.atomic import read_state_dict
     from medkit.fit.adapt import adapt_checkpoint
 
     ck, site_dir = home
@@ -291,8 +291,8 @@ def test_batchnorm_method_moves_only_the_trained_layers_statistics(home, tmp_pat
     """AdaBN: only the running statistics of BatchNorms above the cached groups change; every site image is scored."""
     import torch
 
-    from medkit.atomic import read_state_dict
-    from medkit.checkpoint import read_config
+    from medkit.base.atomic import read_state_dict
+    from medkit.core.checkpoint import read_config
     from medkit.fit.adapt import adapt_checkpoint
 
     ck, site_dir = home
@@ -311,8 +311,8 @@ def test_adapt_reads_the_site_in_the_checkpoints_value_range(home, tmp_path, cap
     """A checkpoint fit on float images saved in 0-1000 (--value-range) reads the new site in that range too."""
     from PIL import Image
 
-    from medkit.checkpoint import load_checkpoint, save_checkpoint
-    from medkit.errors import DataError
+    from medkit.base.errors import DataError
+    from medkit.core.checkpoint import load_checkpoint, save_checkpoint
     from medkit.fit.adapt import adapt_checkpoint
 
     ck, _ = home

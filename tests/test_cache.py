@@ -7,8 +7,8 @@ from functools import partial
 
 import pytest
 
-from medkit.cache import download, hash_matches, sha256sum
-from medkit.errors import ChecksumError, ConfigError, OfflineError, WeightsError
+from medkit.base.cache import download, hash_matches, sha256sum
+from medkit.base.errors import ChecksumError, ConfigError, OfflineError, WeightsError
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
 GOOD = hashlib.sha256(PAYLOAD).hexdigest()
@@ -119,7 +119,7 @@ def test_unwritable_cache_is_a_clear_error(server, tmp_path, monkeypatch):
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
     monkeypatch.setenv("MEDKIT_CACHE", str(blocker / "cache"))
-    from medkit.cache import cache_dir
+    from medkit.base.cache import cache_dir
 
     with pytest.raises(ConfigError, match="cannot be written.*MEDKIT_CACHE"):
         download(server("good.pth"), cache_dir() / "weights" / "good.pth", GOOD)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from medkit import MedkitError, cam, data, models
-from medkit.errors import DataError, UnknownNameError
+from medkit.base.errors import DataError, UnknownNameError
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
+from medkit.base.errors import ConfigError, UnknownNameError
 from medkit.course import check
-from medkit.errors import ConfigError, UnknownNameError
 
 RIGHT_AND_WRONG = {
     "05.prevalence_metrics": ({"ppv", "accuracy"}, {"ppv", "accuracy", "sensitivity"}, {}),

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from medkit.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_checkpoint, read_config, save_checkpoint
+from medkit.base.errors import ConfigError, DataError, WeightsError
 from medkit.cli import build_parser, main
-from medkit.errors import ConfigError, DataError, WeightsError
+from medkit.core.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_checkpoint, read_config, save_checkpoint
 from medkit.models import get_backbone
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -106,8 +106,8 @@ def test_weights_not_matching_config_or_not_a_state_dict(tmp_path):
 
 def test_interrupted_save_keeps_the_previous_checkpoint_whole(tmp_path, monkeypatch):
     """Killed at any write or rename of a save, the folder holds the old weights with the old metrics, never a mix."""
-    import medkit.atomic as atomic
-    import medkit.checkpoint as ckpt
+    import medkit.base.atomic as atomic
+    import medkit.core.checkpoint as ckpt
 
     out, old, new = tmp_path / "ck", _model(0), _model(1)
     save_checkpoint(out, old, image_size=48, classes=["a", "b"], files={"metrics.json": {"run": "old"}})
@@ -131,7 +131,7 @@ def test_interrupted_save_keeps_the_previous_checkpoint_whole(tmp_path, monkeypa
 
 _SAVER = """
 import sys, torch
-from medkit.checkpoint import save_checkpoint
+from medkit.core.checkpoint import save_checkpoint
 from medkit.models import get_backbone
 models = []
 for seed in (0, 1):
@@ -217,7 +217,7 @@ def _entry(i: int, role: str = "external") -> dict:
 
 
 def test_record_validation_keeps_the_weights_commit(tmp_path, monkeypatch):
-    from medkit.checkpoint import record_validation
+    from medkit.core.checkpoint import record_validation
 
     model = _model(0)
     save_checkpoint(tmp_path, model, image_size=48, classes=["a", "b"], validation=[_entry(0, "internal")])
@@ -227,7 +227,7 @@ def test_record_validation_keeps_the_weights_commit(tmp_path, monkeypatch):
     assert [r["data"] for r in config["validation"]] == ["/sites/0", "/sites/1"]
     assert _same_weights(model, load_checkpoint(tmp_path)[0])
     assert sorted(p.name for p in tmp_path.iterdir()) == [CONFIG_FILE, WEIGHTS_FILE]  # no temporary files left
-    import medkit.checkpoint as ckpt
+    import medkit.core.checkpoint as ckpt
 
     def die(*_, **__):
         raise KeyboardInterrupt
@@ -243,7 +243,7 @@ def test_record_validation_keeps_the_weights_commit(tmp_path, monkeypatch):
 
 
 def test_record_validation_refuses_swapped_weights_and_a_bad_list(tmp_path):
-    from medkit.checkpoint import record_validation
+    from medkit.core.checkpoint import record_validation
 
     save_checkpoint(tmp_path, _model(0), image_size=48, classes=["a", "b"])
     torch.save(_model(1).state_dict(), tmp_path / WEIGHTS_FILE)  # a record would describe weights nobody validated
@@ -256,7 +256,7 @@ def test_record_validation_refuses_swapped_weights_and_a_bad_list(tmp_path):
 
 _RECORDER = """
 import sys
-from medkit.checkpoint import record_validation
+from medkit.core.checkpoint import record_validation
 for i in range(int(sys.argv[2])):
     record_validation(sys.argv[1], {"role": "external", "data": f"{sys.argv[3]}-{i}"})
 """

@@ -349,7 +349,7 @@ def test_lesson_00_claims_fail_with_a_random_init_in_place_of_imagenet():
 
 def _smoothness(model) -> float:
     """Lesson 02's filter smoothness (cell 5): correlation of horizontally adjacent first-layer weights."""
-    from medkit import features
+    from medkit.core import features
 
     w = features.first_layer_filters(model)
     return float(np.corrcoef(w[:, :, :-1].ravel(), w[:, :, 1:].ravel())[0, 1])
@@ -358,7 +358,8 @@ def _smoothness(model) -> float:
 @pytest.fixture(scope="module")
 def xray_features():
     """Lesson 02's frozen ImageNet features (cell 9) of its smoke-size training and test parts."""
-    from medkit import data, features
+    from medkit import data
+    from medkit.core import features
     from medkit.course import profiles
 
     cfg = profiles.resolve("smoke", "02", seed=0)
@@ -368,7 +369,7 @@ def xray_features():
 
 
 def test_lesson_02_claims_fail_on_shuffled_labels(xray_features):
-    from medkit import features
+    from medkit.core import features
 
     (X_train, y_train), (X_test, y_test) = xray_features
 

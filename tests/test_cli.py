@@ -145,6 +145,6 @@ def test_evaluate_help_lists_devices_without_importing_torch():
 
 def test_cli_device_choices_are_the_train_modules():
     from medkit.cli import DEVICE_CHOICES
-    from medkit.train import DEVICES
+    from medkit.core.train import DEVICES
 
     assert DEVICE_CHOICES == DEVICES

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from medkit import progress
+from medkit.base import progress
 from medkit.cli import _commands, log, main
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from medkit.errors import DataError
+from medkit.base.errors import DataError
 from medkit.evaluation.compare import paired_auc_difference, weighted_aucs
 
 
@@ -119,8 +119,8 @@ def test_compare_promotes_an_equal_candidate_and_keeps_an_untrained_one(fitted, 
     import json
     import shutil
 
-    from medkit.checkpoint import read_config
     from medkit.cli import main
+    from medkit.core.checkpoint import read_config
     from medkit.deploy import ModelCard
 
     home, site, cks = fitted
@@ -173,7 +173,7 @@ def test_compare_refuses_images_without_patients(fitted, tmp_path):
 
 
 def test_checkpoints_of_other_classes_are_not_compared():
-    from medkit.errors import ConfigError
+    from medkit.base.errors import ConfigError
     from medkit.fit.compare import _check_comparable
 
     normal = {"classes": ["NORMAL", "PNEUMONIA"]}

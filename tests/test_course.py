@@ -5,10 +5,10 @@ import json
 import nbformat
 import pytest
 
+from medkit.base.errors import UnknownNameError
 from medkit.cli import main
 from medkit.course import check
 from medkit.course.course import clean_notebooks, student_copies, summary_table
-from medkit.errors import UnknownNameError
 
 
 def _notebook(path, outputs=True):

@@ -8,9 +8,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from medkit.base.errors import DataError
 from medkit.course import blocks
 from medkit.course.course import student_copies
-from medkit.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))

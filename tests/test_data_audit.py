@@ -8,10 +8,10 @@ import pytest
 from folders import kermany_folder
 from PIL import Image
 
+from medkit.base.errors import DataError
 from medkit.cli import main
 from medkit.data.audit import NEAR_BITS, audit_source
 from medkit.data.splits import group_split
-from medkit.errors import DataError
 from medkit.fit import RecipeConfig, fit_recipe
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from medkit.base.errors import DataError
 from medkit.data import (
     ImageDataset,
     from_csv,
@@ -23,7 +24,6 @@ from medkit.data import (
     load_source,
     stack_images,
 )
-from medkit.errors import DataError
 
 
 def _png(path, array):

@@ -6,6 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
+from medkit.base.errors import DataError
 from medkit.data import (
     HELD_OUT_SEED,
     chest_xray_dir,
@@ -16,7 +17,6 @@ from medkit.data import (
     pneumonia,
     sample_path,
 )
-from medkit.errors import DataError
 
 
 def _copy_patients(dest, n_patients=30, offset=0):

@@ -5,6 +5,7 @@ import pytest
 from conftest import SHARED_DATA
 from PIL import Image
 
+from medkit.base.errors import DataError
 from medkit.data import (
     HELD_OUT_SEED,
     chest_xray_dir,
@@ -16,7 +17,6 @@ from medkit.data import (
     pneumonia_type,
     subsample,
 )
-from medkit.errors import DataError
 
 SOURCE = SHARED_DATA / "chest_xray_224" / "train"
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from medkit.base.errors import DataError
 from medkit.cli import main
 from medkit.data import load_image, load_npz, load_source, pixels_to_uint8, stack_images
 from medkit.deploy.files import read_for_model
-from medkit.errors import DataError
 
 
 def _with_sbit(path, bits: int):

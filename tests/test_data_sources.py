@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from medkit.base.errors import DataError, MedkitError, UnknownNameError
 from medkit.data import (
     dicom_info,
     from_csv,
@@ -16,7 +17,6 @@ from medkit.data import (
     sample_path,
     window,
 )
-from medkit.errors import DataError, MedkitError, UnknownNameError
 
 CT = sample_path("CT_small.dcm")
 MR = sample_path("MR_small.dcm")
@@ -247,8 +247,8 @@ def test_all_errors_are_medkit_errors():
 
 
 def test_from_medmnist_offline_raises(tmp_cache):
+    from medkit.base.errors import OfflineError
     from medkit.data import from_medmnist
-    from medkit.errors import OfflineError
 
     with pytest.raises(OfflineError):
         from_medmnist("pneumoniamnist", "train", size=64)

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from medkit.base.errors import DataError
 from medkit.data import ImageDataset, check_no_leakage, group_split, split_dataset, train_val_test_split
-from medkit.errors import DataError
 
 
 @settings(max_examples=30, deadline=None)

@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from medkit.base.errors import DataError
 from medkit.data import (
     Augment,
     BatchLoader,
@@ -22,7 +23,6 @@ from medkit.data import (
     window,
     zscore,
 )
-from medkit.errors import DataError
 
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 hu_images = arrays(np.float32, st.tuples(st.integers(1, 16), st.integers(1, 16)),

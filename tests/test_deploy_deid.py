@@ -8,8 +8,8 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
+from medkit.base.errors import DataError
 from medkit.deploy import BASIC_PROFILE, deidentify, deidentify_file
-from medkit.errors import DataError
 
 SAMPLES = ["CT_small.dcm", "MR_small.dcm", "JPEG2000.dcm"]
 
@@ -79,8 +79,8 @@ def test_bad_inputs(tmp_path):
 def _corpus_datasets():
     from pydicom.data import get_testdata_files
 
+    from medkit.base.errors import MedkitError
     from medkit.data.dicom import open_dicom
-    from medkit.errors import MedkitError
 
     for f in sorted(get_testdata_files()):
         try:
@@ -255,15 +255,15 @@ def test_file_meta_loses_ae_titles_and_private_information(tmp_path):
 
 @pytest.mark.parametrize("salt", ["", "   ", "short", 12345])
 def test_weak_salts_are_refused(salt):
-    from medkit.errors import ConfigError
+    from medkit.base.errors import ConfigError
 
     with pytest.raises(ConfigError, match="salt"):
         deidentify(_ct(), salt=salt)
 
 
 def test_a_truncated_salt_file_is_refused_not_replaced(tmp_cache):
+    from medkit.base.errors import ConfigError
     from medkit.deploy import default_salt
-    from medkit.errors import ConfigError
 
     tmp_cache.mkdir(parents=True, exist_ok=True)
     (tmp_cache / "deid_salt").write_text("abc\n")
@@ -314,7 +314,7 @@ def test_bad_output_paths_are_refused_clearly(tmp_path):
 def test_every_corpus_file_is_deidentified_or_refused_by_medkit(tmp_path):
     from pydicom.data import get_testdata_files
 
-    from medkit.errors import MedkitError
+    from medkit.base.errors import MedkitError
 
     done, refused = [], []
     for i, path in enumerate(sorted(get_testdata_files())):

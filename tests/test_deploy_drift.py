@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from medkit.base.errors import DataError, UnknownNameError
 from medkit.deploy import DriftMonitor, alarm_rates, sample_batches
-from medkit.errors import DataError, UnknownNameError
 
 
 def _embeddings(n, shift=0.0, seed=0, dim=40):

@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from medkit.checkpoint import CONFIG_FILE, WEIGHTS_FILE, save_checkpoint
 from medkit.cli import main
+from medkit.core.checkpoint import CONFIG_FILE, WEIGHTS_FILE, save_checkpoint
 from medkit.deploy import DriftMonitor, OnnxPredictor, drift_path, sidecar_path
 
 

@@ -7,10 +7,10 @@ import torch
 from PIL import Image
 from pydicom.data import get_testdata_file
 
-from medkit.checkpoint import save_checkpoint
+from medkit.base.errors import DataError
 from medkit.cli import main
+from medkit.core.checkpoint import save_checkpoint
 from medkit.deploy import OnnxPredictor, deidentify, export_onnx
-from medkit.errors import DataError
 from medkit.models import get_backbone
 
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medkit.checkpoint import read_config, save_checkpoint
+from medkit.base.errors import DataError
 from medkit.cli import main
+from medkit.core.checkpoint import read_config, save_checkpoint
 from medkit.deploy import SanityGate, fit_gate, gate_path
 from medkit.deploy.gate import GATE_FILE
-from medkit.errors import DataError
 from medkit.fit import evaluate_checkpoint
 
 SKIN = Path(__file__).resolve().parents[1] / "data_samples" / "isic_dermoscopy" / "images" / "ISIC_0000000.jpg"

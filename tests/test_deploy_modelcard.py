@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from medkit.cache import sha256sum
+from medkit.base.cache import sha256sum
+from medkit.base.errors import DataError
 from medkit.data import sample_path
 from medkit.deploy import ModelCard, dataset_provenance, subgroup_results, validation_results
-from medkit.errors import DataError
 
 
 def _scores(n=300, seed=0):
@@ -70,7 +70,7 @@ def test_bad_inputs():
 
 
 def _checkpoint(tmp_path, records):
-    from medkit.checkpoint import save_checkpoint
+    from medkit.core.checkpoint import save_checkpoint
     from medkit.models import get_backbone
 
     train = str(tmp_path / "hospital_a")

@@ -8,9 +8,9 @@ import onnx
 import pytest
 import torch
 
+from medkit.base.errors import DataError, MedkitError
 from medkit.deploy import OnnxPredictor, export_onnx, sidecar_path, verify_onnx
 from medkit.deploy.latency import measure_latency
-from medkit.errors import DataError, MedkitError
 from medkit.models import Preprocess, get_backbone
 
 

@@ -10,10 +10,10 @@ import pytest
 from conftest import ROOT
 from pydicom.data import get_testdata_file
 
+from medkit.base.errors import DataError
 from medkit.cli import main
 from medkit.data.dicom import dicom_to_uint8, load_dicom, read_dicom
 from medkit.data.images import to_uint8
-from medkit.errors import DataError
 
 _spec = importlib.util.spec_from_file_location("dicom_corpus", ROOT / "benchmarks" / "dicom_corpus.py")
 corpus = importlib.util.module_from_spec(_spec)

@@ -12,10 +12,10 @@ from conftest import ROOT
 from pydicom.data import get_testdata_file, get_testdata_files
 from pydicom.dataset import Dataset
 
+from medkit.base.errors import DataError, MedkitError
 from medkit.data.dicom import dicom_to_uint8, read_dicom
 from medkit.deploy import OnnxPredictor, deidentify
 from medkit.deploy.files import dicom_modality
-from medkit.errors import DataError, MedkitError
 
 _spec = importlib.util.spec_from_file_location("dicom_corpus", ROOT / "benchmarks" / "dicom_corpus.py")
 corpus = importlib.util.module_from_spec(_spec)

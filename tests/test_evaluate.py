@@ -6,7 +6,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from medkit import MedkitError
-from medkit.errors import DataError
+from medkit.base.errors import DataError
 from medkit.evaluation import evaluate
 
 

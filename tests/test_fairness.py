@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from medkit.errors import DataError, MedkitError
+from medkit.base.errors import DataError, MedkitError
 from medkit.evaluation import fairness
 
 

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from medkit import features
-from medkit.errors import DataError, MedkitError, UnknownNameError
+from medkit.base.errors import DataError, MedkitError, UnknownNameError
+from medkit.core import features
 from medkit.models import get_backbone
 
 

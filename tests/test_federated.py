@@ -1,12 +1,12 @@
-"""medkit.federated: Flower's FedAvg in process, reproducible; leakage, secure sum; bad inputs."""
+"""medkit.methods.federated: Flower's FedAvg in process, reproducible; leakage, secure sum; bad inputs."""
 
 import numpy as np
 import pytest
 import torch
 
 from medkit import DataError
-from medkit import federated as fed
 from medkit.data import ImageDataset
+from medkit.methods import federated as fed
 
 
 def _site(n, positive_share, seed):

@@ -8,8 +8,8 @@ import pytest
 from folders import kermany_folder
 from PIL import Image
 
-from medkit.checkpoint import CONFIG_FILE, WEIGHTS_FILE, read_config
 from medkit.cli import main
+from medkit.core.checkpoint import CONFIG_FILE, WEIGHTS_FILE, read_config
 from medkit.deploy.gate import GATE_FILE
 from medkit.fit.config import METRICS_FILE
 

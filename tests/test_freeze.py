@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from medkit import freeze as fz
+from medkit.base.errors import ConfigError, DataError, MedkitError, UnknownNameError
+from medkit.core import freeze as fz
 from medkit.data import BatchLoader
-from medkit.errors import ConfigError, DataError, MedkitError, UnknownNameError
 from medkit.models import get_backbone, parameter_groups
 
 

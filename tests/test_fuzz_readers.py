@@ -18,9 +18,9 @@ from PIL import Image
 from pydicom.data import get_testdata_file
 from pydicom.datadict import dictionary_VR
 
+from medkit.base.errors import MedkitError
 from medkit.data import load_image
 from medkit.data.dicom import dicom_to_uint8, read_dicom
-from medkit.errors import MedkitError
 
 FUZZ = settings(max_examples=40, derandomize=True, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

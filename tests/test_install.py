@@ -17,9 +17,9 @@ SKIP_COPY = shutil.ignore_patterns(".git", ".venv", "outputs", "build", "dist", 
                                    ".hypothesis", ".ipynb_checkpoints", "*.onnx", "*.pt")
 EXTRA_MODULES = ("fastai", "pytorch_grad_cam", "onnx", "onnxruntime", "flwr", "jupyterlab", "ipykernel", "papermill")
 # What the core lessons (00, 01, 02, 05, 07, 08, 11) import from medkit.
-CORE_MODULES = ("medkit.data", "medkit.models", "medkit.features", "medkit.freeze", "medkit.losses", "medkit.train",
+CORE_MODULES = ("medkit.data", "medkit.models", "medkit.core.features", "medkit.core.freeze", "medkit.core.losses", "medkit.core.train",
                 "medkit.evaluation.metrics", "medkit.evaluation.evaluate", "medkit.evaluation.calibration", "medkit.evaluation.fairness", "medkit.data.sites",
-                "medkit.segmentation", "medkit.ssl", "medkit.vit", "medkit.viz", "medkit.course.check", "medkit.course.profiles",
+                "medkit.segmentation", "medkit.methods.ssl", "medkit.methods.vit", "medkit.course.viz", "medkit.course.check", "medkit.course.profiles",
                 "medkit.course.report", "medkit.course", "medkit.cli.doctor", "medkit.volumes")
 
 
@@ -99,7 +99,7 @@ def test_core_lessons_import_without_extras():
 import importlib
 for name in {CORE_MODULES!r}:
     importlib.import_module(name)
-from medkit._optional import MissingExtraError, missing_extras, require
+from medkit.base._optional import MissingExtraError, missing_extras, require
 assert missing_extras(["cam", "deploy"]) == ["cam", "deploy"]
 try:
     require("pytorch_grad_cam", "cam", "Lesson 04's library CAMs")
@@ -113,7 +113,7 @@ except MissingExtraError as exc:
 
 
 def test_course_without_the_lab_extra_names_it(monkeypatch, tmp_path):
-    from medkit._optional import MissingExtraError
+    from medkit.base._optional import MissingExtraError
     from medkit.course import run_course
 
     monkeypatch.setitem(sys.modules, "papermill", None)  # as in a core install on a Jupyter host
@@ -122,7 +122,7 @@ def test_course_without_the_lab_extra_names_it(monkeypatch, tmp_path):
 
 
 def test_require_returns_the_module_and_names_unknown_extras():
-    from medkit._optional import EXTRAS, LESSON_EXTRAS, missing_extras, require
+    from medkit.base._optional import EXTRAS, LESSON_EXTRAS, missing_extras, require
 
     assert require("json", "cam") is json
     with pytest.raises(KeyError, match="unknown extra"):

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from medkit.errors import DataError
-from medkit.leakage import leaked_groups, split_gap
+from medkit.base.errors import DataError
+from medkit.methods.leakage import leaked_groups, split_gap
 
 
 def _patients(n_patients=60, per_patient=3, seed=0):

@@ -2,14 +2,14 @@ import math
 
 import pytest
 
-from medkit import freeze
+from medkit.base.errors import DataError, UnknownNameError
+from medkit.core import freeze
 from medkit.data import subsample
-from medkit.errors import DataError, UnknownNameError
 
 
 @pytest.fixture(scope="module")
 def learn(pneumonia):
-    from medkit.learner import medical_learner
+    from medkit.methods.learner import medical_learner
 
     small = {k: pneumonia[k].subset(subsample(pneumonia[k].labels, 64, 0)) for k in ("train", "val")}
     return medical_learner(small, "efficientnet_lite0", image_size=48, batch_size=32)
@@ -39,7 +39,7 @@ def test_fit_one_cycle_records_medical_metrics(learn):
         assert name in names
     values = learn.recorder.values[-1]
     assert all(math.isfinite(v) for v in values) and 0 <= values[2] <= 1
-    from medkit.learner import epoch_metrics
+    from medkit.methods.learner import epoch_metrics
 
     by_name = epoch_metrics(learn)[-1]  # the same numbers, by name
     assert by_name["auroc"] == pytest.approx(values[2]) and by_name["valid_loss"] == pytest.approx(values[1])
@@ -49,7 +49,7 @@ def test_fit_one_cycle_records_medical_metrics(learn):
 
 
 def test_bad_input(pneumonia):
-    from medkit.learner import medical_learner
+    from medkit.methods.learner import medical_learner
 
     with pytest.raises(DataError):
         medical_learner({"train": pneumonia["train"]})

@@ -3,8 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from medkit.errors import DataError, MedkitError, UnknownNameError
-from medkit.losses import FocalLoss, class_weights, make_loss
+from medkit.base.errors import DataError, MedkitError, UnknownNameError
+from medkit.core.losses import FocalLoss, class_weights, make_loss
 
 
 def test_class_weights_balance_the_classes():

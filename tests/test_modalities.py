@@ -6,10 +6,10 @@ import warnings
 import numpy as np
 import pytest
 
-from medkit import transfer
+from medkit.base.errors import DataError
 from medkit.data import ImageDataset, breast_ultrasound, dermoscopy, match_channels, samples_dir
 from medkit.data.modalities import BREAST_SAMPLE, DERMOSCOPY_HELD_OUT, DERMOSCOPY_SAMPLE
-from medkit.errors import DataError
+from medkit.methods import transfer
 
 
 @pytest.fixture(scope="module", autouse=True)

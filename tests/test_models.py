@@ -7,7 +7,7 @@ import torch
 from skimage import data as skdata
 
 from medkit import models
-from medkit.errors import ConfigError, OfflineError, UnknownNameError, WeightsError
+from medkit.base.errors import ConfigError, OfflineError, UnknownNameError, WeightsError
 from medkit.models import registry
 
 
@@ -106,7 +106,7 @@ def test_lite_weights_are_bundled_not_downloaded(n, tmp_cache, monkeypatch):
 
 
 def test_lite2_with_a_new_head_splits_into_its_layer_groups():
-    from medkit import features
+    from medkit.core import features
 
     model = models.get_backbone("efficientnet_lite2", num_classes=2).eval()
     groups = models.parameter_groups(model)

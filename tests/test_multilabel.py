@@ -7,11 +7,11 @@ import pytest
 from conftest import SHARED_DATA
 from PIL import Image
 
-from medkit import multilabel
+from medkit.base.errors import ConfigError, DataError, MedkitError, UnknownNameError
 from medkit.cli import main
 from medkit.data.findings import NIH_COLUMNS, from_findings_csv, nih_findings, parse_findings
-from medkit.errors import ConfigError, DataError, MedkitError, UnknownNameError
 from medkit.fit import evaluate_checkpoint
+from medkit.methods import nih as multilabel
 
 FAST = ["--epochs", "2", "--image-size", "48", "--quiet", "--batch-size", "16"]
 NIH = SHARED_DATA / "nih_cxr14_1000"

@@ -11,9 +11,9 @@ import pytest
 import torch
 from test_course import _notebook
 
-from medkit.checkpoint import CONFIG_FILE, WEIGHTS_FILE, data_path, load_checkpoint, read_config, save_checkpoint
+from medkit.base.errors import ConfigError, DataError
 from medkit.cli import main
-from medkit.errors import ConfigError, DataError
+from medkit.core.checkpoint import CONFIG_FILE, WEIGHTS_FILE, data_path, load_checkpoint, read_config, save_checkpoint
 from medkit.models import get_backbone
 
 
@@ -175,7 +175,7 @@ def test_checkpoint_records_weights_and_settings_digests(ckpt):
 def test_interrupted_between_the_two_renames_puts_the_old_folder_back(ckpt, monkeypatch):
     import os
 
-    import medkit.atomic as atomic
+    import medkit.base.atomic as atomic
 
     real = os.replace
 

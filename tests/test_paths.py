@@ -1,4 +1,4 @@
-"""medkit.paths: a bad input path is named for what it is (loop, folder, FIFO, device...), never opened first."""
+"""medkit.base.paths: a bad input path is named for what it is (loop, folder, FIFO, device...), never opened first."""
 
 import os
 import sys
@@ -6,10 +6,10 @@ import sys
 import numpy as np
 import pytest
 
+from medkit.base.errors import DataError
+from medkit.base.paths import check_dir, check_file, check_output_file
 from medkit.data import load_image
 from medkit.deploy import deidentify_file
-from medkit.errors import DataError
-from medkit.paths import check_dir, check_file, check_output_file
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="FIFOs and /dev/zero are POSIX")
 
@@ -92,7 +92,7 @@ def _image_beside(folder):
 
 def _readers():
     """Return {reader: (file name, setup(folder) or None, read(path), own message for a missing file or None)}."""
-    from medkit.checkpoint import load_checkpoint, read_config
+    from medkit.core.checkpoint import load_checkpoint, read_config
     from medkit.data import load_source, load_splits
     from medkit.data.audit import audit_source
     from medkit.data.dicom import open_dicom

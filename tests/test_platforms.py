@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from medkit import env
+from medkit.core import env
 
 ROOT = Path(__file__).resolve().parents[1]
 # os functions that Windows lacks, and modules it cannot import.
@@ -16,8 +16,8 @@ POSIX_ONLY_OS = {"statvfs", "fstatvfs", "sched_getaffinity", "getuid", "geteuid"
                  "setsid", "getpgid", "mkfifo", "getloadavg", "sync"}
 POSIX_ONLY_MODULES = {"fcntl", "pwd", "grp", "resource", "termios", "tty", "pty", "posix"}
 # The uses that are guarded, and how; any other use fails the test.
-GUARDED = {("medkit/env.py", "sched_getaffinity"): "hasattr(os, 'sched_getaffinity'), else os.cpu_count()",
-           ("medkit/checkpoint.py", "fcntl"): "except ImportError: no lock on Windows"}
+GUARDED = {("medkit/core/env.py", "sched_getaffinity"): "hasattr(os, 'sched_getaffinity'), else os.cpu_count()",
+           ("medkit/core/checkpoint.py", "fcntl"): "except ImportError: no lock on Windows"}
 
 
 def _posix_only_uses(path: Path) -> set[str]:

@@ -6,12 +6,12 @@ import pytest
 import torch
 from folders import kermany_folder
 
-from medkit.checkpoint import CONFIG_FILE
+from medkit.base.errors import ConfigError, DataError, MedkitError, UnknownNameError, WeightsError
 from medkit.cli import main
+from medkit.core.checkpoint import CONFIG_FILE
 from medkit.data import load_splits, sample_path, subsample
 from medkit.data import pneumonia as load_pneumonia
 from medkit.data.augment import Augment
-from medkit.errors import ConfigError, DataError, MedkitError, UnknownNameError, WeightsError
 from medkit.evaluation.evaluate import choose_threshold
 from medkit.fit import RecipeConfig, evaluate_checkpoint, fit_recipe
 
@@ -294,8 +294,8 @@ def test_fit_refuses_a_non_empty_out_unless_overwrite(folder_fit, tmp_path, caps
 def test_a_fit_is_one_commit_and_a_failing_gate_step_leaves_the_previous_folder(folder_fit, tmp_path, monkeypatch):
     import shutil
 
-    import medkit.atomic as atomic
-    from medkit.cache import sha256sum
+    import medkit.base.atomic as atomic
+    from medkit.base.cache import sha256sum
     from medkit.deploy.gate import GATE_FILE, SanityGate
 
     data, fitted, _, _ = folder_fit
@@ -375,7 +375,7 @@ def test_group_by_patient_needs_patient_keys(tiny, tmp_path, capsys):
 
 
 def test_fit_labels_its_val_internal_and_records_it(folder_fit):
-    from medkit.train import pick_device
+    from medkit.core.train import pick_device
 
     data, out, stdout, _ = folder_fit
     summary = json.loads(stdout)
@@ -397,7 +397,7 @@ def test_fit_labels_its_val_internal_and_records_it(folder_fit):
 def test_internal_too_scores_both_roles_side_by_side_and_records_them(folder_fit, tmp_path, capsys):
     import shutil
 
-    from medkit.checkpoint import load_checkpoint
+    from medkit.core.checkpoint import load_checkpoint
     from medkit.deploy import ModelCard
     from medkit.deploy.modelcard import NO_EXTERNAL
 
@@ -447,7 +447,7 @@ def test_internal_too_scores_both_roles_side_by_side_and_records_them(folder_fit
 def test_internal_too_without_the_training_data_still_reports_external(folder_fit, tmp_path, capsys):
     import shutil
 
-    from medkit.atomic import write_json
+    from medkit.base.atomic import write_json
 
     _, fitted, _, _ = folder_fit
     ck = tmp_path / "ck"
@@ -482,8 +482,8 @@ def _no_gpu(monkeypatch, cuda=False, mps=False):
 @pytest.mark.parametrize("cuda, mps, expected", [(False, False, "cpu"), (True, False, "cuda"), (False, True, "mps"),
                                                  (True, True, "cuda")])
 def test_pick_device_auto_prefers_cuda_then_mps(monkeypatch, cuda, mps, expected):
+    from medkit.core.train import pick_device
     from medkit.course import profiles
-    from medkit.train import pick_device
 
     _no_gpu(monkeypatch, cuda, mps)
     assert pick_device("auto") == expected and pick_device("cpu") == "cpu"
@@ -491,7 +491,7 @@ def test_pick_device_auto_prefers_cuda_then_mps(monkeypatch, cuda, mps, expected
 
 
 def test_unavailable_or_unknown_device_is_refused(monkeypatch, tiny, tmp_path, capsys):
-    from medkit.train import pick_device
+    from medkit.core.train import pick_device
 
     _no_gpu(monkeypatch)
     with pytest.raises(ConfigError, match="'cuda' is not available.*cpu"):
@@ -523,7 +523,7 @@ def test_explicit_cpu_device_on_the_cached_path(tiny, tmp_path):
 
 def test_soup_is_the_mean_of_the_seeds_runs(tiny, tmp_path):
     """--soup 2 stores the element-wise mean of the seed-0 and seed-1 runs' weights, and differs from either."""
-    from medkit.checkpoint import load_checkpoint
+    from medkit.core.checkpoint import load_checkpoint
 
     base = dict(image_size=48, epochs=2, batch_size=32, freeze="top")
     for name, cfg in (("s0", RecipeConfig(**base)), ("s1", RecipeConfig(**base, seed=1)),
@@ -543,14 +543,14 @@ def test_the_contrast_step_is_kept_with_the_checkpoint_and_applied_where_it_read
     """fit's default CLAHE is recorded, evaluate scores through it, and a deployed model's file reader applies it."""
     from types import SimpleNamespace
 
-    from medkit.checkpoint import load_checkpoint
+    from medkit.core.checkpoint import load_checkpoint
+    from medkit.core.train import predict
     from medkit.data import BatchLoader, load_source
     from medkit.data.contrast import contrast_of, equalize_contrast, equalize_image
     from medkit.data.images import load_image
     from medkit.deploy.files import read_for_model
     from medkit.fit.single_label import score_checkpoint
     from medkit.models import get_spec
-    from medkit.train import predict
 
     data, out, _, _ = folder_fit
     model, config = load_checkpoint(out)

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from medkit.errors import DataError
+from medkit.base.errors import DataError
 from medkit.fit.table import load_table, recipe_table, table_from_markdown, update_from_markdown
 
 RECIPE_MD = """# Recipe

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from medkit.base.errors import UnknownNameError
 from medkit.course import references
 from medkit.course.references import LESSON_REFERENCES, REFERENCES
-from medkit.errors import UnknownNameError
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 DOI = re.compile(r"^10\.\d{4,9}/[-._;()/:A-Za-z0-9]+$")  # Crossref's recommended pattern

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from medkit.base.errors import DataError, ProfileError
 from medkit.course import profiles, report
-from medkit.errors import DataError, ProfileError
 
 
 def test_record_writes_json_after_every_call(tmp_path):

@@ -1,4 +1,4 @@
-"""Lesson 12's helpers (medkit.second_site), the bundled second site and the 224 px lever table reader."""
+"""Lesson 12's helpers (medkit.methods.second_site), the bundled second site and the 224 px lever table reader."""
 
 import json
 
@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from medkit import data
-from medkit import second_site as site2
-from medkit.errors import DataError
-from medkit.features import split_at_group
+from medkit.base.errors import DataError
+from medkit.core.features import split_at_group
 from medkit.fit import table
+from medkit.methods import second_site as site2
 from medkit.models import get_backbone
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from medkit.errors import DataError, MedkitError, UnknownNameError, WeightsError
+from medkit.base.errors import DataError, MedkitError, UnknownNameError, WeightsError
 from medkit.segmentation import (
     LesionSpec,
     MaskLoader,

@@ -207,8 +207,8 @@ def test_sigterm_finishes_or_refuses_what_is_in_flight(model, study, tmp_path):
 
 
 def test_bad_destination_and_port_are_refused_clearly(model, tmp_path):
+    from medkit.base.errors import ConfigError
     from medkit.deploy.serve import parse_destination
-    from medkit.errors import ConfigError
 
     assert parse_destination("ORTHANC@127.0.0.1:4242") == ("ORTHANC", "127.0.0.1", 4242)
     for bad in ("ORTHANC", "ORTHANC@host", "@h:1", "A@h:99999", "AAAAAAAAAAAAAAAAA@h:1"):

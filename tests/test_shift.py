@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from medkit.base.errors import DataError, UnknownNameError
 from medkit.data import ImageDataset
 from medkit.data import sites as shift
-from medkit.errors import DataError, UnknownNameError
 
 
 @pytest.fixture

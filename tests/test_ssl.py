@@ -1,4 +1,4 @@
-"""medkit.ssl: NT-Xent against the paper's formula, views, pretraining, probes, and their bad inputs."""
+"""medkit.methods.ssl: NT-Xent against the paper's formula, views, pretraining, probes, and their bad inputs."""
 
 import math
 
@@ -8,7 +8,7 @@ import torch
 
 from medkit import DataError
 from medkit.data import ImageDataset
-from medkit.ssl import (
+from medkit.methods.ssl import (
     ContrastiveViews,
     SmallCNN,
     classifier,

@@ -4,10 +4,10 @@ import torch
 from torch import nn
 
 from medkit import fit as fit_pkg
+from medkit.core.losses import make_loss
+from medkit.core.train import _bn_momentum, fit
 from medkit.data import subsample
 from medkit.fit import RecipeConfig, fit_recipe
-from medkit.losses import make_loss
-from medkit.train import _bn_momentum, fit
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,10 @@
-"""medkit.vit: a small timm ViT for 28-64 px images, and its bad inputs."""
+"""medkit.methods.vit: a small timm ViT for 28-64 px images, and its bad inputs."""
 
 import pytest
 import torch
 
 from medkit import DataError
-from medkit.vit import count_parameters, small_vit
+from medkit.methods.vit import count_parameters, small_vit
 
 
 @pytest.mark.parametrize("size,patch", [(28, 4), (32, 4), (64, 8)])

@@ -10,7 +10,10 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from medkit import freeze, models, ssl, viz  # noqa: E402
+from medkit import models  # noqa: E402
+from medkit.core import freeze
+from medkit.course import viz
+from medkit.methods import ssl
 
 
 def _texts(fig) -> list[str]:

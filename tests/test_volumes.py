@@ -13,8 +13,7 @@ import torch
 from torch import nn
 
 import medkit.volumes as vol
-from medkit.data import sample_path
-from medkit.errors import (
+from medkit.base.errors import (
     ChecksumError,
     ConfigError,
     DataError,
@@ -23,6 +22,7 @@ from medkit.errors import (
     UnknownNameError,
     WeightsError,
 )
+from medkit.data import sample_path
 from medkit.volumes import checkpoints
 from medkit.volumes.hostile import hostile_inputs
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from pydicom.dataelem import RawDataElement
 
 import medkit.volumes as vol
-from medkit.errors import MedkitError
+from medkit.base.errors import MedkitError
 
 FUZZ = settings(derandomize=True, max_examples=40, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])

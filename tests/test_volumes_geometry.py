@@ -13,7 +13,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 import medkit.volumes as vol
-from medkit.errors import DataError
+from medkit.base.errors import DataError
 from medkit.volumes import dicom_geometry
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])

@@ -125,7 +125,7 @@ def check_wheel(wheel: Path, folder: Path, quick: bool) -> str:
         raise ReleaseError(f"pip could not install {wheel.name} in a fresh venv:\n{proc.stderr[-3000:]}")
     work = folder / "work"
     work.mkdir()
-    code = ("import medkit, medkit.resources as r; print(medkit.__version__, medkit.__file__); "
+    code = ("import medkit, medkit.base.resources as r; print(medkit.__version__, medkit.__file__); "
             "print(r.resource_dir('notebooks'))")
     proc = subprocess.run([str(python), "-c", code], capture_output=True, text=True, cwd=work)
     if proc.returncode != 0:

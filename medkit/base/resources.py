@@ -16,7 +16,7 @@ BUNDLED = ("notebooks", "data_samples")  # the repository folders a wheel carrie
 
 
 def _checkout() -> Path | None:
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     return root if (root / "pyproject.toml").is_file() else None  # site-packages holds no pyproject.toml
 
 
@@ -30,6 +30,6 @@ def resource_dir(name: str) -> Path:
     packaged = Path(str(importlib.resources.files("medkit") / "_resources" / name))
     if packaged.is_dir():
         return packaged
-    raise DataError(f"medkit's {name}/ folder is missing: not in a checkout ({Path(__file__).resolve().parents[1]}) "
+    raise DataError(f"medkit's {name}/ folder is missing: not in a checkout ({Path(__file__).resolve().parents[2]}) "
                     f"nor in the installed package ({packaged}). Reinstall from a wheel or a clone "
                     f"(pip install --force-reinstall medkit), or restore {name}/ in your clone.")

@@ -7,14 +7,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import UnknownNameError
+from ..base.errors import UnknownNameError
 from .layers import check_batch, num_classes_of, reshape_transform_for, resolve_layer, resolve_targets
 
 __all__ = ["METHODS", "Explainer", "cams"]
 
 
 def _methods() -> dict:
-    from .._optional import require
+    from ..base._optional import require
 
     require("pytorch_grad_cam", "cam", "Grad-CAM through pytorch-grad-cam")
     from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, ScoreCAM

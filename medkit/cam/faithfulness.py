@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from scipy.stats import spearmanr
 from torch import nn
 
-from ..errors import DataError
+from ..base.errors import DataError
 from ..models import get_spec, parameter_groups
 from .layers import check_batch
 
@@ -76,7 +76,7 @@ def road_curves(model: nn.Module, x: torch.Tensor, maps, targets, percentiles=(2
     pytorch-grad-cam does) or its "log_odds" (which does not saturate); a percentile p keeps p % of the
     pixels (MoRF removes the top 100 - p %, LeRF the bottom 100 - p %).
     """
-    from .._optional import require
+    from ..base._optional import require
 
     require("pytorch_grad_cam", "cam", "ROAD faithfulness")
     from pytorch_grad_cam.metrics.road import ROADLeastRelevantFirst, ROADMostRelevantFirst

@@ -6,7 +6,7 @@ import numbers
 import torch
 from torch import nn
 
-from ..errors import DataError, UnknownNameError
+from ..base.errors import DataError, UnknownNameError
 from ..models import get_spec
 
 __all__ = ["resolve_layer", "layer_group", "layer_candidates", "tokens_to_grid", "reshape_transform_for", "num_classes_of",

@@ -4,8 +4,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..base.errors import DataError
 from ..data.dicom import window as data_window
-from ..errors import DataError
 from .explain import cams
 from .layers import resolve_layer
 

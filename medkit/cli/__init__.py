@@ -9,7 +9,7 @@ reports its result with `emit(args, data, text)`. Conventions every command shar
   2 a usage error (argparse).
 - `--quiet`: no progress bars and no log lines on stderr (the result on stdout and errors still print).
   Progress bars are drawn only on a terminal or in a notebook; elsewhere (a file, a CI log) a plain line
-  every few seconds (`medkit.progress`). `TQDM_DISABLE=1` hides bars and lines alike, logs stay.
+  every few seconds (`medkit.base.progress`). `TQDM_DISABLE=1` hides bars and lines alike, logs stay.
 - `--json` and `--quiet` go before or after the command (`medkit --json doctor`, `medkit doctor --json`).
 - Only the chosen command's `add_arguments` runs, and heavy imports stay inside `run`, so every
   `--help` returns in well under a second and imports no torch (tests/test_cli_conventions.py).
@@ -27,13 +27,13 @@ import sys
 import traceback
 
 from .. import __version__
-from ..errors import MedkitError
+from ..base.errors import MedkitError
 
 __all__ = ["main", "build_parser", "emit", "log", "to_jsonable", "positive_int", "positive_float", "DEVICE_CHOICES",
            "value_range_arg"]
 
-# `--device` of fit and evaluate: medkit.train.DEVICES, repeated here so `--help` imports no torch (tests keep
-# the two equal); whether a device is present is asked only when the command runs (medkit.train.pick_device)
+# `--device` of fit and evaluate: medkit.core.train.DEVICES, repeated here so `--help` imports no torch (tests keep
+# the two equal); whether a device is present is asked only when the command runs (medkit.core.train.pick_device)
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 

@@ -20,7 +20,7 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from .._optional import MissingExtraError, install_command
+    from ..base._optional import MissingExtraError, install_command
     from . import emit
 
     try:

@@ -8,7 +8,7 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from ..env import doctor_report
+    from ..core.env import doctor_report
     from . import emit
 
     rows, warnings = doctor_report()

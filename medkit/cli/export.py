@@ -33,8 +33,8 @@ def add_arguments(parser):
 
 def _npz_images(path, input_size: int, channels: int):
     """Return (check, reference) uint8 images from a MedMNIST .npz (its test split, else val, else train)."""
+    from ..base.errors import DataError
     from ..data import available_splits, load_npz
-    from ..errors import DataError
 
     splits = available_splits(path)
     if not splits:
@@ -69,10 +69,10 @@ def _load_images(paths, config: dict, input_size: int, channels: int):
     """Return (check, reference) images of the model's own size and channels to verify and fit drift on."""
     from pathlib import Path
 
-    from ..checkpoint import data_path
+    from ..base.errors import DataError
+    from ..core.checkpoint import data_path
     from ..data import pneumonia
     from ..data.images import stack_images
-    from ..errors import DataError
 
     if paths:
         if len(paths) == 1 and Path(paths[0]).suffix == ".npz":
@@ -93,7 +93,7 @@ def _load_images(paths, config: dict, input_size: int, channels: int):
 def run(args) -> int:
     from pathlib import Path
 
-    from ..checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_checkpoint
+    from ..core.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_checkpoint
     from ..data.contrast import equalize_contrast
     from ..deploy import OPSET, drift_path
     from ..deploy.gate import export_gate

@@ -13,7 +13,7 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from ..fetch import fetch_data, fetch_weights
+    from ..core.fetch import fetch_data, fetch_weights
     from . import emit
 
     if args.weights is None and args.data is None and args.checkpoints is None:
@@ -24,7 +24,7 @@ def run(args) -> int:
     if args.data is not None:
         result["data"] = {name: str(path) for name, path in fetch_data(args.data or None).items()}
     if args.checkpoints is not None:
-        from ..errors import ConfigError
+        from ..base.errors import ConfigError
         from ..volumes.checkpoints import checkpoint_path
 
         if args.sha256 and len(args.checkpoints) != 1:

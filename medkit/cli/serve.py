@@ -61,7 +61,7 @@ def _logging(log_file) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from ..atomic import write_text
+    from ..base.atomic import write_text
     from ..deploy.serve import DicomNode, ServeConfig, parse_destination
 
     _logging(args.log_file)

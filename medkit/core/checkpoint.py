@@ -8,7 +8,7 @@ weights belong to, the raw input size and channels, and the sha256 of `model.pt`
 A save never leaves a half-written or mixed checkpoint: `model.pt`, `config.json` and every file that
 belongs with them (`metrics.json`, the sanity gate's `gate.npz`, which names the weights' sha256) are
 written into a temporary folder beside the checkpoint, which then replaces the checkpoint folder as a
-whole (`medkit.atomic.atomic_folder`). Killed or failing before that, the folder still holds the
+whole (`medkit.base.atomic.atomic_folder`). Killed or failing before that, the folder still holds the
 previous checkpoint (or none), never new weights beside old metrics or an old gate. Other files a user
 keeps in an overwritten checkpoint folder (notes) are carried into the new one; a file the save names
 with no content (None) is one the new checkpoint lacks, so the old one is not carried.
@@ -34,11 +34,11 @@ from pathlib import Path
 
 from torch import nn
 
-from .atomic import atomic_folder, read_state_dict, torch_save, write_json
-from .cache import sha256sum
-from .errors import ConfigError, DataError, WeightsError
-from .models import get_backbone, get_spec
-from .paths import check_dir, check_file
+from ..base.atomic import atomic_folder, read_state_dict, torch_save, write_json
+from ..base.cache import sha256sum
+from ..base.errors import ConfigError, DataError, WeightsError
+from ..base.paths import check_dir, check_file
+from ..models import get_backbone, get_spec
 
 __all__ = ["save_checkpoint", "load_checkpoint", "read_config", "read_state_dict", "record_validation", "record_comparison", "data_path",
            "settings_digest", "CONFIG_FILE", "WEIGHTS_FILE"]

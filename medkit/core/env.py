@@ -12,8 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from ._optional import LESSON_EXTRAS, install_command
-from .cache import cache_dir, is_offline
+from ..base._optional import LESSON_EXTRAS, install_command
+from ..base.cache import cache_dir, is_offline
 
 __all__ = ["versions", "online", "memory_gb", "print_config", "torch_probe", "cache_problem", "disk_free_gb",
            "torch_build", "build_problem", "cpu_torch_command", "doctor_report", "WORKSHOP_NEEDS", "CPU_INDEX"]
@@ -138,7 +138,7 @@ def print_config() -> None:
 
 
 def _cached_weights() -> dict:
-    from .models import get_spec, list_backbones
+    from ..models import get_spec, list_backbones
 
     out = {}
     for name in list_backbones():
@@ -160,7 +160,7 @@ def _probe() -> dict:
     out = {"torch": torch.__version__, "device": _device(), "build": torch_build()}
     try:
         out["weights"] = _cached_weights()
-        from .data.medmnist import DATASETS, dataset_state
+        from ..data.medmnist import DATASETS, dataset_state
 
         out["data"] = {name: dataset_state(name) for name in DATASETS}
     except Exception as exc:  # torch imports but torchvision or a registry dependency does not
@@ -176,7 +176,7 @@ def torch_probe(timeout: float = 180.0) -> dict:
     """
     package_root = str(Path(__file__).resolve().parents[1])  # the child imports this very medkit
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
-    code = "import json, medkit.env as e; print(json.dumps(e._probe()))"
+    code = "import json, medkit.core.env as e; print(json.dumps(e._probe()))"
     try:
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:

@@ -2,11 +2,11 @@
 
 import time
 
-from .data import BatchLoader
-from .data.augment import Augment
-from .evaluation.metrics import classification_metrics
+from ..data import BatchLoader
+from ..data.augment import Augment
+from ..evaluation.metrics import classification_metrics
+from ..models import get_spec
 from .freeze import fit_stages
-from .models import get_spec
 from .train import SCORE_BATCH, predict, seed_everything
 
 __all__ = ["train_and_test"]

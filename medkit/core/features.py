@@ -4,13 +4,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import BatchLoader, ImageDataset, subsample
-from .errors import DataError
-from .evaluation.metrics import classification_metrics
+from ..base.errors import DataError
+from ..base.progress import progress as show_progress  # `progress` is these functions' on/off argument
+from ..data import BatchLoader, ImageDataset, subsample
+from ..evaluation.metrics import classification_metrics
+from ..models import get_backbone, get_spec, split_head
 from .experiment import train_and_test
 from .freeze import Stage
-from .models import get_backbone, get_spec, split_head
-from .progress import progress as show_progress  # `progress` is these functions' on/off argument
 from .train import SCORE_BATCH, seed_everything
 
 __all__ = ["feature_extractor", "extract_features", "linear_probe", "probe_metrics", "FeatureMaps", "depth_layers",

@@ -1,7 +1,7 @@
 """Pre-download weights and datasets into medkit's cache (what an instructor runs in Binder's postBuild)."""
 
-from .data.medmnist import DATASETS, dataset_path, dataset_state
-from .models import list_backbones, weights_path
+from ..data.medmnist import DATASETS, dataset_path, dataset_state
+from ..models import list_backbones, weights_path
 
 __all__ = ["DATASETS", "dataset_state", "dataset_path", "fetch_weights", "fetch_data"]
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .errors import ConfigError, DataError, UnknownNameError
-from .models import get_spec, parameter_groups
+from ..base.errors import ConfigError, DataError, UnknownNameError
+from ..models import get_spec, parameter_groups
 from .train import History, fit
 
 __all__ = ["freeze_to", "freeze", "unfreeze", "freeze_report", "discriminative_lrs", "param_groups",
@@ -154,13 +154,13 @@ def schedule(strategy: str, epochs: int, lr: float, head_lr: float | None = None
 def fit_stages(model: nn.Module, train_dl, val_dl, stages, *, weight_decay: float = 1e-4, loss_fn=None,
                device: str = "cpu", progress: bool = True, train_bn: bool = True, net: nn.Module | None = None,
                micro_batch: int | None = None):
-    """Train through `stages` (gradual unfreezing); return the concatenated `medkit.train.History`.
+    """Train through `stages` (gradual unfreezing); return the concatenated `medkit.core.train.History`.
 
     Each stage freezes its groups, builds AdamW over what is trainable with its discriminative lrs,
-    and runs one one-cycle of `medkit.train.fit`. Rows carry the stage index and `freeze_to`.
+    and runs one one-cycle of `medkit.core.train.fit`. Rows carry the stage index and `freeze_to`.
     `net` is what the loaders' batches go through (default `model`); with cached activations it is
-    the upper part of `model` (`medkit.features.split_at_group`), whose parameters are `model`'s own.
-    `micro_batch` goes to `medkit.train.fit` (gradient accumulation over parts of each batch).
+    the upper part of `model` (`medkit.core.features.split_at_group`), whose parameters are `model`'s own.
+    `micro_batch` goes to `medkit.core.train.fit` (gradient accumulation over parts of each batch).
     """
     history, epoch0, start = History(), 0, time.perf_counter()
     for i, stage in enumerate(stages):

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import DataError, UnknownNameError
+from ..base.errors import DataError, UnknownNameError
 
 __all__ = ["class_weights", "FocalLoss", "make_loss", "LOSSES"]
 

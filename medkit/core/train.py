@@ -9,9 +9,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import ConfigError, DataError
-from .evaluation.metrics import auc as auc_score
-from .progress import progress as show_progress  # `progress` is these functions' on/off argument
+from ..base.errors import ConfigError, DataError
+from ..base.progress import progress as show_progress  # `progress` is these functions' on/off argument
+from ..evaluation.metrics import auc as auc_score
 
 __all__ = ["reestimate_batchnorm", "seed_everything", "History", "fit", "predict", "logits_of", "SCORE_BATCH", "DEVICES", "available_devices",
            "pick_device"]

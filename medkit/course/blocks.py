@@ -13,8 +13,8 @@ import json
 import re
 from pathlib import Path
 
-from ..atomic import write_text
-from ..errors import DataError
+from ..base.atomic import write_text
+from ..base.errors import DataError
 from .notebooks import lesson_paths
 from .references import references_markdown
 

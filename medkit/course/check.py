@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..errors import ConfigError, UnknownNameError
+from ..base.errors import ConfigError, UnknownNameError
 
 __all__ = ["Exercise", "exercise", "check", "check_answer", "list_exercises", "results"]
 
@@ -207,7 +207,7 @@ def _fedavg(answer):
           "its first k layer groups are frozen, BatchNorm included.",
           "Sum p.numel() over the layer groups from k on: models.parameter_groups(model) lists each group's parameters.")
 def _trainable_params(answer):
-    from ..freeze import freeze_to
+    from ..core.freeze import freeze_to
     from ..models import get_backbone
 
     model = get_backbone("efficientnet_lite0", weights=None, num_classes=2)

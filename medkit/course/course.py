@@ -9,9 +9,9 @@ import time
 import traceback
 from pathlib import Path
 
-from .._optional import LESSON_EXTRAS, install_command, missing_extras, require
-from ..atomic import write_text
-from ..errors import ConfigError, DataError
+from ..base._optional import LESSON_EXTRAS, install_command, missing_extras, require
+from ..base.atomic import write_text
+from ..base.errors import ConfigError, DataError
 from .notebooks import DEFAULT_KERNEL, check_kernel, lesson_paths, run_notebook
 
 __all__ = ["run_course", "select_lessons", "parse_value", "declared_parameters", "summary_table", "strip_outputs", "clean_notebooks",

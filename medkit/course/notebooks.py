@@ -3,8 +3,8 @@
 import os
 from pathlib import Path
 
-from ..errors import ConfigError, DataError
-from ..resources import resource_dir
+from ..base.errors import ConfigError, DataError
+from ..base.resources import resource_dir
 from . import report
 
 __all__ = ["notebooks_dir", "lesson_paths", "kernel_names", "check_kernel", "run_notebook", "DEFAULT_KERNEL"]

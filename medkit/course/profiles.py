@@ -12,7 +12,7 @@ Every notebook's `parameters` cell sets `PROFILE`; the next cell calls
 
 from dataclasses import dataclass, field, fields, replace
 
-from ..errors import ProfileError
+from ..base.errors import ProfileError
 
 __all__ = ["PROFILES", "Settings", "resolve", "LESSON_SETTINGS"]
 
@@ -30,7 +30,7 @@ class Settings:
     epochs: int = 3  # passes over the training data
     batch_size: int = 64  # small enough for 2 GB RAM at 64 px
     num_seeds: int = 1  # repeats for error bars
-    device: str = "cpu"  # the full profile: medkit.train.pick_device("auto") (cuda, else mps, else cpu)
+    device: str = "cpu"  # the full profile: medkit.core.train.pick_device("auto") (cuda, else mps, else cpu)
     extra: dict = field(default_factory=dict)
 
     def __getattr__(self, name):  # lesson-specific knobs read like the common ones: cfg.budgets
@@ -219,7 +219,7 @@ def _device(profile: str) -> str:
     """Return "cpu" for smoke and workshop (sized for CPUs, and the same numbers everywhere), else the fastest here."""
     if profile != "full":
         return "cpu"
-    from ..train import pick_device  # imports torch: only the full profile pays for it
+    from ..core.train import pick_device  # imports torch: only the full profile pays for it
 
     return pick_device("auto")
 

@@ -7,7 +7,7 @@ has an entry, that each lesson lists what it mentions, and that every identifier
 
 from dataclasses import dataclass
 
-from ..errors import UnknownNameError
+from ..base.errors import UnknownNameError
 
 __all__ = ["Reference", "REFERENCES", "LESSON_REFERENCES", "get_reference", "lesson_references", "references_markdown"]
 

@@ -10,8 +10,8 @@ import math
 import string
 from pathlib import Path
 
-from ..atomic import write_json
-from ..errors import DataError
+from ..base.atomic import write_json
+from ..base.errors import DataError
 
 __all__ = ["METRICS_FILE", "init", "record", "load", "current", "render", "summary", "table"]
 

@@ -71,7 +71,7 @@ def layer_groups_diagram(model, name=None):
     """
     from torch import nn
 
-    from .models import get_spec, parameter_groups
+    from ..models import get_spec, parameter_groups
 
     spec, groups = get_spec(name if name is not None else model), parameter_groups(model, name)
     norm = {f"{m_name}.{p_name}" if m_name else p_name for m_name, module in model.named_modules()
@@ -204,7 +204,7 @@ def gradcam_diagram(model, layer: str, x, image=None):
     import torch
     import torch.nn.functional as F
 
-    from .cam.scratch import LayerHooks
+    from ..cam.scratch import LayerHooks
 
     training = model.training
     with LayerHooks(model.get_submodule(layer)) as hooks:

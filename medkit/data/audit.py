@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
-from ..paths import check_file
+from ..base.errors import DataError
+from ..base.paths import check_file
 from .fingerprints import dhash_array, dhash_file, file_sha256, near_pairs
 from .folder import is_hidden, visible_files
 from .images import DICOM_EXTENSIONS, IMAGE_EXTENSIONS

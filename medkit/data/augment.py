@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from ..errors import DataError
+from ..base.errors import DataError
 
 __all__ = ["Augment", "PerSample", "response_curve"]
 

@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..base.errors import ConfigError
 
 __all__ = ["CONTRASTS", "DEFAULT_CONTRAST", "check_contrast", "contrast_of", "equalize_contrast", "equalize_image",
            "with_contrast"]

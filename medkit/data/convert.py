@@ -7,7 +7,7 @@ one by one, for lesson 01 to show.
 import torch
 import torch.nn.functional as F
 
-from ..errors import DataError
+from ..base.errors import DataError
 
 __all__ = ["to_float", "to_three_channels", "resize", "normalize"]
 

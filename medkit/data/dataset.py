@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import DataError
+from ..base.errors import DataError
 
 __all__ = ["ImageDataset"]
 

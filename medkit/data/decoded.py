@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cache import cache_dir
-from ..errors import DataError
+from ..base.cache import cache_dir
+from ..base.errors import DataError
 from .images import check_on_error, stack_images, warn_notes
 from .pixels import DEFAULT_VALUE_RANGE
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, UnknownNameError
-from ..paths import check_file
+from ..base.errors import DataError, UnknownNameError
+from ..base.paths import check_file
 from .dicom_checks import check_complete, check_pixel_module, check_rescale, stored_range
 
 __all__ = ["read_dicom", "load_dicom", "dicom_to_uint8", "DicomPixels", "dicom_info", "open_dicom", "decode_pixels",

@@ -10,7 +10,7 @@ import math
 import warnings
 from pathlib import Path
 
-from ..errors import DataError
+from ..base.errors import DataError
 
 __all__ = ["check_complete", "check_pixel_module", "check_rescale", "dicom_number", "stored_range", "samples_for"]
 

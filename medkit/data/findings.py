@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, UnknownNameError
-from ..paths import check_dir
+from ..base.errors import DataError, UnknownNameError
+from ..base.paths import check_dir
 from .dataset import ImageDataset
 from .decoded import load_images
 from .medmnist import sample_path

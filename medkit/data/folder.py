@@ -15,8 +15,8 @@ import os
 import warnings
 from pathlib import Path
 
-from ..errors import DataError
-from ..paths import check_dir
+from ..base.errors import DataError
+from ..base.paths import check_dir
 from .dataset import ImageDataset
 from .decoded import load_images
 from .images import DICOM_EXTENSIONS, IMAGE_EXTENSIONS, check_on_error

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, MedkitError
-from ..paths import check_file
+from ..base.errors import DataError, MedkitError
+from ..base.paths import check_file
 from .dicom import DICOM_EXTENSIONS, dicom_to_uint8, window
 from .pixels import DEFAULT_VALUE_RANGE, PixelRuleError, pixels_to_uint8, png_sbit
 

@@ -7,7 +7,7 @@ and histogram matching to a reference image (Nyúl-style standardisation, via sc
 
 import numpy as np
 
-from ..errors import DataError
+from ..base.errors import DataError
 
 __all__ = ["foreground_mask", "zscore", "percentile_clip", "histogram_match"]
 

@@ -12,7 +12,7 @@ the training split, made the same way. `second_site()` returns all of it as one 
 
 from pathlib import Path
 
-from ..errors import DataError
+from ..base.errors import DataError
 from .medmnist import HELD_OUT_SEED, sample_path
 from .sources import load_source
 from .splits import check_no_leakage, subsample

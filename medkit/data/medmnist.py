@@ -5,10 +5,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cache import cache_dir, download
-from ..errors import DataError, UnknownNameError
-from ..paths import check_file
-from ..resources import resource_dir
+from ..base.cache import cache_dir, download
+from ..base.errors import DataError, UnknownNameError
+from ..base.paths import check_file
+from ..base.resources import resource_dir
 from .dataset import ImageDataset
 from .pixels import DEFAULT_VALUE_RANGE, pixels_to_uint8
 from .splits import carve, check_trainable

@@ -10,8 +10,8 @@ import warnings
 
 import numpy as np
 
-from ..cache import sha256sum
-from ..errors import DataError
+from ..base.cache import sha256sum
+from ..base.errors import DataError
 from .dataset import ImageDataset
 from .images import _to_channels, resize_image, stack_images
 from .medmnist import HELD_OUT_SEED, load_npz, sample_path, samples_dir

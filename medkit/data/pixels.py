@@ -14,7 +14,7 @@ import struct
 
 import numpy as np
 
-from ..errors import DataError
+from ..base.errors import DataError
 
 __all__ = ["PixelRuleError", "DEFAULT_VALUE_RANGE", "check_value_range", "parse_value_range", "pixels_to_uint8", "png_sbit"]
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from ..errors import DataError, UnknownNameError
+from ..base.errors import DataError, UnknownNameError
 from .augment import response_curve
 from .dataset import ImageDataset
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
-from ..paths import check_file
+from ..base.errors import DataError
+from ..base.paths import check_file
 from .contrast import check_contrast, with_contrast
 from .dataset import ImageDataset
 from .folder import from_folder, is_hidden

@@ -3,7 +3,7 @@
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from ..errors import DataError
+from ..base.errors import DataError
 
 __all__ = ["stratified_split", "subsample", "group_split", "train_val_test_split", "split_dataset", "carve", "check_no_leakage",
            "check_trainable"]

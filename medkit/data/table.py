@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
-from ..paths import check_file
+from ..base.errors import DataError
+from ..base.paths import check_file
 from .dataset import ImageDataset
 from .decoded import load_images
 from .images import check_on_error

@@ -46,11 +46,11 @@ import os
 import secrets
 import warnings
 
-from ..atomic import atomic_path, write_text
-from ..cache import cache_dir
+from ..base.atomic import atomic_path, write_text
+from ..base.cache import cache_dir
+from ..base.errors import ConfigError, DataError
+from ..base.paths import check_file, check_output_file
 from ..data.dicom import open_dicom
-from ..errors import ConfigError, DataError
-from ..paths import check_file, check_output_file
 from .annex_e import EDITION, RESOLVE, TABLE_E1_1
 
 __all__ = ["BASIC_PROFILE", "ACTIONS", "PROFILE", "deidentify", "deidentify_file", "default_salt", "PROFILE_NAME",

@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ..atomic import atomic_path
+from ..base.atomic import atomic_path
+from ..base.errors import DataError
+from ..base.paths import check_file
 from ..data.sites import SCANNERS
-from ..errors import DataError
-from ..paths import check_file
 
 __all__ = ["DriftResult", "DriftMonitor", "sample_batches", "alarm_rates"]
 

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..base.errors import DataError
+from ..base.paths import check_file
 from ..data.contrast import equalize_image
 from ..data.dicom import NotDicomError, dicom_to_uint8, open_dicom
 from ..data.images import load_image, resize_image
 from ..data.pixels import DEFAULT_VALUE_RANGE
-from ..errors import DataError
-from ..paths import check_file
 
 __all__ = ["dicom_modality", "dicom_body_part", "read_for_model", "UNKNOWN_MODALITY"]
 

@@ -29,12 +29,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..atomic import atomic_path
+from ..base.atomic import atomic_path
+from ..base.errors import DataError
+from ..base.paths import check_file
 from ..data.images import resize_image
 from ..data.pixels import DEFAULT_VALUE_RANGE
-from ..errors import DataError
 from ..models import split_head
-from ..paths import check_file
 from .drift import BAD_REFERENCE, _features, check_saved_for
 from .onnx import _softmax
 
@@ -424,7 +424,7 @@ def export_gate(ckpt_dir, onnx_path, weights_sha256: str = "") -> Path | None:
     The exported graph computes the same embedding as the checkpoint's network (`verify_onnx` checks it), so
     the reference carries over. An older gate beside `onnx_path` is removed when the checkpoint has none.
     """
-    from ..cache import sha256sum
+    from ..base.cache import sha256sum
 
     source, target = Path(ckpt_dir) / GATE_FILE, gate_path(onnx_path)
     if not source.is_file():

@@ -3,9 +3,9 @@
 
 import torch
 
-from ..errors import DataError
+from ..base.errors import DataError
+from ..base.timing import median_seconds
 from ..models import Preprocess
-from ..timing import median_seconds
 from .onnx import ExportWrapper, OnnxPredictor
 
 __all__ = ["measure_latency"]

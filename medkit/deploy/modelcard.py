@@ -21,13 +21,13 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..atomic import write_text
-from ..cache import sha256sum
-from ..checkpoint import read_config
-from ..errors import DataError
+from ..base.atomic import write_text
+from ..base.cache import sha256sum
+from ..base.errors import DataError
+from ..base.paths import check_file
+from ..core.checkpoint import read_config
 from ..evaluation.evaluate import metrics_with_ci
 from ..evaluation.fairness import subgroup_results
-from ..paths import check_file
 
 __all__ = ["DATASETS", "dataset_provenance", "validation_results", "subgroup_results", "ModelCard"]
 

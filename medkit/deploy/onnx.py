@@ -19,14 +19,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..atomic import atomic_path, write_json
-from ..cache import sha256sum
-from ..checkpoint import data_path, load_checkpoint
+from ..base.atomic import atomic_path, write_json
+from ..base.cache import sha256sum
+from ..base.errors import ConfigError, DataError, WeightsError
+from ..base.paths import check_file
+from ..core.checkpoint import data_path, load_checkpoint
 from ..data.contrast import check_contrast, contrast_of
 from ..data.pixels import DEFAULT_VALUE_RANGE
-from ..errors import ConfigError, DataError, WeightsError
 from ..models import Preprocess, get_spec, split_head
-from ..paths import check_file
 from .drift import DriftMonitor
 from .files import read_for_model
 
@@ -130,7 +130,7 @@ def export_onnx(model: nn.Module, out, *, input_size: int, image_size: int, clas
             it (`read_for_model`), arrays passed to `predict` are taken as already through it.
         provenance: anything else worth keeping with the model (checkpoint, training data, metrics).
     """
-    from .._optional import require
+    from ..base._optional import require
 
     onnx = require("onnx", "deploy", "ONNX export")
 
@@ -367,7 +367,7 @@ class OnnxPredictor:
     """
 
     def __init__(self, path, threads: int | None = None):
-        from .._optional import require
+        from ..base._optional import require
 
         onnx = require("onnx", "deploy", "ONNX prediction")
         ort = require("onnxruntime", "deploy", "ONNX prediction")

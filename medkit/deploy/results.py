@@ -14,7 +14,7 @@ import os
 import threading
 from pathlib import Path
 
-from ..atomic import write_error
+from ..base.atomic import write_error
 from .deid import _check_salt, default_salt
 
 __all__ = ["Pseudonymiser", "ResultsFile", "read_results"]

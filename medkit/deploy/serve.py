@@ -22,8 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..atomic import atomic_path
-from ..errors import ConfigError, DataError, MedkitError
+from ..base.atomic import atomic_path
+from ..base.errors import ConfigError, DataError, MedkitError
 from .capture import banner_lines, render_result, secondary_capture
 from .results import Pseudonymiser, ResultsFile
 
@@ -72,7 +72,7 @@ class DicomNode:
     """A C-STORE SCP that predicts every image it receives; `start()`, then `stop()` (or `serve_forever()`)."""
 
     def __init__(self, config: ServeConfig):
-        from .._optional import require
+        from ..base._optional import require
 
         require("pynetdicom", "serve", "medkit serve")
         require("highdicom", "serve", "medkit serve")

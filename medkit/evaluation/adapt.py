@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, logit
 
-from ..errors import DataError
+from ..base.errors import DataError
 from .calibration import TemperatureScaler
 from .evaluate import choose_threshold
 from .metrics import check_probs, classification_metrics

@@ -10,7 +10,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from sklearn.calibration import calibration_curve
 
-from ..errors import DataError
+from ..base.errors import DataError
 from .metrics import check_probs
 
 __all__ = ["reliability_curve", "expected_calibration_error", "plot_reliability", "negative_log_likelihood",

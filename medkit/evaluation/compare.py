@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import DataError
+from ..base.errors import DataError
 from .evaluate import Interval
 from .metrics import check_probs
 

@@ -14,7 +14,7 @@ from sklearn.metrics import auc as area_under
 from sklearn.metrics import average_precision_score, confusion_matrix, precision_recall_curve, roc_curve
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train_test_split
 
-from ..errors import DataError
+from ..base.errors import DataError
 from .metrics import check_probs, classification_metrics
 
 __all__ = [

@@ -12,7 +12,7 @@ from fairlearn import metrics as fl
 from fairlearn.metrics import MetricFrame, count, true_negative_rate, true_positive_rate
 from sklearn.metrics import roc_auc_score
 
-from ..errors import DataError
+from ..base.errors import DataError
 from .evaluate import metrics_with_ci
 from .metrics import check_probs
 

@@ -3,7 +3,7 @@
 import numpy as np
 from sklearn.metrics import confusion_matrix, roc_auc_score
 
-from ..errors import DataError
+from ..base.errors import DataError
 
 __all__ = ["check_probs", "auc", "sensitivity_specificity", "classification_metrics"]
 

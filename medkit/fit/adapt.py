@@ -18,14 +18,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import data_path, load_checkpoint, read_config, save_checkpoint
+from ..base.errors import ConfigError, DataError
+from ..core.checkpoint import data_path, load_checkpoint, read_config, save_checkpoint
+from ..core.features import TensorLoader, split_at_group
+from ..core.train import SCORE_BATCH, fit, reestimate_batchnorm, seed_everything
 from ..data import BatchLoader, load_source
 from ..data.contrast import contrast_of
-from ..errors import ConfigError, DataError
 from ..evaluation.adapt import METHODS, draw_labelled, recalibrate
-from ..features import TensorLoader, split_at_group
 from ..models import get_spec, split_head
-from ..train import SCORE_BATCH, fit, reestimate_batchnorm, seed_everything
 from .config import RecipeConfig, check_out_dir, pick_part
 
 __all__ = ["trained_norms", "ADAPT_METHODS", "adapt_checkpoint", "site_images", "site_features", "fit_head", "home_prior",

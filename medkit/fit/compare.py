@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import data_path, read_config, record_comparison
-from ..errors import ConfigError, DataError
+from ..base.errors import ConfigError, DataError
+from ..core.checkpoint import data_path, read_config, record_comparison
+from ..core.train import pick_device
 from ..evaluation.compare import DEFAULT_MARGIN, paired_auc_difference
-from ..train import pick_device
 from .config import data_fingerprint
 from .multilabel import is_multilabel_checkpoint
 from .single_label import read_as_trained, score_part

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..base.errors import ConfigError, DataError
+from ..core.features import TensorLoader, cache_activations, layer_chain, split_at_group
+from ..core.train import SCORE_BATCH
 from ..data import BatchLoader
 from ..data.augment import Augment
-from ..errors import ConfigError, DataError
-from ..features import TensorLoader, cache_activations, layer_chain, split_at_group
-from ..train import SCORE_BATCH
 from .recipe import RecipeConfig
 
 __all__ = ["METRICS_FILE", "cache_cut", "can_cut", "image_loaders", "cached_loaders", "check_out_dir",

@@ -21,19 +21,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import load_checkpoint, read_config, save_checkpoint
+from ..base.errors import ConfigError, DataError
+from ..core.checkpoint import load_checkpoint, read_config, save_checkpoint
+from ..core.freeze import fit_stages, schedule
+from ..core.train import logits_of, pick_device, seed_everything
 from ..data import HELD_OUT_SEED, BatchLoader
 from ..data.contrast import contrast_of, equalize_contrast
 from ..data.findings import from_findings_csv, is_multilabel
 from ..data.splits import check_no_leakage, group_split, stratified_split
 from ..data.table import read_table
 from ..deploy.gate import GATE_FILE
-from ..errors import ConfigError, DataError
 from ..evaluation.evaluate import choose_threshold
-from ..freeze import fit_stages, schedule
+from ..methods.nih import finding_aucs
 from ..models import get_backbone, get_spec
-from ..multilabel import finding_aucs
-from ..train import logits_of, pick_device, seed_everything
 from .audit import audit_before_fit
 from .config import (
     METRICS_FILE,

@@ -7,7 +7,7 @@ need when they run) keeps the help under half a second instead of the 7-9 s torc
 import math
 from dataclasses import dataclass
 
-from ..errors import ConfigError
+from ..base.errors import ConfigError
 
 __all__ = ["RecipeConfig"]
 
@@ -52,7 +52,7 @@ class RecipeConfig:
     # benchmarks/bench_second_site.py measures it at a second site
     soup: int = 1
     threads: int | None = None  # torch threads; None leaves torch's default
-    # "auto": cuda if torch sees one, else mps, else cpu (medkit.train.pick_device); the numbers in
+    # "auto": cuda if torch sees one, else mps, else cpu (medkit.core.train.pick_device); the numbers in
     # benchmarks/RECIPE.md are CPU runs, and a GPU gives the same recipe, only faster
     device: str = "auto"
 
@@ -72,8 +72,8 @@ class RecipeConfig:
                               f"({RecipeConfig.image_size} is the recipe).")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise ConfigError(f"threads must be a positive integer, got {self.threads!r}.")
+        from ..core.train import DEVICES
         from ..data.contrast import check_contrast  # imported here: medkit.data loads torch, --help must not
-        from ..train import DEVICES
 
         check_contrast(self.contrast)
         if self.device not in DEVICES:

@@ -22,19 +22,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoint import data_path, load_checkpoint, read_config, save_checkpoint
+from ..base.errors import ConfigError, DataError
+from ..core.checkpoint import data_path, load_checkpoint, read_config, save_checkpoint
+from ..core.features import TensorLoader, split_at_group
+from ..core.freeze import fit_stages, schedule
+from ..core.losses import make_loss
+from ..core.train import SCORE_BATCH, pick_device, predict, seed_everything
 from ..data import BatchLoader, check_trainable, load_source
 from ..data.contrast import contrast_of
 from ..data.dicom import dicom_scope
 from ..deploy.gate import GATE_FILE, SanityGate, dataset_shapes, embed_and_predict, fit_gate, summarise
-from ..errors import ConfigError, DataError
 from ..evaluation.evaluate import choose_threshold, metrics_with_ci
 from ..evaluation.metrics import classification_metrics, sensitivity_specificity
-from ..features import TensorLoader, split_at_group
-from ..freeze import fit_stages, schedule
-from ..losses import make_loss
 from ..models import get_backbone, get_spec
-from ..train import SCORE_BATCH, pick_device, predict, seed_everything
 from .adapt import adaptation_images
 from .audit import audit_before_fit
 from .config import (
@@ -301,7 +301,7 @@ def evaluate_checkpoint(ckpt_dir, data, split: str = "auto", backbone: str | Non
     split) or every image of a source with no split parts (another source: `role` "external"). Images a
     checkpoint was adapted on (`medkit adapt`, listed in its config) are skipped and counted in
     `adaptation_images_skipped`. `device`:
-    "auto" (cuda, else mps, else cpu), "cpu", "cuda" or "mps" (`medkit.train.pick_device`). `value_range`: the
+    "auto" (cuda, else mps, else cpu), "cpu", "cuda" or "mps" (`medkit.core.train.pick_device`). `value_range`: the
     range float images of `data` were saved in (None: the checkpoint's own, default 0-1).
     Unless `allow_ood`, every image also goes through the checkpoint's sanity gate (`medkit.deploy.gate`): the
     metrics above are over all images; `gate` says how many were flagged and by which check, and `not_flagged`

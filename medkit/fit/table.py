@@ -14,8 +14,8 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import DataError
-from ..paths import check_file
+from ..base.errors import DataError
+from ..base.paths import check_file
 
 __all__ = ["TABLE_FILE", "load_table", "recipe_table", "table_from_markdown", "update_from_markdown",
            "SECOND_SITE_FILE", "SECOND_SITE_COLUMNS", "second_site_table"]

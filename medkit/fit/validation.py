@@ -8,14 +8,14 @@ apart from it, with specificity falling to 0.479). Every result therefore carrie
 with the gap between them.
 
 `validation_entry` is the one record shape both `medkit fit` (its internal val) and `medkit evaluate
---record` write into the checkpoint's config (`medkit.checkpoint.record_validation`); the model card reads
+--record` write into the checkpoint's config (`medkit.core.checkpoint.record_validation`); the model card reads
 those records back.
 """
 
 import datetime as _dt
 from pathlib import Path
 
-from ..checkpoint import data_path, record_validation
+from ..core.checkpoint import data_path, record_validation
 from ..evaluation.evaluate import metric_gaps
 
 __all__ = ["ROLES", "METRICS", "role_of", "validation_entry", "record", "metric_gap"]

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ._optional import require
+from ..base._optional import require
 
-require("flwr", "federated", "medkit.federated (lesson 09's Flower server loop)")
+require("flwr", "federated", "medkit.methods.federated (lesson 09's Flower server loop)")
 
 from flwr.client import NumPyClient
 from flwr.common import DisconnectRes, ndarrays_to_parameters, parameters_to_ndarrays
@@ -29,12 +29,12 @@ from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import FedAvg
 from torch import nn
 
-from .data.dataset import ImageDataset
-from .data.loaders import BatchLoader
-from .errors import DataError
-from .evaluation.metrics import auc as auc_score
-from .models.small import SmallCNN, grey_preprocess
-from .train import predict
+from ..base.errors import DataError
+from ..core.train import predict
+from ..data.dataset import ImageDataset
+from ..data.loaders import BatchLoader
+from ..evaluation.metrics import auc as auc_score
+from ..models.small import SmallCNN, grey_preprocess
 
 __all__ = ["site_model", "get_weights", "set_weights", "SiteClient", "InProcessClientProxy", "OrderedFedAvg",
            "FederatedRun", "run_federated", "positive_rate", "local_train", "train_alone", "evaluate", "split_sites", "linear_gradient_inversion",

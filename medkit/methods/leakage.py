@@ -7,10 +7,10 @@ over seeds, and reports the held-out AUC of each with the number of test patient
 
 import numpy as np
 
-from .data import group_split, stratified_split
-from .errors import DataError
-from .evaluation.metrics import classification_metrics
-from .features import linear_probe
+from ..base.errors import DataError
+from ..core.features import linear_probe
+from ..data import group_split, stratified_split
+from ..evaluation.metrics import classification_metrics
 
 __all__ = ["leaked_groups", "split_gap"]
 

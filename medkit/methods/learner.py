@@ -9,9 +9,9 @@ backbone's weights expect (and augments training batches), exactly as `medkit.da
 
 from pathlib import Path
 
-from ._optional import require
+from ..base._optional import require
 
-require("fastai", "fastai", "medkit.learner (lesson 03's fastai Learner)")
+require("fastai", "fastai", "medkit.methods.learner (lesson 03's fastai Learner)")
 
 import fastai.callback.progress  # noqa: F401  (adds fastai's progress bars to every Learner)
 import fastai.callback.schedule  # noqa: F401  (adds fit_one_cycle, fine_tune and lr_find to Learner)
@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from fastai.callback.core import Callback
 
-from .data import ImageDataset, load_splits, to_tensor
-from .errors import DataError
-from .models import get_backbone, get_spec, parameter_groups
+from ..base.errors import DataError
+from ..data import ImageDataset, load_splits, to_tensor
+from ..models import get_backbone, get_spec, parameter_groups
 
 __all__ = ["medical_learner", "medical_metrics", "layer_group_splitter", "PreprocessCallback", "epoch_metrics"]
 
@@ -78,7 +78,7 @@ def medical_learner(splits, backbone: str = "efficientnet_lite0", *, image_size:
         splits: {"train": ImageDataset, "val": ImageDataset, ...} (e.g. `medkit.data.pneumonia()`), or the
             path of a MedMNIST `.npz` (split as `medkit fit` does).
         backbone: a registry name; its layer groups become the Learner's param groups, so
-            `learn.freeze_to(k)` freezes the same groups as `medkit.freeze.freeze_to(model, k)`.
+            `learn.freeze_to(k)` freezes the same groups as `medkit.core.freeze.freeze_to(model, k)`.
         image_size: side of the images fed to the backbone.
         weights: "DEFAULT" (ImageNet) or None; a pretrained Learner starts frozen, like `vision_learner`.
         loss_func: defaults to cross-entropy.

@@ -9,8 +9,8 @@ listed as skipped, with the reason, never silently dropped. Bootstrap intervals 
 import numpy as np
 import pandas as pd
 
-from .errors import DataError
-from .evaluation.evaluate import Interval, _auc_fast, bootstrap_ci
+from ..base.errors import DataError
+from ..evaluation.evaluate import Interval, _auc_fast, bootstrap_ci
 
 __all__ = ["MIN_POSITIVES", "patient_split", "OneVsRestProbe", "finding_aucs", "macro_auc_ci", "age_bands",
            "subgroup_metrics", "equalized_odds_ci", "load_nih", "patients_on_both_sides"]
@@ -20,7 +20,7 @@ MIN_POSITIVES = 10  # fewer positives than this in the scored part: the AUC's in
 
 def patient_split(patients, Y, val_size: float = 0.15, test_size: float = 0.25, seed: int = 0) -> dict:
     """Return {"train", "val", "test"} index arrays with no patient in two parts, stratified on "any finding"."""
-    from .data.splits import check_no_leakage, train_val_test_split
+    from ..data.splits import check_no_leakage, train_val_test_split
 
     patients, Y = np.asarray(patients), np.asarray(Y)
     if len(patients) != len(Y):
@@ -43,7 +43,7 @@ class OneVsRestProbe:
         self.probes: list = []
 
     def fit(self, X, Y) -> "OneVsRestProbe":
-        from .features import linear_probe
+        from ..core.features import linear_probe
 
         Y = np.asarray(Y)
         self.probes = [linear_probe(X, Y[:, k], C=self.C) if 0 < Y[:, k].sum() < len(Y) else None
@@ -67,7 +67,7 @@ def finding_aucs(Y, P, names, *, min_positives: int = MIN_POSITIVES, n_boot: int
         {"table": DataFrame (finding, positives, auc, low, high, width), "macro_auc": float,
          "scored": [names], "skipped": {name: reason}}
     """
-    from .evaluation.metrics import auc
+    from ..evaluation.metrics import auc
 
     Y, P = np.asarray(Y), np.asarray(P, dtype=float)
     if Y.shape != P.shape or Y.ndim != 2 or Y.shape[1] != len(names):
@@ -133,7 +133,7 @@ def age_bands(age, edges=(60,)) -> np.ndarray:
 
 def subgroup_metrics(y, p, groups, threshold: float) -> pd.DataFrame:
     """Return fairlearn MetricFrame rows per group (n, prevalence, sensitivity, specificity, AUC) for one finding."""
-    from .evaluation.fairness import group_metrics
+    from ..evaluation.fairness import group_metrics
 
     y, p = np.asarray(y), np.asarray(p, dtype=float)
     return group_metrics(y, np.column_stack([1 - p, p]), groups, threshold=threshold)
@@ -190,7 +190,7 @@ def load_nih(folder=None, **kwargs):
     Lesson 05's NIH section runs on the bundled 1,000 images for every student; `NIH_DIR` may point at a larger
     folder in the ChestX-ray14 layout (`help(medkit.data.findings)` says how to build one).
     """
-    from .data.findings import nih_findings, nih_sample_dir
+    from ..data.findings import nih_findings, nih_sample_dir
 
     return nih_findings(nih_sample_dir() if folder is None else folder, **kwargs)
 

@@ -20,14 +20,14 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .data import BatchLoader, ImageDataset
-from .errors import DataError
-from .evaluation.evaluate import choose_threshold, cross_validate, metrics_with_ci
-from .evaluation.metrics import auc, classification_metrics
-from .features import TensorLoader, cache_activations, linear_probe, split_at_group
-from .freeze import fit_stages, schedule
-from .models import get_backbone, get_spec
-from .train import predict, reestimate_batchnorm, seed_everything
+from ..base.errors import DataError
+from ..core.features import TensorLoader, cache_activations, linear_probe, split_at_group
+from ..core.freeze import fit_stages, schedule
+from ..core.train import predict, reestimate_batchnorm, seed_everything
+from ..data import BatchLoader, ImageDataset
+from ..evaluation.evaluate import choose_threshold, cross_validate, metrics_with_ci
+from ..evaluation.metrics import auc, classification_metrics
+from ..models import get_backbone, get_spec
 
 __all__ = ["HOME_PARTS", "SiteCache", "HomeModel", "cache_sites", "train_home", "ensemble", "adapt_batchnorm",
            "equalize", "site_metrics", "gap_table", "best_threshold_in_hindsight", "mean_images", "intensity_summary",

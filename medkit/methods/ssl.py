@@ -19,15 +19,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data.dataset import ImageDataset
-from .data.loaders import BatchLoader
-from .data.splits import subsample
-from .errors import DataError
-from .evaluation.metrics import auc as auc_score
-from .features import linear_probe
-from .models.small import SmallCNN, grey_preprocess
-from .progress import progress as show_progress  # `progress` is these functions' on/off argument
-from .train import SCORE_BATCH, fit, predict, seed_everything
+from ..base.errors import DataError
+from ..base.progress import progress as show_progress  # `progress` is these functions' on/off argument
+from ..core.features import linear_probe
+from ..core.train import SCORE_BATCH, fit, predict, seed_everything
+from ..data.dataset import ImageDataset
+from ..data.loaders import BatchLoader
+from ..data.splits import subsample
+from ..evaluation.metrics import auc as auc_score
+from ..models.small import SmallCNN, grey_preprocess
 
 __all__ = ["SmallCNN", "grey_preprocess", "ContrastiveViews", "nt_xent", "SimCLR", "pretrain", "classifier",
            "encode", "probe_auc", "probe_budgets", "fit_and_score", "choose_lr"]
@@ -165,11 +165,11 @@ def classifier(encoder: SmallCNN, num_classes: int = 2) -> SmallCNN:
 def encode(encoder: SmallCNN, dataset: ImageDataset, batch_size: int = 256) -> np.ndarray:
     """Return the pooled features (N, feature_dim) of every image through a frozen `SmallCNN`, in order.
 
-    (Registry backbones have theirs in `medkit.features.extract_features`, lesson 02.)
+    (Registry backbones have theirs in `medkit.core.features.extract_features`, lesson 02.)
     """
     if not isinstance(encoder, SmallCNN):
-        raise DataError(f"encode expects a medkit.ssl.SmallCNN, got {type(encoder).__name__}; for registry backbones "
-                        "use medkit.features.extract_features.")
+        raise DataError(f"encode expects a medkit.methods.ssl.SmallCNN, got {type(encoder).__name__}; for registry backbones "
+                        "use medkit.core.features.extract_features.")
     encoder.eval()
     loader = BatchLoader(dataset, batch_size, preprocess=grey_preprocess(dataset.image_size[0]))
     return torch.cat([encoder.features(x) for x, _ in loader]).numpy()

@@ -8,13 +8,20 @@ is frozen and whatever the weights, so only what is compared differs.
 
 import time
 
-from .data import HELD_OUT_SEED, BatchLoader, subsample
-from .errors import DataError
-from .evaluation.metrics import auc
-from .features import TensorLoader, cache_activations, extract_features, linear_probe, probe_metrics, split_at_group
-from .freeze import Stage, fit_stages
-from .models import get_backbone, get_spec
-from .train import SCORE_BATCH, predict, seed_everything
+from ..base.errors import DataError
+from ..core.features import (
+    TensorLoader,
+    cache_activations,
+    extract_features,
+    linear_probe,
+    probe_metrics,
+    split_at_group,
+)
+from ..core.freeze import Stage, fit_stages
+from ..core.train import SCORE_BATCH, predict, seed_everything
+from ..data import HELD_OUT_SEED, BatchLoader, subsample
+from ..evaluation.metrics import auc
+from ..models import get_backbone, get_spec
 
 __all__ = ["EVAL_PARTS", "draw_train", "probe", "fit_frozen", "choose_lr", "freeze_depth_sweep", "group_depths"]
 

@@ -7,7 +7,7 @@ pretrained ViT-B/16 comes from the registry (`medkit.models.get_backbone("vit_b_
 
 from torch import nn
 
-from .errors import DataError
+from ..base.errors import DataError
 
 __all__ = ["small_vit", "count_parameters"]
 

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import DataError
+from ..base.errors import DataError
 
 __all__ = ["Preprocess", "IMAGENET_MEAN", "IMAGENET_STD"]
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from torch import nn
 
-from ..atomic import read_state_dict
-from ..cache import cache_dir, download, hash_matches, sha256sum
-from ..errors import ConfigError, UnknownNameError, WeightsError
-from ..named import NamedRegistry
+from ..base.atomic import read_state_dict
+from ..base.cache import cache_dir, download, hash_matches, sha256sum
+from ..base.errors import ConfigError, UnknownNameError, WeightsError
+from ..base.named import NamedRegistry
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 
 __all__ = [

@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from ..errors import DataError
+from ..base.errors import DataError
 from .preprocess import Preprocess
 
 __all__ = ["SmallCNN", "grey_preprocess", "GREY_MEAN", "GREY_STD"]

@@ -5,8 +5,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..base.errors import DataError
 from ..data.images import resize_image
-from ..errors import DataError
 
 __all__ = ["SegmentationDataset", "check_masks", "MaskLoader", "resize_images"]
 

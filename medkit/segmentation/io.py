@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..base.errors import DataError
+from ..base.paths import check_dir, check_file
 from ..data.dicom import decode_pixels, open_dicom
-from ..errors import DataError
-from ..paths import check_dir, check_file
 from .dataset import SegmentationDataset, check_masks
 
 __all__ = ["DicomSeg", "load_dicom_seg", "load_png_masks", "MASK_SUFFIX"]

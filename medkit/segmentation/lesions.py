@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..base.errors import DataError
 from ..data.dataset import ImageDataset
-from ..errors import DataError
 from .dataset import SegmentationDataset, resize_images
 
 __all__ = ["LesionSpec", "insert_lesions", "LESION_COLUMNS"]

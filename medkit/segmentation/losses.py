@@ -9,7 +9,7 @@ it can (loss 1) however few lesion pixels there are. smp supplies the Dice and f
 import torch
 from torch import nn
 
-from ..errors import UnknownNameError
+from ..base.errors import UnknownNameError
 
 __all__ = ["LOSSES", "DiceBCELoss", "get_loss"]
 

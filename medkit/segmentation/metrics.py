@@ -13,7 +13,7 @@ scipy's Euclidean distance transform (in pixels, or in mm with `spacing`).
 import numpy as np
 from scipy import ndimage
 
-from ..errors import DataError
+from ..base.errors import DataError
 from ..evaluation.evaluate import Interval, mean_ci
 from .dataset import check_masks
 

@@ -11,7 +11,7 @@ import warnings
 import torch
 from torch import nn
 
-from ..errors import DataError, UnknownNameError, WeightsError
+from ..base.errors import DataError, UnknownNameError, WeightsError
 from ..models import get_backbone, get_spec
 
 __all__ = ["ENCODERS", "ARCHITECTURES", "Segmenter", "build_segmenter", "load_encoder_weights", "freeze_encoder",

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ..errors import DataError
+from ..base.errors import DataError
 
 __all__ = ["show_overlays", "mask_colours"]
 

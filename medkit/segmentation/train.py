@@ -5,8 +5,8 @@ import time
 import numpy as np
 import torch
 
-from ..errors import DataError
-from ..train import SCORE_BATCH, History, fit, seed_everything
+from ..base.errors import DataError
+from ..core.train import SCORE_BATCH, History, fit, seed_everything
 from .dataset import MaskLoader, SegmentationDataset
 from .losses import get_loss
 from .metrics import binarize, dice_per_image, hd95_per_image, iou_per_image, segmentation_metrics

@@ -2,7 +2,7 @@
 
 Med3D / MedicalNet (Chen, Ma and Zheng, 2019; github.com/Tencent/MedicalNet) pretrained 3-D ResNets on 23 medical
 segmentation datasets. A `Checkpoint` says where such a file comes from and its sha256; `checkpoint_path` downloads
-it through medkit's cache (`medkit.cache.download`: temporary file, hash check, atomic rename, a clear error
+it through medkit's cache (`medkit.base.cache.download`: temporary file, hash check, atomic rename, a clear error
 offline). Medkit has never been able to download the MedicalNet file (it is built offline), so its entry carries
 `sha256=None` and is refused as *unverified* until you check the file against its publisher and pass the hash you
 checked: medkit never loads weights it cannot verify. The download path itself is tested against a local server.
@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..cache import cache_dir, download
-from ..errors import WeightsError
-from ..named import NamedRegistry
+from ..base.cache import cache_dir, download
+from ..base.errors import WeightsError
+from ..base.named import NamedRegistry
 
 __all__ = ["Checkpoint", "register_checkpoint", "list_checkpoints", "get_checkpoint", "checkpoint_path",
            "load_checkpoint", "MedicalNetResNet", "medicalnet_resnet10"]

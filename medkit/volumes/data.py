@@ -7,10 +7,10 @@
 import numpy as np
 import torch
 
+from ..base.errors import DataError
+from ..base.paths import check_file
 from ..data.medmnist import sample_path
 from ..data.splits import subsample
-from ..errors import DataError
-from ..paths import check_file
 
 __all__ = ["ADRENAL_SAMPLE", "ADRENAL_CLASSES", "adrenal3d"]
 

@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-from ..errors import DataError
+from ..base.errors import DataError
 
 __all__ = ["ORTHOGONAL_DEGREES", "numbers", "direction_cosines", "check_orthogonal", "gantry_tilt", "untilt"]
 

@@ -10,7 +10,7 @@ import copy
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..base.errors import ConfigError
 from ..models import IMAGENET_MEAN, IMAGENET_STD, get_backbone
 
 __all__ = ["inflate_conv", "inflate_batchnorm", "inflate", "efficientnet_body", "Volume3DNet",

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import write_bytes
+from ..base.atomic import write_bytes
+from ..base.errors import ConfigError, DataError
+from ..base.paths import check_dir, check_file
 from ..data.dicom_checks import dicom_number
-from ..errors import ConfigError, DataError
-from ..paths import check_dir, check_file
 from .dicom_geometry import check_orthogonal, direction_cosines, gantry_tilt, numbers, untilt
 from .nifti_checks import head_bytes, header_of, nifti_bytes, spatial_unit_mm
 

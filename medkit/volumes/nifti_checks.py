@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..base.errors import DataError
 
 __all__ = ["nifti_bytes", "head_bytes", "header_of", "spatial_unit_mm"]
 

@@ -7,7 +7,7 @@ the inverse source affine back to a (fractional) source index, where scipy inter
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..base.errors import ConfigError
 from .io import Volume
 
 __all__ = ["resample_to", "resample", "isotropic"]

@@ -10,8 +10,8 @@ from itertools import combinations
 
 import numpy as np
 
+from ..base.errors import DataError
 from ..data.intensity import percentile_clip, zscore
-from ..errors import DataError
 
 __all__ = ["zscore", "percentile_clip", "NyulStandardiser", "quantiles", "distribution_gap"]
 

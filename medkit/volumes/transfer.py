@@ -2,9 +2,9 @@
 
 import time
 
+from ..core.features import TensorLoader
+from ..core.train import SCORE_BATCH, fit, predict, seed_everything
 from ..evaluation.metrics import auc
-from ..features import TensorLoader
-from ..train import SCORE_BATCH, fit, predict, seed_everything
 from .inflate import volume_net
 
 __all__ = ["train_and_test", "compare_inits"]

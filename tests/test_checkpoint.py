@@ -288,3 +288,59 @@ def test_nan_weights_are_named_not_blamed_on_softmax(tmp_path):
     assert "softmax" not in str(exc.value)
     with pytest.raises(DataError, match="Apply softmax"):  # logits, the case the hint is for, still get it
         check_probs([[2.0, -1.0]])
+
+
+# --- schema versions: every older config.json loads through migrate_config --------------------------------------
+
+def _saved(tmp_path):
+    save_checkpoint(tmp_path / "ck", _model(0), image_size=32, classes=["a", "b"], input_size=28, channels=1,
+                    recipe={"weights": "DEFAULT"}, data={"path": "/data/train.npz", "fingerprint": "f"})
+    return json.loads((tmp_path / "ck" / CONFIG_FILE).read_text())
+
+
+def _rewrite(tmp_path, config):
+    (tmp_path / "ck" / CONFIG_FILE).write_text(json.dumps(config))
+    return tmp_path / "ck"
+
+
+def test_checkpoint_written_now_is_the_current_schema_typed(tmp_path):
+    from medkit.core.checkpoint import SCHEMA, CheckpointConfig, checkpoint_config
+
+    raw = _saved(tmp_path)
+    config = checkpoint_config(tmp_path / "ck")
+    assert raw["format"] == config.schema == SCHEMA
+    assert (config.task, config.weights, config.data_path, config.input_size, config.channels) == (
+        "single_label", "DEFAULT", "/data/train.npz", 28, 1)
+    assert CheckpointConfig.from_dict(config.to_dict()) == config
+    assert config.preprocess().image_size == 32 and config.preprocess().mean.flatten().tolist() == pytest.approx(
+        config.mean)
+
+
+def test_v2_checkpoint_migrates_task_and_weights_from_its_recipe(tmp_path):
+    from medkit.core.checkpoint import SCHEMA, checkpoint_config
+
+    raw = _saved(tmp_path)
+    v2 = {k: v for k, v in raw.items() if k not in ("task", "weights")} | {"format": "medkit-checkpoint/2"}
+    config = checkpoint_config(_rewrite(tmp_path, v2))
+    assert (config.schema, config.task, config.weights) == (SCHEMA, "single_label", "DEFAULT")
+    multi = v2 | {"findings": ["a", "b"]}
+    assert checkpoint_config(_rewrite(tmp_path, multi)).task == "multilabel"
+    model, _ = load_checkpoint(tmp_path / "ck")  # the weights still match: migration touches no digested field
+    assert _same_weights(model, _model(0))
+
+
+def test_v1_checkpoint_without_format_migrates_its_data_string_and_unknown_sizes(tmp_path):
+    from medkit.core.checkpoint import checkpoint_config
+
+    raw = _saved(tmp_path)
+    drop = ("format", "task", "weights", "input_size", "channels", "settings_sha256")
+    v1 = {k: v for k, v in raw.items() if k not in drop} | {"data": "/data/old.npz"}
+    config = checkpoint_config(_rewrite(tmp_path, v1))
+    assert (config.data_path, config.data, config.input_size, config.channels) == (
+        "/data/old.npz", {"path": "/data/old.npz"}, None, None)
+
+
+def test_unknown_checkpoint_format_is_refused_by_name(tmp_path):
+    raw = _saved(tmp_path)
+    with pytest.raises(ConfigError, match="medkit-checkpoint/9.*is not one medkit reads"):
+        read_config(_rewrite(tmp_path, raw | {"format": "medkit-checkpoint/9"}))

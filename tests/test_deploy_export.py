@@ -138,3 +138,36 @@ def test_stale_drift_reference_is_refused(exported, tmp_path):
     with pytest.raises(Exception, match="stale reference"):
         OnnxPredictor(out).monitor()
     assert isinstance(DriftMonitor.load(drift_path(out)), DriftMonitor)  # without a model to match, it loads
+
+
+def test_a_real_fit_checkpoint_exports_on_its_own_training_file(tmp_path, pneumonia, capsys):
+    """A `medkit fit` checkpoint records `data` as a dict: export still finds its training file, for the
+    verification images (its carved test part) and, where config.json lacks them, for the raw size and channels."""
+    import dataclasses
+
+    from medkit.core.checkpoint import checkpoint_config
+    from medkit.data import subsample
+    from medkit.deploy.onnx import checkpoint_input
+    from medkit.fit import RecipeConfig, fit_recipe
+
+    train, val = pneumonia["train"], pneumonia["val"]
+    t, v = subsample(train.labels, 160, 1), subsample(val.labels, 48, 1)
+    data = tmp_path / "tiny.npz"
+    np.savez(data, train_images=train.images[t], train_labels=train.labels[t, None],
+             val_images=val.images[v], val_labels=val.labels[v, None])
+    fit_recipe(data, tmp_path / "ck", RecipeConfig(image_size=48, epochs=1, batch_size=32, freeze="head"),
+               progress=False, log=lambda *_: None, audit=False)
+    config = checkpoint_config(tmp_path / "ck")
+    assert isinstance(json.loads((tmp_path / "ck" / CONFIG_FILE).read_text())["data"], dict)
+    assert config.data_path == str(data.resolve())
+    capsys.readouterr()
+    assert main(["--json", "export", "--checkpoint", str(tmp_path / "ck"), "--out", str(tmp_path / "m.onnx"),
+                 "--n-verify", "8"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["ok"] and result["n_verified"] == 8  # on the carved test part of tiny.npz, no --images
+    assert (result["input_size"], result["channels"]) == (config.input_size, config.channels) == (48, 1)
+    unsized = dataclasses.replace(config, input_size=None, channels=None)  # as an older checkpoint records it
+    assert checkpoint_input(unsized, tmp_path / "ck") == (28, 1)  # read from the training file's shape
+    data.unlink()
+    with pytest.raises(Exception, match=r"Pass them: --input-size"):
+        checkpoint_input(unsized, tmp_path / "ck")

@@ -350,6 +350,7 @@ def _dicom_tree(pngs, root, modality="DX", body_part="CHEST"):
 
 
 def test_fit_on_dicom_records_the_modality_and_body_part_export_and_predict_check(tmp_path):
+    from medkit.core.checkpoint import CheckpointConfig
     from medkit.deploy.onnx import checkpoint_export_args
 
     data = _dicom_tree(kermany_folder(tmp_path / "png", n_patients=8), tmp_path / "dicom")
@@ -359,7 +360,7 @@ def test_fit_on_dicom_records_the_modality_and_body_part_export_and_predict_chec
     config = json.loads((tmp_path / "ck" / CONFIG_FILE).read_text())
     assert (config["modalities"], config["body_parts"]) == (["DX"], ["CHEST"])
     assert any("trained on DICOM DX images of CHEST" in line for line in lines)
-    args = checkpoint_export_args(tmp_path / "ck", config)
+    args = checkpoint_export_args(tmp_path / "ck", CheckpointConfig.from_dict(config))
     assert (args["modalities"], args["body_parts"]) == (["DX"], ["CHEST"])  # not the kit's CR/DX chest default
     # PNG input records no DICOM scope: export keeps its defaults
     fit_recipe(tmp_path / "png", tmp_path / "ck_png", cfg, progress=False, log=lambda *_: None, audit=False)

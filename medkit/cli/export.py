@@ -49,7 +49,7 @@ def _npz_images(path, input_size: int, channels: int):
     return check_images, ref_images
 
 
-def _source_images(path, config: dict, input_size: int, channels: int):
+def _source_images(path, config, input_size: int, channels: int):
     """Return (check, reference) images from the npz, class folder or CSV a checkpoint was trained on.
 
     Checked on its held-out test part (fit's carve, same seed); the drift reference is what the model
@@ -59,18 +59,17 @@ def _source_images(path, config: dict, input_size: int, channels: int):
 
     from ..data import load_source
 
-    group_by = (config.get("recipe") or {}).get("group_by", "auto")
+    group_by = (config.extra.get("recipe") or {}).get("group_by", "auto")
     source = load_source(path, image_size=input_size, channels=channels, group_by=group_by, carve=True)
     parts = source.splits
     return parts["test"].images, np.concatenate([parts["train"].images, parts["val"].images])
 
 
-def _load_images(paths, config: dict, input_size: int, channels: int):
+def _load_images(paths, config, input_size: int, channels: int):
     """Return (check, reference) images of the model's own size and channels to verify and fit drift on."""
     from pathlib import Path
 
     from ..base.errors import DataError
-    from ..core.checkpoint import data_path
     from ..data import pneumonia
     from ..data.images import stack_images
 
@@ -79,7 +78,7 @@ def _load_images(paths, config: dict, input_size: int, channels: int):
             return _npz_images(paths[0], input_size, channels)
         images, _, _ = stack_images(paths, image_size=input_size, channels=channels, source="--images")
         return images, images
-    data = data_path(config)
+    data = config.data_path
     if data and Path(data).exists():  # loaded as fit loaded it (same size, same carve): its held-out test part
         return _source_images(data, config, input_size, channels)
     if (input_size, channels) == (28, 1):
@@ -93,7 +92,7 @@ def _load_images(paths, config: dict, input_size: int, channels: int):
 def run(args) -> int:
     from pathlib import Path
 
-    from ..core.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_checkpoint
+    from ..core.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointConfig, load_checkpoint
     from ..data.contrast import equalize_contrast
     from ..deploy import OPSET, drift_path
     from ..deploy.gate import export_gate
@@ -102,7 +101,8 @@ def run(args) -> int:
 
     ckpt = Path(args.checkpoint)
     out = check_output(args.out, [ckpt / CONFIG_FILE, ckpt / WEIGHTS_FILE, *(args.images or [])])
-    model, config = load_checkpoint(ckpt)
+    model, raw = load_checkpoint(ckpt)
+    config = CheckpointConfig.from_dict(raw, ckpt / CONFIG_FILE)
     kwargs = checkpoint_export_args(ckpt, config, input_size=args.input_size, channels=args.channels,
                                     modalities=args.modality.split(",") if args.modality else None,
                                     body_parts=args.body_part.split(",") if args.body_part else None)
@@ -112,7 +112,7 @@ def run(args) -> int:
                                       for images in _load_images(args.images, config, input_size, channels))
     result, monitor = export_verified(model, out, check_images[: args.n_verify], tolerance=args.tolerance,
                                       reference_images=None if args.no_drift else reference_images, **kwargs)
-    lines = [f"export {config['backbone']} ({len(config['classes'])} classes) to {out} (opset {OPSET}, dynamic batch, "
+    lines = [f"export {config.backbone} ({config.num_classes} classes) to {out} (opset {OPSET}, dynamic batch, "
              f"input uint8 {channels}x{input_size}x{input_size}, preprocessing inside)",
              f"verify on {result.n_images} real images: max |probability difference| = {result.max_abs_diff:.2e} "
              f"(tolerance {result.tolerance:.0e}), max |logit difference| = {result.max_abs_diff_logits:.2e}, "
@@ -124,7 +124,7 @@ def run(args) -> int:
         lines.append(f"FAILED: {result}; nothing was written, {out} is unchanged")
         emit(args, summary, "\n".join(lines))
         return 1
-    gate = export_gate(ckpt, out, config.get("weights_sha256", ""))
+    gate = export_gate(ckpt, out, config.weights_sha256 or "")
     summary["gate_reference"] = None if gate is None else str(gate)
     lines.append(f"sanity gate reference: {gate}" if gate is not None else
                  f"sanity gate: {ckpt} has no gate.npz, so `medkit predict` runs the image checks only (no OOD score)")

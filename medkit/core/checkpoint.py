@@ -25,6 +25,7 @@ weights sha256, so the weights are never touched and a crash leaves the old reco
 """
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import math
@@ -40,15 +41,110 @@ from ..base.errors import ConfigError, DataError, WeightsError
 from ..base.paths import check_dir, check_file
 from ..models import get_backbone, get_spec
 
-__all__ = ["save_checkpoint", "load_checkpoint", "read_config", "read_state_dict", "record_validation", "record_comparison", "data_path",
+__all__ = ["CheckpointConfig", "SCHEMA", "migrate_config", "checkpoint_config", "save_checkpoint", "load_checkpoint", "read_config", "read_state_dict", "record_validation", "record_comparison", "data_path",
            "settings_digest", "CONFIG_FILE", "WEIGHTS_FILE"]
 
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.pt"
+SCHEMA = "medkit-checkpoint/3"
 _REQUIRED = {"backbone": str, "num_classes": int, "classes": list, "image_size": int, "mean": list, "std": list}
 # The fields that decide what the outputs mean; settings_sha256 binds them to the weights.
 _SETTINGS = ("backbone", "num_classes", "classes", "image_size", "input_size", "channels", "mean", "std", "threshold",
              "weights_sha256")
 _RETRAIN = "Retrain with `medkit fit` (or restore config.json from a copy) rather than editing it by hand."
+
+
+def _v1_to_v2(config: dict) -> dict:
+    """v1 (no `format`): raw input size and channels unknown; `data` a path string."""
+    data = config.get("data")
+    return {**config, "format": "medkit-checkpoint/2", "input_size": config.get("input_size"),
+            "channels": config.get("channels"), **({"data": {"path": str(data)}} if isinstance(data, str) else {})}
+
+
+def _with_task_and_weights(config: dict) -> dict:
+    """Return `config` naming its task (findings mean multi-label) and weights tag (the recipe's) where unnamed."""
+    recipe = config.get("recipe") if isinstance(config.get("recipe"), dict) else {}
+    task = config.get("task") or ("multilabel" if config.get("findings") else "single_label")
+    return {**config, "task": task, "weights": config.get("weights", recipe.get("weights"))}
+
+
+def _v2_to_v3(config: dict) -> dict:
+    """v2: the task and the weights tag were implied, not written."""
+    return {**_with_task_and_weights(config), "format": SCHEMA}
+
+
+_MIGRATIONS = {None: _v1_to_v2, "medkit-checkpoint/1": _v1_to_v2, "medkit-checkpoint/2": _v2_to_v3}
+
+
+def migrate_config(config: dict) -> dict:
+    """Return a checkpoint config of the current schema, stepping an older one through each version after it."""
+    while config.get("format") != SCHEMA:
+        step = _MIGRATIONS.get(config.get("format"))
+        if step is None:
+            raise ConfigError(f"Checkpoint format {config.get('format')!r} is not one medkit reads (this medkit "
+                              f"writes {SCHEMA}); update medkit, or retrain with `medkit fit`.")
+        config = step(config)
+    return config
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointConfig:
+    """What a checkpoint's config.json says, typed: written by `medkit fit`, read by evaluate, export and the card.
+
+    `extra` keeps the records that ride along (recipe, splits, audit, DICOM scope, comparisons); `data` is
+    the training source (`path`, `fingerprint`, carve parameters); `validation` what the model was validated on.
+    """
+
+    backbone: str
+    classes: list
+    image_size: int
+    mean: list
+    std: list
+    threshold: float = 0.5
+    input_size: int | None = None  # side of the raw images, before the in-graph resize (None: not uniform)
+    channels: int | None = None
+    task: str = "single_label"  # or "multilabel" (one sigmoid per finding)
+    weights: str | None = None  # the registry weights tag it was fine-tuned from (None: random init)
+    findings: list | None = None
+    thresholds: dict | None = None  # per finding, multi-label only
+    data: dict = dataclasses.field(default_factory=dict)
+    validation: list = dataclasses.field(default_factory=list)
+    weights_sha256: str | None = None
+    settings_sha256: str | None = None
+    extra: dict = dataclasses.field(default_factory=dict)
+    schema: str = SCHEMA
+
+    @property
+    def num_classes(self) -> int:
+        """Return how many outputs the head has."""
+        return len(self.classes)
+
+    @property
+    def data_path(self) -> str | None:
+        """Return the training source this checkpoint records, or None."""
+        return data_path(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, config: dict, where="the checkpoint config") -> "CheckpointConfig":
+        """Return the typed config of a config.json of any schema version, refusing an inconsistent one."""
+        config = migrate_config(dict(config))
+        _check_schema(config, where)
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra", "schema"}
+        known = {k: config[k] for k in names if config.get(k) is not None}
+        extra = {k: v for k, v in config.items() if k not in names and k not in ("format", "num_classes")}
+        return cls(**known, extra=extra, schema=config["format"])
+
+    def to_dict(self) -> dict:
+        """Return the config.json object (schema first, records after the fields that define the model)."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("extra", "schema")}
+        unset = [k for k, v in fields.items() if v is None and k not in ("input_size", "channels")]  # absent, not null
+        return {"format": self.schema, "num_classes": self.num_classes,
+                **{k: v for k, v in fields.items() if k not in unset}, **self.extra}
+
+    def preprocess(self):
+        """Return the in-graph preprocessing the weights were trained with: this config's size and mean/std."""
+        from ..models import Preprocess
+
+        return Preprocess(self.image_size, self.mean, self.std)
 
 
 def settings_digest(config: dict) -> str:
@@ -82,16 +178,16 @@ def save_checkpoint(out_dir, model: nn.Module, *, image_size: int, classes, thre
     spec = get_spec(model)
     if channels not in (None, 1, 3):
         raise DataError(f"channels must be 1 (grey) or 3 (colour), got {channels!r}.")
-    config = {"format": "medkit-checkpoint/2", "backbone": spec.name, "num_classes": len(classes),
+    config = {"format": SCHEMA, "backbone": spec.name, "num_classes": len(classes),
               "classes": list(classes), "image_size": int(image_size),
               "input_size": None if input_size is None else int(input_size),
               "channels": None if channels is None else int(channels),
               "mean": list(spec.mean), "std": list(spec.std), "threshold": float(threshold), **extra}
     for stale in ("weights_sha256", "settings_sha256"):  # a config copied from another checkpoint (adapt) had its own
         config.pop(stale, None)
+    config = CheckpointConfig.from_dict(_with_task_and_weights(config), f"the config of {out_dir}").to_dict()
     files = dict(files or {})
     json.dumps([config, {k: v for k, v in files.items() if not callable(v)}])  # a value JSON cannot hold fails here
-    _check_schema(config, f"the config of {out_dir}")
     with atomic_folder(out_dir) as stage:
         weights_sha256 = sha256sum(torch_save(model.state_dict(), stage / WEIGHTS_FILE))
         config["weights_sha256"] = weights_sha256
@@ -189,8 +285,12 @@ def read_config(ckpt_dir) -> dict:
                           "`medkit fit`, or restore config.json from a copy.") from exc
     if not isinstance(config, dict):
         raise ConfigError(f"{path} holds a JSON {type(config).__name__}, not the object `medkit fit` writes.")
-    _check_schema(config, path)
-    return config
+    return CheckpointConfig.from_dict(config, path).to_dict()
+
+
+def checkpoint_config(ckpt_dir) -> CheckpointConfig:
+    """Return the typed config of a checkpoint folder (any schema version, migrated), refusing a bad one."""
+    return CheckpointConfig.from_dict(read_config(ckpt_dir), Path(ckpt_dir) / CONFIG_FILE)
 
 
 def _weights_file(ckpt_dir: Path, config: dict) -> Path:

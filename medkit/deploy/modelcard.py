@@ -25,7 +25,7 @@ from ..base.atomic import write_text
 from ..base.cache import sha256sum
 from ..base.errors import DataError
 from ..base.paths import check_file
-from ..core.checkpoint import read_config
+from ..core.checkpoint import checkpoint_config
 from ..evaluation.evaluate import metrics_with_ci
 from ..evaluation.fairness import subgroup_results
 
@@ -263,17 +263,17 @@ class ModelCard:
             intended_use: what the model is for (the one thing a checkpoint cannot say about itself).
             fields: any other `ModelCard` field (limitations, monitoring...), which wins over what is read.
         """
-        config = read_config(ckpt_dir)
-        recipe = config.get("recipe") or {}
-        model = {"backbone": config["backbone"], "weights": recipe.get("weights") or "random init",
-                 "classes": ", ".join(map(str, config["classes"])), "image size": config["image_size"],
-                 "decision threshold": config.get("threshold"), "checkpoint": str(Path(ckpt_dir).resolve()),
-                 "weights sha256": config.get("weights_sha256")}
+        config = checkpoint_config(ckpt_dir)
+        recipe = config.extra.get("recipe") or {}
+        model = {"backbone": config.backbone, "weights": config.weights or "random init",
+                 "classes": ", ".join(map(str, config.classes)), "image size": config.image_size,
+                 "decision threshold": config.threshold, "checkpoint": str(Path(ckpt_dir).resolve()),
+                 "weights sha256": config.weights_sha256}
         training = {k: recipe[k] for k in ("epochs", "freeze", "lr", "batch_size", "augment", "seed") if k in recipe}
-        defaults = {"name": name or f"{config['backbone']} {' / '.join(map(str, config['classes']))}",
-                    "model": model, "training": training, "data": _source_rows(config), "validation": {},
-                    "validation_set": "", "records": list(config.get("validation") or []),
-                    "comparisons": list(config.get("comparisons") or []),
+        defaults = {"name": name or f"{config.backbone} {' / '.join(map(str, config.classes))}",
+                    "model": model, "training": training, "data": _source_rows(config.to_dict()), "validation": {},
+                    "validation_set": "", "records": list(config.validation),
+                    "comparisons": list(config.extra.get("comparisons") or []),
                     "intended_use": intended_use}
         return cls(**{**defaults, **fields})
 

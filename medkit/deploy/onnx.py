@@ -23,7 +23,7 @@ from ..base.atomic import atomic_path, write_json
 from ..base.cache import sha256sum
 from ..base.errors import ConfigError, DataError, WeightsError
 from ..base.paths import check_file
-from ..core.checkpoint import data_path, load_checkpoint
+from ..core.checkpoint import CheckpointConfig, load_checkpoint
 from ..data.contrast import check_contrast, contrast_of
 from ..data.pixels import DEFAULT_VALUE_RANGE
 from ..models import Preprocess, get_spec, split_head
@@ -182,11 +182,11 @@ def _npz_input_shape(path) -> tuple[int, int] | None:
     return int(shape[1]), 1 if len(shape) == 3 else int(shape[3])
 
 
-def checkpoint_input(config: dict, ckpt_dir, input_size: int | None = None,
+def checkpoint_input(config: CheckpointConfig, ckpt_dir, input_size: int | None = None,
                      channels: int | None = None) -> tuple[int, int]:
     """Return (raw input side, channels) for a checkpoint: as given, else its config, else its training file's."""
-    input_size, channels = input_size or config.get("input_size"), channels or config.get("channels")
-    trained_on = data_path(config)
+    input_size, channels = input_size or config.input_size, channels or config.channels
+    trained_on = config.data_path
     if (input_size is None or channels is None) and trained_on and Path(trained_on).is_file():
         found = _npz_input_shape(trained_on)  # checkpoints written before config.json recorded both
         if found:
@@ -200,30 +200,31 @@ def checkpoint_input(config: dict, ckpt_dir, input_size: int | None = None,
     return int(input_size), int(channels)
 
 
-def checkpoint_export_args(ckpt_dir, config: dict, *, input_size: int | None = None, channels: int | None = None,
-                           modalities=None, body_parts=None) -> dict:
+def checkpoint_export_args(ckpt_dir, config: CheckpointConfig, *, input_size: int | None = None,
+                           channels: int | None = None, modalities=None, body_parts=None) -> dict:
     """Return the keyword arguments of `export_onnx` for a checkpoint: sizes, classes and statistics from its config."""
-    if config.get("task") == "multilabel":  # the exported graph ends in a softmax: one class per image
-        raise ConfigError(f"{ckpt_dir} is a multi-label checkpoint (findings {config.get('findings')}); ONNX export "
+    if config.task == "multilabel":  # the exported graph ends in a softmax: one class per image
+        raise ConfigError(f"{ckpt_dir} is a multi-label checkpoint (findings {config.findings}); ONNX export "
                           "handles one class per image only, so it is refused rather than exported with a softmax "
                           "across findings. Score it with `medkit evaluate`.")
     input_size, channels = checkpoint_input(config, ckpt_dir, input_size, channels)
+    raw = config.to_dict()
     provenance = {"checkpoint": str(Path(ckpt_dir).resolve()),
-                  **{k: v for k, v in config.items() if k not in _PREPROCESSING and k not in ("mean", "std")}}
-    return dict(input_size=input_size, image_size=config["image_size"], classes=config["classes"], channels=channels,
-                mean=config["mean"], std=config["std"], threshold=config.get("threshold", 0.5),
-                modalities=modalities or config.get("modalities") or DEFAULT_MODALITIES,
-                body_parts=body_parts or config.get("body_parts") or DEFAULT_BODY_PARTS, provenance=provenance,
-                contrast=contrast_of(config))
+                  **{k: v for k, v in raw.items() if k not in _PREPROCESSING and k not in ("mean", "std")}}
+    return dict(input_size=input_size, image_size=config.image_size, classes=config.classes, channels=channels,
+                mean=config.mean, std=config.std, threshold=config.threshold,
+                modalities=modalities or raw.get("modalities") or DEFAULT_MODALITIES,
+                body_parts=body_parts or raw.get("body_parts") or DEFAULT_BODY_PARTS, provenance=provenance,
+                contrast=contrast_of(raw))
 
 
 def export_checkpoint(ckpt_dir, out, *, input_size: int | None = None, channels: int | None = None,
                       modalities=None, body_parts=None) -> Path:
     """Export a `medkit fit` checkpoint folder to ONNX, taking sizes, classes and statistics from its config."""
     model, config = load_checkpoint(ckpt_dir)
-    return export_onnx(model, out, **checkpoint_export_args(ckpt_dir, config, input_size=input_size,
-                                                            channels=channels, modalities=modalities,
-                                                            body_parts=body_parts))
+    return export_onnx(model, out, **checkpoint_export_args(ckpt_dir, CheckpointConfig.from_dict(config),
+                                                            input_size=input_size, channels=channels,
+                                                            modalities=modalities, body_parts=body_parts))
 
 
 def check_output(out, inputs=()) -> Path:

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..base.errors import ConfigError, DataError
-from ..core.checkpoint import data_path, load_checkpoint, read_config, save_checkpoint
+from ..core.checkpoint import CheckpointConfig, data_path, load_checkpoint, read_config, save_checkpoint
 from ..core.features import TensorLoader, split_at_group
 from ..core.train import SCORE_BATCH, fit, reestimate_batchnorm, seed_everything
 from ..data import BatchLoader, load_source
@@ -66,7 +66,7 @@ def site_images(ckpt_dir, data, log=None, value_range=None):
 def site_features(model: nn.Module, ds, config: dict, batch_size: int = SCORE_BATCH) -> tuple[np.ndarray, np.ndarray]:
     """Return (pooled features (N, D), home probabilities (N, 2)) of every image in one pass over the backbone."""
     body, head = split_head(model)
-    pre = get_spec(config["backbone"]).preprocess(int(config["image_size"]))
+    pre = CheckpointConfig.from_dict(config).preprocess()  # the stored mean/std, as export uses
     feats = _body_features(body.to(memory_format=torch.channels_last), BatchLoader(ds, batch_size, preprocess=pre))
     probs = torch.softmax(head.eval()(torch.from_numpy(feats)), dim=1).numpy().astype(np.float64)
     return feats, probs
@@ -182,7 +182,7 @@ def _adapt_batchnorm(model, config, ds, ckpt_dir, data, out_dir, log) -> dict:
     norms = trained_norms(model, config)
     # the frozen ImageNet groups keep their statistics: the layers above them were trained on those outputs, and
     # re-estimating every layer at once is what made adaptation worse in issue 28 (AUC 0.949 -> 0.890)
-    pre = get_spec(config["backbone"]).preprocess(int(config["image_size"]))
+    pre = CheckpointConfig.from_dict(config).preprocess()  # the stored mean/std, as export uses
     reestimate_batchnorm(model, BatchLoader(ds, SCORE_BATCH, preprocess=pre), norms)
     record = {"method": "batchnorm", "k": 0, "n_labelled": 0, "seed": None, "data": str(Path(data).resolve()),
               "images": [], "n_unlabelled": len(ds), "batchnorm_layers": len(norms), "labels_used": False,

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..base.errors import ConfigError, DataError
-from ..core.checkpoint import load_checkpoint, read_config, save_checkpoint
+from ..core.checkpoint import CheckpointConfig, load_checkpoint, read_config, save_checkpoint
 from ..core.freeze import fit_stages, schedule
 from ..core.train import logits_of, pick_device, seed_everything
 from ..data import HELD_OUT_SEED, BatchLoader
@@ -270,7 +270,7 @@ def evaluate_multilabel(ckpt_dir, data, split: str = "auto", backbone: str | Non
         if trained_on.get("fingerprint") not in (None, fingerprint) and log:
             log(f"warning: {data} changed since the checkpoint was trained (fingerprint differs): its carved test "
                 "part may now hold images the model was trained on")
-    pre = get_spec(config["backbone"]).preprocess(config["image_size"])
+    pre = CheckpointConfig.from_dict(config).preprocess()  # the stored mean/std, as export uses
     loader = BatchLoader(table.dataset(index), batch_size, preprocess=pre)
     P = predict_sigmoid(model.to(device, memory_format=torch.channels_last), loader, device)
     out = score_findings(table.Y[index], P, names, n_boot=n_boot)

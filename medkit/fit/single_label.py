@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..base.errors import ConfigError, DataError
-from ..core.checkpoint import data_path, load_checkpoint, read_config, save_checkpoint
+from ..core.checkpoint import CheckpointConfig, data_path, load_checkpoint, read_config, save_checkpoint
 from ..core.features import TensorLoader, split_at_group
 from ..core.freeze import fit_stages, schedule
 from ..core.losses import make_loss
@@ -271,7 +271,7 @@ def score_part(ckpt_dir, data, split: str = "auto", backbone: str | None = None,
                         "labels, or use the checkpoint trained for these classes.")
     part = pick_part(source, split, data)
     ds, skipped = _without_adaptation_images(source.splits[part], config, data, log)
-    pre = get_spec(config["backbone"]).preprocess(config["image_size"])
+    pre = CheckpointConfig.from_dict(config).preprocess()  # the stored mean/std, as export uses
     model = model.to(device, memory_format=torch.channels_last)
     loader = BatchLoader(ds, batch_size, preprocess=pre)
     if allow_ood:

@@ -128,7 +128,7 @@ def test_single_class_fold_raises():
 def test_fast_auc_matches_sklearn():
     y, p = scores()
     p = np.round(p, 1)  # many ties
-    assert evaluate._auc_fast(p[y == 1], p[y == 0]) == pytest.approx(roc_auc_score(y, p))
+    assert evaluate.mann_whitney_auc(p[y == 1], p[y == 0]) == pytest.approx(roc_auc_score(y, p))
 
 
 def test_bootstrap_is_seeded_and_brackets_the_estimate():
@@ -256,3 +256,17 @@ def test_metric_gaps_of_two_sets():
     assert all(i.estimate == 0 and i.contains(0) for i in same.values())
     # the gap's spread comes from both sets: wider than either set's own interval
     assert gaps["auc"].width > max(own["auc"].width, other["auc"].width)
+
+
+def test_group_bootstrap_draws_whole_patients_and_checks_their_count():
+    from medkit.evaluation.evaluate import group_bootstrap
+
+    patients = np.repeat(np.arange(10), 3)  # 3 images per patient
+    draws = group_bootstrap(lambda index: np.bincount(patients[index], minlength=10), len(patients), patients,
+                            n_boot=50, seed=0)
+    assert draws.shape == (50, 10) and (draws % 3 == 0).all() and (draws.sum(1) == 30).all()
+    assert not (draws == 3).all()  # resampled, not the original set
+    items = group_bootstrap(lambda index: len(np.unique(index)), 30, None, n_boot=50, seed=0)
+    assert (items < 30).any()  # image by image: duplicates within a replicate
+    with pytest.raises(DataError, match="one group per item"):
+        group_bootstrap(len, 30, patients[:-1], n_boot=10)

@@ -24,6 +24,8 @@ __all__ = [
     "repeated_single_splits",
     "Interval",
     "bootstrap_ci",
+    "group_bootstrap",
+    "mann_whitney_auc",
     "metrics_with_ci",
     "metric_gaps",
     "mean_ci",
@@ -218,7 +220,7 @@ class Interval:
         return f"{self.estimate:.3f} [{self.low:.3f}, {self.high:.3f}]"
 
 
-def _auc_fast(pos: np.ndarray, neg: np.ndarray) -> float:
+def mann_whitney_auc(pos: np.ndarray, neg: np.ndarray) -> float:
     """Return the Mann-Whitney AUC of positive vs negative scores (ties count one half)."""
     neg = np.sort(neg)
     below = np.searchsorted(neg, pos, side="left")
@@ -262,6 +264,22 @@ def _bootstrap(labels, probs, threshold: float, n_boot: int, level: float, seed:
                        confidence_level=level, method="percentile", rng=np.random.default_rng(seed),
                        batch=200)  # 200 replicates at a time: bounded memory on a few thousand images
     return statistic(pos, neg), result.bootstrap_distribution.T
+
+
+def group_bootstrap(statistic, n: int, groups=None, *, n_boot: int = 1000, seed: int = 0) -> np.ndarray:
+    """Return `statistic(index)` over `n_boot` resamples of `n` items drawn with replacement (the one resampler).
+
+    Given `groups` (a patient id per item), each draw is a whole group with all its items: the patient
+    bootstrap, so images of one patient never count as independent evidence. None draws items one by one.
+    """
+    units = np.arange(n) if groups is None else np.asarray(groups)
+    if len(units) != n:
+        raise DataError(f"groups must name one group per item: got {len(units)} for {n} items.")
+    ids, where = np.unique(units, return_inverse=True)
+    members = np.split(np.argsort(where, kind="stable"), np.cumsum(np.bincount(where))[:-1])
+    rng = np.random.default_rng(seed)
+    return np.array([statistic(np.concatenate([members[g] for g in rng.integers(0, len(ids), len(ids))]))
+                     for _ in range(int(n_boot))])
 
 
 def metrics_with_ci(labels, probs, threshold: float = 0.5, *, n_boot: int = 1000, level: float = 0.95,

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..base.errors import DataError
-from ..evaluation.evaluate import Interval, _auc_fast, bootstrap_ci
+from ..evaluation.evaluate import Interval, bootstrap_ci, group_bootstrap, mann_whitney_auc
 
 __all__ = ["MIN_POSITIVES", "patient_split", "OneVsRestProbe", "finding_aucs", "macro_auc_ci", "age_bands",
            "subgroup_metrics", "equalized_odds_ci", "load_nih", "patients_on_both_sides"]
@@ -101,19 +101,13 @@ def macro_auc_ci(Y, P, patients=None, *, n_boot: int = 1000, level: float = 0.95
     a finding with no positive or no negative in a replicate is left out of that replicate's mean.
     """
     Y, P = np.asarray(Y), np.asarray(P, dtype=float)
-    units = np.arange(len(Y)) if patients is None else np.asarray(patients)
-    ids, where = np.unique(units, return_inverse=True)
-    order = np.argsort(where, kind="stable")
-    members = np.split(order, np.cumsum(np.bincount(where))[:-1])
 
     def macro(index):
-        aucs = [_auc_fast(P[index, k][Y[index, k] == 1], P[index, k][Y[index, k] == 0])
+        aucs = [mann_whitney_auc(P[index, k][Y[index, k] == 1], P[index, k][Y[index, k] == 0])
                 for k in range(Y.shape[1]) if 0 < Y[index, k].sum() < len(index)]
         return float(np.mean(aucs)) if aucs else np.nan
 
-    rng = np.random.default_rng(seed)
-    reps = np.array([macro(np.concatenate([members[g] for g in rng.integers(0, len(ids), len(ids))]))
-                     for _ in range(int(n_boot))])
+    reps = group_bootstrap(macro, len(Y), patients, n_boot=n_boot, seed=seed)
     low, high = np.nanquantile(reps, [(1 - level) / 2, (1 + level) / 2])
     return Interval(macro(np.arange(len(Y))), float(low), float(high), level)
 
@@ -169,19 +163,14 @@ def equalized_odds_ci(y, p, groups, patients, threshold: float, *, n_boot: int =
         raise DataError("Some group has no positive or no negative image for this finding, so its sensitivity or "
                         "false-positive rate is undefined; choose a more common finding or merge groups.")
     point = float(equalized_odds_difference(y, pred, sensitive_features=groups))  # the point value: fairlearn's own
-    ids, where = np.unique(patients, return_inverse=True)
-    order = np.argsort(where, kind="stable")
-    members = np.split(order, np.cumsum(np.bincount(where))[:-1])
-    rng = np.random.default_rng(seed)
-    reps = np.array([eod(np.concatenate([members[g] for g in rng.integers(0, len(ids), len(ids))]))
-                     for _ in range(int(n_boot))])
+    reps = group_bootstrap(eod, len(y), patients, n_boot=n_boot, seed=seed)
     kept = reps[~np.isnan(reps)]
     if len(kept) < 10:
         raise DataError(f"Only {len(kept)} of {n_boot} bootstrap replicates held both classes in every group; "
                         "too few for an interval.")
     low, high = np.quantile(kept, [(1 - level) / 2, (1 + level) / 2])
     return {"eod": Interval(point, float(low), float(high), level), "n_dropped": int(len(reps) - len(kept)),
-            "patients": int(len(ids))}
+            "patients": int(len(np.unique(patients)))}
 
 
 def load_nih(folder=None, **kwargs):

@@ -39,6 +39,7 @@ from ..base.atomic import atomic_folder, read_state_dict, torch_save, write_json
 from ..base.cache import sha256sum
 from ..base.errors import ConfigError, DataError, WeightsError
 from ..base.paths import check_dir, check_file
+from ..data.images import check_channels
 from ..models import get_backbone, get_spec
 
 __all__ = ["CheckpointConfig", "SCHEMA", "migrate_config", "checkpoint_config", "save_checkpoint", "load_checkpoint", "read_config", "read_state_dict", "record_validation", "record_comparison", "data_path",
@@ -176,8 +177,7 @@ def save_checkpoint(out_dir, model: nn.Module, *, image_size: int, classes, thre
     """
     out_dir = Path(out_dir)
     spec = get_spec(model)
-    if channels not in (None, 1, 3):
-        raise DataError(f"channels must be 1 (grey) or 3 (colour), got {channels!r}.")
+    check_channels(channels, allow_none=True)
     config = {"format": SCHEMA, "backbone": spec.name, "num_classes": len(classes),
               "classes": list(classes), "image_size": int(image_size),
               "input_size": None if input_size is None else int(input_size),

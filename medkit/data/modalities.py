@@ -13,7 +13,7 @@ import numpy as np
 from ..base.cache import sha256sum
 from ..base.errors import DataError
 from .dataset import ImageDataset
-from .images import _to_channels, resize_image, stack_images
+from .images import _to_channels, check_channels, resize_image, stack_images
 from .medmnist import HELD_OUT_SEED, load_npz, sample_path, samples_dir
 from .splits import stratified_split, subsample
 
@@ -58,8 +58,7 @@ def _channel_note(have: int, channels: int) -> str:
 
 def match_channels(images: np.ndarray, channels: int, what: str, *, warn: bool = True) -> np.ndarray:
     """Return uint8 images with `channels` (1 or 3); a conversion between grey and RGB is done and warned, never silent."""
-    if channels not in (1, 3):
-        raise DataError(f"channels must be 1 (grey) or 3 (RGB), got {channels!r}.")
+    check_channels(channels)
     have = 1 if images.ndim == 3 else images.shape[-1]
     if have == channels:
         return images

@@ -25,6 +25,7 @@ from ..base.errors import ConfigError, DataError, WeightsError
 from ..base.paths import check_file
 from ..core.checkpoint import CheckpointConfig, load_checkpoint
 from ..data.contrast import check_contrast, contrast_of
+from ..data.images import check_channels
 from ..data.pixels import DEFAULT_VALUE_RANGE
 from ..models import Preprocess, get_spec, split_head
 from .drift import DriftMonitor
@@ -137,8 +138,7 @@ def export_onnx(model: nn.Module, out, *, input_size: int, image_size: int, clas
     spec = get_spec(model)
     mean, std = list(mean or spec.mean), list(std or spec.std)
     classes, out = [str(c) for c in classes], Path(out)
-    if channels not in (1, 3):
-        raise DataError(f"channels must be 1 (grey) or 3 (colour), got {channels}.")
+    check_channels(channels)
     wrapper = ExportWrapper(model.cpu().eval(), Preprocess(image_size, mean, std)).eval()
     example = torch.zeros(2, channels, int(input_size), int(input_size), dtype=torch.uint8)
     with torch.no_grad():
@@ -195,9 +195,7 @@ def checkpoint_input(config: CheckpointConfig, ckpt_dir, input_size: int | None 
         raise DataError(f"The config.json of {ckpt_dir} records neither the raw image size nor the channels its "
                         "model was trained on (an older checkpoint), and its training file is gone. Pass them: "
                         "--input-size N --channels 1 (grey) or 3 (colour).")
-    if int(channels) not in (1, 3):
-        raise DataError(f"channels must be 1 (grey) or 3 (colour), got {channels!r} for {ckpt_dir}.")
-    return int(input_size), int(channels)
+    return int(input_size), check_channels(int(channels), where=f" for {ckpt_dir}")
 
 
 def checkpoint_export_args(ckpt_dir, config: CheckpointConfig, *, input_size: int | None = None,

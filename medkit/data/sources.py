@@ -24,7 +24,7 @@ from .folder import from_folder, is_hidden
 from .images import _to_channels, check_on_error, resize_image
 from .medmnist import HELD_OUT_SEED, HELD_OUT_SIZE, available_splits, load_npz
 from .pixels import DEFAULT_VALUE_RANGE
-from .splits import check_no_leakage, group_split, stratified_split
+from .splits import TEST_SIZE, VAL_SIZE, carve_index, check_no_leakage
 from .table import from_csv
 
 __all__ = ["Source", "load_source", "SPLIT_FOLDERS", "GROUP_BY"]
@@ -142,16 +142,6 @@ def _apply_grouping(parts, group_by, data, notes) -> str | None:
     return kind
 
 
-def _carve(ds, size, seed, grouped, count_cap=None):
-    """Return (rest, carved) index arrays of `ds`: whole groups when `grouped`, else stratified images."""
-    if grouped:
-        return group_split(ds.groups, size, seed, ds.labels)
-    if count_cap is not None:  # the MedMNIST rule: PneumoniaMNIST's 624, at most `size` of the images
-        size = min(count_cap, int(size * len(ds)))
-    keep, out = stratified_split(ds.labels, size, seed)
-    return np.sort(keep), np.sort(out)
-
-
 def _carve_missing(parts, origin, grouped, kind, val_size, test_size, seed, npz) -> None:
     """Carve test then val out of train (or out of "all") where the source lacks them, in place."""
     if "train" not in parts:
@@ -167,7 +157,7 @@ def _carve_missing(parts, origin, grouped, kind, val_size, test_size, seed, npz)
             continue
         train = parts["train"]
         cap = HELD_OUT_SIZE if npz and part == "test" else None
-        keep, out = _carve(train, size / pool, part_seed, grouped, cap)
+        keep, out = carve_index(train.labels, size / pool, part_seed, train.groups if grouped else None, cap)
         parts[part] = train.subset(out, f"{train.name}:{part}")
         parts["train"] = train.subset(keep, train.name)
         origin[part] = f"carved from train, {how}, seed {part_seed}"
@@ -193,7 +183,7 @@ def _report(parts, origin) -> list:
 
 
 def load_source(data, *, image_size: int | None = None, channels: int | None = None, group_by: str = "auto",
-                carve: bool = True, val_size: float = 0.1, test_size: float = 0.2, seed: int = HELD_OUT_SEED,
+                carve: bool = True, val_size: float = VAL_SIZE, test_size: float = TEST_SIZE, seed: int = HELD_OUT_SEED,
                 on_error: str = "skip", cache: bool = True, classes=None, log=None,
                 value_range=DEFAULT_VALUE_RANGE, contrast: str = "none") -> Source:
     """Load a data source into its parts, carving the missing ones (group-disjoint, stratified).

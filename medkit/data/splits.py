@@ -6,7 +6,9 @@ from sklearn.model_selection import train_test_split
 from ..base.errors import DataError
 
 __all__ = ["stratified_split", "subsample", "group_split", "train_val_test_split", "split_dataset", "carve", "check_no_leakage",
-           "check_trainable"]
+           "check_trainable", "carve_index", "VAL_SIZE", "TEST_SIZE"]
+
+VAL_SIZE, TEST_SIZE = 0.1, 0.2  # what every carve holds out of a source by default: test first, then val
 
 
 def stratified_split(labels, test_size, seed: int = 0):
@@ -127,6 +129,20 @@ def carve(dataset, size, seed: int, names: tuple[str, str]) -> tuple:
     """
     keep, out = stratified_split(dataset.labels, test_size=size, seed=seed)
     return dataset.subset(np.sort(keep), names[0]), dataset.subset(np.sort(out), names[1])
+
+
+def carve_index(labels, size, seed: int, groups=None, count_cap: int | None = None) -> tuple:
+    """Return (rest, carved) index arrays: whole groups when `groups` is given, else stratified images in file order.
+
+    The one per-part carve rule behind `load_source` and the multi-label recipe. Grouped carves are also
+    stratified as far as the groups allow (`group_split`); `count_cap` caps an image carve at that many.
+    """
+    if groups is not None:
+        return group_split(groups, size, seed, labels)
+    if count_cap is not None:  # the MedMNIST rule: PneumoniaMNIST's 624, at most `size` of the images
+        size = min(count_cap, int(size * len(labels)))
+    keep, out = stratified_split(labels, size, seed)
+    return np.sort(keep), np.sort(out)
 
 
 def check_no_leakage(**groups) -> None:

@@ -28,7 +28,7 @@ from ..core.train import logits_of, pick_device, seed_everything
 from ..data import HELD_OUT_SEED, BatchLoader
 from ..data.contrast import contrast_of, equalize_contrast
 from ..data.findings import from_findings_csv, is_multilabel
-from ..data.splits import check_no_leakage, group_split, stratified_split
+from ..data.splits import TEST_SIZE, VAL_SIZE, carve_index, check_no_leakage
 from ..data.table import read_table
 from ..deploy.gate import GATE_FILE
 from ..evaluation.evaluate import choose_threshold
@@ -51,7 +51,6 @@ __all__ = ["TASK", "wants_multilabel", "is_multilabel_checkpoint", "check_task_m
            "score_findings", "fit_multilabel", "evaluate_multilabel", "fit_summary"]
 
 TASK = "multilabel"
-VAL_SIZE, TEST_SIZE = 0.1, 0.2  # the fractions `load_source` carves for single-label sources
 
 
 def wants_multilabel(data, multi_label: bool | None = None, label_column: str = "label") -> bool:
@@ -102,10 +101,8 @@ def carve_findings(findings, group_by: str = "auto", seed: int = HELD_OUT_SEED) 
     index = np.arange(len(findings))
     parts = {}
     for part, size, part_seed in (("test", TEST_SIZE, seed), ("val", VAL_SIZE / (1 - TEST_SIZE), seed + 1)):
-        if grouped:
-            keep, out = group_split(findings.patients[index], size, part_seed, any_finding[index])
-        else:
-            keep, out = stratified_split(any_finding[index], size, part_seed)
+        groups = findings.patients[index] if grouped else None
+        keep, out = carve_index(any_finding[index], size, part_seed, groups)  # load_source's rule and sizes
         parts[part], index = np.sort(index[out]), np.sort(index[keep])
     parts["train"] = index
     if grouped:

@@ -278,7 +278,7 @@ def test_checkpoint_downloads_checks_and_loads(server, tmp_path, monkeypatch):
     monkeypatch.delenv("MEDKIT_OFFLINE", raising=False)
     path = checkpoints.checkpoint_path(_entry(server, server["sha256"]), cache=tmp_path)
     assert path == tmp_path / "local_resnet10.pth" and path.stat().st_size > 1e6
-    model = checkpoints.load_checkpoint(_entry(server, server["sha256"]), cache=tmp_path)
+    model = checkpoints.load_med3d(_entry(server, server["sha256"]), cache=tmp_path)
     assert torch.equal(model.layer4[0].conv2.weight, server["state"]["module.layer4.0.conv2.weight"])
     assert model.medkit_missing_keys == ["fc.bias", "fc.weight"]  # the new head, left as initialised
     assert model(torch.rand(1, 1, 16, 16, 16)).shape == (1, 2)
@@ -316,7 +316,7 @@ def test_checkpoint_offline_and_registry(server, tmp_path):
 def test_checkpoint_that_does_not_fit_the_model_is_refused(server, tmp_path, monkeypatch):
     monkeypatch.delenv("MEDKIT_OFFLINE", raising=False)
     with pytest.raises(WeightsError, match="does not fit"):
-        checkpoints.load_checkpoint(_entry(server, server["sha256"]), model=nn.Conv3d(1, 2, 3), cache=tmp_path)
+        checkpoints.load_med3d(_entry(server, server["sha256"]), model=nn.Conv3d(1, 2, 3), cache=tmp_path)
 
 
 def test_fetch_cli_refuses_an_unverified_checkpoint(tmp_cache, capsys):

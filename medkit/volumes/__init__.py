@@ -12,7 +12,7 @@ from .checkpoints import (
     checkpoint_path,
     get_checkpoint,
     list_checkpoints,
-    load_checkpoint,
+    load_med3d,
     register_checkpoint,
 )
 from .data import ADRENAL_CLASSES, adrenal3d
@@ -20,7 +20,7 @@ from .inflate import efficientnet_body, inflate, inflate_conv, inflation_gap, mi
 from .io import Volume, check_volume_size, load_dicom_series, load_nifti, save_nifti, write_dicom_series
 from .resample import isotropic, resample, resample_to
 from .standardise import NyulStandardiser, distribution_gap, percentile_clip, zscore
-from .transfer import compare_inits, train_and_test
+from .transfer import compare_inits, train_and_test_volumes
 from .widgets import slice_scroller
 
 __all__ = [
@@ -29,6 +29,6 @@ __all__ = [
     "zscore", "percentile_clip", "NyulStandardiser", "distribution_gap",
     "slice_scroller",
     "inflate", "inflate_conv", "efficientnet_body", "volume_net", "min_volume_size", "inflation_gap",
-    "adrenal3d", "ADRENAL_CLASSES", "compare_inits", "train_and_test",
-    "Checkpoint", "register_checkpoint", "list_checkpoints", "get_checkpoint", "checkpoint_path", "load_checkpoint",
+    "adrenal3d", "ADRENAL_CLASSES", "compare_inits", "train_and_test_volumes",
+    "Checkpoint", "register_checkpoint", "list_checkpoints", "get_checkpoint", "checkpoint_path", "load_med3d",
 ]

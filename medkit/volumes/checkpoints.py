@@ -20,7 +20,7 @@ from ..base.errors import WeightsError
 from ..base.named import NamedRegistry
 
 __all__ = ["Checkpoint", "register_checkpoint", "list_checkpoints", "get_checkpoint", "checkpoint_path",
-           "load_checkpoint", "MedicalNetResNet", "medicalnet_resnet10"]
+           "load_med3d", "MedicalNetResNet", "medicalnet_resnet10"]
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def checkpoint_path(name, sha256: str | None = None, cache=None) -> Path:
     return download(entry.url, folder / entry.filename, expected, fetch_hint=f"medkit fetch --checkpoints {entry.name}")
 
 
-def load_checkpoint(name, model: nn.Module | None = None, sha256: str | None = None, cache=None) -> nn.Module:
+def load_med3d(name, model: nn.Module | None = None, sha256: str | None = None, cache=None) -> nn.Module:
     """Return `model` (default: the entry's architecture) with the checkpoint's weights; refuses a file that fits not.
 
     DataParallel's "module." prefixes are dropped; keys of the model that the file lacks (a new head) stay as

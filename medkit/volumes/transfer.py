@@ -7,10 +7,10 @@ from ..core.train import SCORE_BATCH, fit, predict, seed_everything
 from ..evaluation.metrics import auc
 from .inflate import volume_net
 
-__all__ = ["train_and_test", "compare_inits"]
+__all__ = ["train_and_test_volumes", "compare_inits"]
 
 
-def train_and_test(model, splits: dict, *, epochs: int, lr: float, batch_size: int = 32, seed: int = 0,
+def train_and_test_volumes(model, splits: dict, *, epochs: int, lr: float, batch_size: int = 32, seed: int = 0,
                    device: str = "cpu") -> dict:
     """Fit `model` on splits["train"] (AdamW, one-cycle), then return its val and held-out test AUC and seconds."""
     seed_everything(seed)
@@ -37,7 +37,7 @@ def compare_inits(splits: dict, seeds, *, epochs: int, lr: dict, num_blocks: int
         for init in ("scratch", "inflated"):
             seed_everything(seed)
             model = volume_net(pretrained=init == "inflated", num_blocks=num_blocks)
-            result = train_and_test(model, splits, epochs=epochs, lr=lr[init], batch_size=batch_size, seed=seed,
+            result = train_and_test_volumes(model, splits, epochs=epochs, lr=lr[init], batch_size=batch_size, seed=seed,
                                     device=device)
             rows.append({"seed": int(seed), "init": init, "lr": lr[init], **result})
     return rows

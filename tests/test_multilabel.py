@@ -236,7 +236,7 @@ def test_binary_checkpoint_refuses_findings_csv(tmp_path):
     single = _csv(tmp_path / "s", labels=["Effusion" if i % 2 else "Mass" for i in range(40)])
     ckpt = tmp_path / "ck"
     fit_recipe(single, ckpt, RecipeConfig(image_size=48, epochs=1), progress=False, log=lambda *_: None)
-    assert "task" not in json.loads((ckpt / "config.json").read_text())  # plain names stay one class per image
+    assert json.loads((ckpt / "config.json").read_text())["task"] == "single_label"  # plain names: one class per image
     findings = _csv(tmp_path / "m", n=12)
     with pytest.raises(MedkitError, match="one class per image"):
         evaluate_checkpoint(ckpt, findings)

@@ -5,7 +5,8 @@
 Inside the package a relative import is resolved from the file's place; one that names no module there is
 resolved from where the file was before it moved, mapped through the table and written relative to its new
 place. Elsewhere `medkit.OLD` becomes `medkit.NEW` (imports, `mock.patch` strings, attribute chains) and
-`from medkit import a, b` is split by where each name now lives. In notebooks only import lines change.
+`from medkit import a, b` is split by where each name now lives. In notebooks only import lines and
+`medkit.OLD` names change.
 """
 
 import json
@@ -102,15 +103,16 @@ def rewrite_outside(text: str) -> str:
 
 
 def rewrite_notebook(path: Path, text: str) -> str:
-    """Rewrite the import lines of a notebook's code cells."""
+    """Rewrite a notebook's import lines and its `medkit.OLD.name` chains (code and prose); nothing else changes."""
     nb = json.loads(text)
     for cell in nb["cells"]:
-        if cell["cell_type"] != "code":
-            continue
         source = "".join(cell["source"])
-        lines = [rewrite_outside(line) if re.match(r"\s*(from|import)\s+medkit\b", line) else line
-                 for line in source.split("\n")]
-        new = "\n".join(lines)
+        if cell["cell_type"] == "code":
+            lines = [rewrite_outside(line) if re.match(r"\s*(from|import)\s+medkit\b", line) else
+                     OLD_NAMES.sub(lambda m: mapped(m.group(0)), line) for line in source.split("\n")]
+            new = "\n".join(lines)
+        else:
+            new = OLD_NAMES.sub(lambda m: mapped(m.group(0)), source)
         if new != source:
             cell["source"] = new.splitlines(keepends=True)
     return json.dumps(nb, indent=1, ensure_ascii=False) + "\n"

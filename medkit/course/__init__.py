@@ -1,7 +1,10 @@
 """Running the course: profiles, the lessons' metrics report, the papermill runner, instructor tools, exercise checks.
 
-`profiles`, `report` and `check` are used as modules (`from medkit.course import profiles, report`).
+`profiles`, `report` and `check` are used as modules (`from medkit.course import profiles, report`); `viz` (the
+lessons' plots) loads on first use, so `medkit.course.viz.unet_diagram(...)` works after `import medkit`.
 """
+
+import importlib
 
 from .course import (
     SOLUTION_TAG,
@@ -21,3 +24,14 @@ __all__ = [
     "clean_notebooks", "student_copies", "SOLUTION_TAG",
     "notebooks_dir", "lesson_paths", "kernel_names", "check_kernel", "run_notebook", "DEFAULT_KERNEL",
 ]
+
+
+def __getattr__(name):
+    try:
+        module = importlib.import_module(f".{name}", __name__)
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{name}":
+            raise
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    globals()[name] = module
+    return module

@@ -37,9 +37,9 @@ from torch import nn
 
 from ..base.atomic import atomic_folder, read_state_dict, torch_save, write_json
 from ..base.cache import sha256sum
+from ..base.checks import check_channels
 from ..base.errors import ConfigError, DataError, WeightsError
 from ..base.paths import check_dir, check_file
-from ..data.images import check_channels
 from ..models import get_backbone, get_spec
 
 __all__ = ["CheckpointConfig", "SCHEMA", "migrate_config", "checkpoint_config", "save_checkpoint", "load_checkpoint", "read_config", "read_state_dict", "record_validation", "record_comparison", "data_path",

@@ -20,13 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..base.checks import check_channels
 from ..base.errors import DataError, MedkitError
 from ..base.paths import check_file
 from .dicom import DICOM_EXTENSIONS, dicom_to_uint8, window
 from .pixels import DEFAULT_VALUE_RANGE, PixelRuleError, pixels_to_uint8, png_sbit
 
 __all__ = ["IMAGE_EXTENSIONS", "DICOM_EXTENSIONS", "ON_ERROR", "load_image", "stack_images", "to_uint8", "resize_image",
-           "check_on_error", "warn_notes", "check_channels"]
+           "check_on_error", "warn_notes"]
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 ON_ERROR = ("raise", "skip")
@@ -34,14 +35,6 @@ _GREY_TOLERANCE = 2  # JPEG chroma rounding can leave equal channels 1-2 levels 
 _GREY = "colour file(s) with grey content (equal channels) loaded as grey"
 _EXIF = "image(s) rotated or flipped by their EXIF orientation"
 _LOSSLESS = (_GREY, _EXIF)
-
-
-def check_channels(channels, *, allow_none: bool = False, where: str = "") -> int | None:
-    """Return `channels` if it is 1 (grey) or 3 (colour), or None where allowed; else the one DataError for it."""
-    if (channels is None and allow_none) or (channels in (1, 3) and not isinstance(channels, bool)):
-        return channels
-    also = ", or None (as the images come)" if allow_none else ""
-    raise DataError(f"channels must be 1 (grey) or 3 (colour){also}, got {channels!r}{where}.")
 
 
 def check_on_error(on_error) -> str:

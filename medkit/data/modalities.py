@@ -11,9 +11,10 @@ import warnings
 import numpy as np
 
 from ..base.cache import sha256sum
+from ..base.checks import check_channels
 from ..base.errors import DataError
 from .dataset import ImageDataset
-from .images import _to_channels, check_channels, resize_image, stack_images
+from .images import _to_channels, resize_image, stack_images
 from .medmnist import HELD_OUT_SEED, load_npz, sample_path, samples_dir
 from .splits import stratified_split, subsample
 

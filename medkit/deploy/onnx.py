@@ -21,11 +21,11 @@ from torch import nn
 
 from ..base.atomic import atomic_path, write_json
 from ..base.cache import sha256sum
+from ..base.checks import check_channels
 from ..base.errors import ConfigError, DataError, WeightsError
 from ..base.paths import check_file
 from ..core.checkpoint import CheckpointConfig, load_checkpoint
 from ..data.contrast import check_contrast, contrast_of
-from ..data.images import check_channels
 from ..data.pixels import DEFAULT_VALUE_RANGE
 from ..models import Preprocess, get_spec, split_head
 from .drift import DriftMonitor

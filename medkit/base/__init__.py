@@ -1,9 +1,9 @@
 """The bottom floor: plumbing every other floor may use and that imports nothing else of medkit.
 
-errors (the one exception family), checks (one rule per user value: channels), atomic (every write), cache (downloads, `$MEDKIT_CACHE`), named (the one
-registry rule), paths (a bad path named for what it is), timing, progress, resources (notebooks and
-data_samples in a checkout or a wheel), _optional (a missing extra names its `pip install`).
-Submodules load on first use.
+errors (the one exception family), checks (one rule per user value: channels), atomic (every write), cache
+(downloads, `$MEDKIT_CACHE`), named (the one registry rule), paths (a bad path named for what it is), timing,
+progress, resources (notebooks and data_samples in a checkout or a wheel), _optional (a missing extra names its
+`pip install`). Submodules load on first use.
 """
 
 import importlib

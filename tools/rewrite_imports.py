@@ -19,6 +19,7 @@ MOVES = dict(line.split("\t") for line in (ROOT / "tools/module_moves.tsv").read
              if line and not line.startswith("#"))
 BACK = {new: old for old, new in MOVES.items()}
 RELATIVE = re.compile(r"^(\s*from\s+)(\.+)([\w.]*)(\s+import\b)", re.M)
+FROM_DOTS = re.compile(r"^(\s*)from\s+(\.+)\s+import\s+([\w, ]+?)(\s*#.*)?$", re.M)  # from . import a, b
 FROM_MEDKIT = re.compile(r"^(\s*)from medkit import ([\w, ]+?)(\s*(#.*)?)$", re.M)
 OLD_NAMES = re.compile(r"\bmedkit\.(" + "|".join(re.escape(o.split(".", 1)[1]) for o in MOVES) + r")\b")
 
@@ -75,7 +76,27 @@ def rewrite_package_file(path: Path, text: str) -> str:
             return match.group(0)
         return head + relative(package, target) + tail
 
-    return RELATIVE.sub(fix, text)
+    def split(match):  # `from . import a, b`: a moved module is imported from where it now lives
+        indent, dots, names, comment = match.group(1), match.group(2), match.group(3), match.group(4) or ""
+        here = resolve(package, dots, "")
+        groups: dict[str, list[str]] = {}
+        for name in (n.strip() for n in names.split(",") if n.strip()):
+            base = name.split()[0]
+            target = mapped(f"{resolve(old_package, dots, '')}.{base}")
+            if exists(f"{here}.{base}") or not exists(target):
+                groups.setdefault(here, []).append(name)
+                continue
+            parent, new = target.rsplit(".", 1)
+            groups.setdefault(parent, []).append(name if new == base else f"{new} as {base}" if name == base
+                                                 else new + name[len(base):])
+        if list(groups) == [here] and groups[here] == [n.strip() for n in names.split(",") if n.strip()]:
+            return match.group(0)
+        lines = [f"{indent}from {relative(package, src) if src != package else '.'} import {', '.join(items)}"
+                 for src, items in groups.items()]
+        lines[0] += comment
+        return "\n".join(lines)
+
+    return FROM_DOTS.sub(split, RELATIVE.sub(fix, text))
 
 
 def split_from_medkit(match) -> str:

@@ -34,7 +34,7 @@ def test_config_records_sizes_channels_and_weights_hash(tmp_path):
     save_checkpoint(tmp_path, model, image_size=64, classes=["a", "b"], input_size=128, channels=3, data="x.npz")
     config = read_config(tmp_path)
     assert (config["image_size"], config["input_size"], config["channels"]) == (64, 128, 3)
-    assert len(config["weights_sha256"]) == 64 and config["data"] == "x.npz"
+    assert len(config["weights_sha256"]) == 64 and config["data"] == {"path": "x.npz"}  # a plain path: fit's form
     loaded, _ = load_checkpoint(tmp_path)
     assert _same_weights(model, loaded)
     assert sorted(p.name for p in tmp_path.iterdir()) == [CONFIG_FILE, WEIGHTS_FILE]  # no temporary files left

@@ -19,7 +19,7 @@ def _checkpoint(path, channels=1, input_size=28, data=None):
 
     torch.manual_seed(0)
     model = get_backbone("resnet18", weights=None, num_classes=2)
-    extra = {"data": str(data)} if data else {}
+    extra = {"data": {"path": str(data), "fingerprint": "f"}} if data else {}  # the form `medkit fit` writes
     return save_checkpoint(path, model, image_size=48, classes=["a", "b"], input_size=input_size, channels=channels,
                            **extra)
 

@@ -128,6 +128,8 @@ class CheckpointConfig:
     def from_dict(cls, config: dict, where="the checkpoint config") -> "CheckpointConfig":
         """Return the typed config of a config.json of any schema version, refusing an inconsistent one."""
         config = migrate_config(dict(config))
+        if isinstance(config.get("data"), str | os.PathLike):  # a hand-made config naming its file: fit's form
+            config["data"] = {"path": str(config["data"])}
         _check_schema(config, where)
         names = {f.name for f in dataclasses.fields(cls)} - {"extra", "schema"}
         known = {k: config[k] for k in names if config.get(k) is not None}

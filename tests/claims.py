@@ -82,7 +82,10 @@ def check_01(m):
         # |gap| <= 0.004 for lesson seeds 0-4, against a bound of 0.02.
         assert abs(m["auc_gap_mean"]) < 0.02, m["auc_gap_mean"]
     assert m["steps_match_preprocess"] is True
-    _finite(m, "data_images_per_s", "train_images_per_s")  # timings: reported, never asserted (a rate is > 0 anyway)
+    # Timings: reported, never asserted (a rate is > 0 anyway, and its size is the machine's). "Data is not the
+    # bottleneck" is worded as this run's reading: the data path / training ratio measured 193 and 267 (smoke) and 90
+    # (workshop) on 2 shared cores at load 30-35, where training slows more than the data path; not measured unloaded.
+    _finite(m, "data_images_per_s", "train_images_per_s")
 
 
 def check_05(m):

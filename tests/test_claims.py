@@ -161,6 +161,7 @@ GOOD = {
         "lever_verdicts": {"seed ensemble": "x", "BatchNorm re-estimated on the site": "x", "histogram equalisation": "x"},
         "few_label_acc": {m: {"0": 0.870, "10": 0.86} for m in ("threshold", "temperature+threshold", "prior")},
         "lever_table_rows": 0, "exercise_checks": {"12.accuracy_at_prevalence": True, "12.few_label_threshold": True},
+        "intensity_mean": {"home": 125.3, "site": 122.0},
     },
 }
 
@@ -299,6 +300,7 @@ BROKEN = {  # (lesson, what the broken run shows): the changes that violate one 
                                                              for m in ("threshold", "temperature+threshold", "prior")}},
     ("12", "hindsight below the home threshold"): {"hindsight_acc": 0.8},
     ("12", "an estimate outside its interval"): {"external_acc_ci": [0.95, 0.83, 0.90]},
+    ("12", "the sites' grey levels far apart"): {"intensity_mean": {"home": 125.3, "site": 104.0}},
     ("12", "a wrong solution"): {"exercise_checks": {"12.accuracy_at_prevalence": False, "12.few_label_threshold": True}},
 }
 

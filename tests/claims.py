@@ -410,11 +410,12 @@ def check_10(m):
         # (The scratch lr and the freeze depth are the val argmax by the lesson's own code: not re-asserted here.)
         depth_val = m["freeze_val_auc"][name]
         assert set(m["freeze_test_auc"][name]) == set(depth_val) and "0" in depth_val, depth_val
-    # Where the scratch lr grid has an inside (workshop: 3e-3, 1e-2, 3e-2), the X-rays' best on val is inside it, so
-    # the baseline's own lr was found, not cut off by the grid (seed 0, claim_margins.py --lesson 10 --tune: 3e-3
-    # 0.800, 1e-2 0.857, 3e-2 0.473, 1e-1 0.500). Not asserted for ultrasound (0.672, 0.667, 0.470, 0.518: on the low
-    # edge by 0.005, 1e-3 not yet measured) nor dermoscopy (0.568, 0.490, 0.564, 0.586: scratch near chance at every
-    # lr, no best to find). The workshop margins below were measured with the grid 1e-2, 3e-2, before 3e-3 joined.
+    # Where the scratch lr grid has an inside (workshop: 3e-3, 1e-2, 3e-2, 1e-1), the X-rays' best on val is inside
+    # it, so the baseline's own lr was found, not cut off by the grid (claim_margins.py --lesson 10 --tune, seed 0 /
+    # seed 2: 3e-3 0.800 / 0.758, 1e-2 0.857 / 0.751, 3e-2 0.473 / 0.758, 1e-1 0.500 / 0.658; seed 2 is flat, its best
+    # 3e-2 by 0.0003). Not asserted for ultrasound (best 3e-3, the low edge, at both seeds: 1e-3 not yet measured)
+    # nor dermoscopy (scratch near chance at every lr: 0.37-0.59, no best to find). The workshop margins below were
+    # measured with the grid 1e-2, 3e-2, before it was widened.
     val_auc = {float(lr): auc for lr, auc in m["scratch_val_auc"]["chest X-ray"].items()}
     if len(val_auc) >= 3:
         assert min(val_auc) < max(val_auc, key=val_auc.get) < max(val_auc), val_auc

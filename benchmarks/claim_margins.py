@@ -1,4 +1,4 @@
-"""Measure the margins of lessons 05 and 07-09's claims over several seeds, and pick the learning rates on validation.
+"""Measure the margins of lessons 02, 05 and 07-09's claims over several seeds, and pick the learning rates on validation.
 
 Runs each lesson's core computation (not the whole notebook) with the lesson's profile settings and prints one
 row per seed: the numbers `tests/claims.py` asserts on, so the margins written beside each assert can be re-made.
@@ -8,11 +8,15 @@ Learning rates are chosen on a validation split (never the held-out test set) by
     python benchmarks/claim_margins.py --lesson 07 --profile workshop --tune     # random encoder's lr on validation
     python benchmarks/claim_margins.py --lesson 05 --profile workshop --seeds 0 1 2   # runs the notebook itself
     python benchmarks/claim_margins.py --lesson 02 --profile workshop --tune     # lesson 02's fine-tuning lr grid
+    python benchmarks/claim_margins.py --lesson 02 --profile smoke              # fine-tuned - scratch, curve seeds
+    python benchmarks/claim_margins.py --lesson 10 --profile workshop --tune --seeds 0 2   # its scratch lr grid
+    python benchmarks/claim_margins.py --lesson 02 --set scratch_lrs=[1e-3,1e-2,3e-2]     # a profile knob changed
 
 One thread per run (the lessons' workshop target is one CPU); other jobs on the machine slow it, not its numbers.
 """
 
 import argparse
+import ast
 import time
 
 import numpy as np
@@ -51,18 +55,33 @@ def lesson_05(cfg, seed: int, tune: bool = False) -> dict:
 
 
 FINETUNE_LRS_02 = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2)  # lesson 02's fine-tuning lr grid, widened until its best is inside
+_SCRATCH_VAL_02: dict = {}  # (grid and sizes) -> lesson SEED 0's scratch val AUC per lr, shared by the curve seeds
 
 
 def lesson_02(cfg, seed: int, tune: bool = False, lrs=FINETUNE_LRS_02) -> dict:
-    """Validation AUC of fine-tuning from ImageNet at the smallest budget, per lr (only `--tune` is defined)."""
+    """Fine-tuned - scratch test AUC at the smallest budget for curve seed `seed`, as lesson 02 runs it (lesson SEED 0:
+    the scratch lr chosen on val among cfg.scratch_lrs); or, with `tune`, validation AUC of fine-tuning per lr."""
     from medkit import features
 
-    if not tune:
-        raise SystemExit("lesson 02's claims run in its notebook test; here only --tune (its fine-tuning lr grid)")
-    splits = data.chest_xrays(image_size=cfg.image_size, n_train=cfg.n_train, seed=seed)
-    return {f"finetune_lr{lr:g}": features.budget_curve(
-        {"train": splits["train"], "test": splits["val"]}, [min(cfg.budgets)], seeds=[seed], image_size=cfg.image_size,
-        lr=lr, methods=["finetune"], batch_size=cfg.max_batch, progress=False)["auc"].item() for lr in lrs}
+    splits = data.chest_xrays(image_size=cfg.image_size, n_train=cfg.n_train, seed=0 if not tune else seed)
+    smallest = min(cfg.budgets)
+    run = dict(image_size=cfg.image_size, batch_size=cfg.max_batch, progress=False)
+    if tune:
+        return {f"finetune_lr{lr:g}": features.budget_curve(
+            {"train": splits["train"], "test": splits["val"]}, [smallest], seeds=[seed], lr=lr, methods=["finetune"],
+            **run)["auc"].item() for lr in lrs}
+    key = (cfg.image_size, cfg.n_train, smallest, tuple(cfg.scratch_lrs))  # lesson SEED 0's choice: once per grid
+    if key not in _SCRATCH_VAL_02:
+        _SCRATCH_VAL_02[key] = {lr: features.budget_curve(
+            {"train": splits["train"], "test": splits["val"]}, [smallest], seeds=[0], methods=["scratch"], scratch_lr=lr,
+            **run)["auc"].item() for lr in cfg.scratch_lrs}
+    val_auc = _SCRATCH_VAL_02[key]
+    scratch_lr = max(val_auc, key=val_auc.get)
+    curve = features.budget_curve({"train": splits["train"], "test": splits["test"]}, [smallest], seeds=[seed],
+                                  lr=cfg.finetune_lr, scratch_lr=scratch_lr, methods=["finetune", "scratch"], **run)
+    auc = dict(zip(curve["method"], curve["auc"]))
+    return {"scratch_lr": scratch_lr, **{f"val_lr{lr:g}": a for lr, a in val_auc.items()},
+            "finetune": auc["finetune"], "scratch": auc["scratch"], "finetune_minus_scratch": auc["finetune"] - auc["scratch"]}
 
 
 def lesson_07(cfg, seed: int, tune: bool = False) -> dict:
@@ -172,20 +191,43 @@ def lesson_09(cfg, seed: int, tune: bool = False) -> dict:
             "leak_rho": float(spearmanr(share, predicted).statistic)}
 
 
+SCRATCH_LRS_10 = (3e-3, 1e-2, 3e-2, 1e-1)  # lesson 10's scratch lr grid to score with --tune (widened on val)
+
+
+def lesson_10(cfg, seed: int, tune: bool = False) -> dict:
+    """Validation AUC of lesson 10's scratch network per lr and modality at seed `seed` (only `--tune` is defined)."""
+    from medkit import transfer
+
+    if not tune:
+        raise SystemExit("lesson 10's claims run in its notebook (workshop tier); here only --tune (its scratch lr grid)")
+    loaders = {"chest X-ray": data.chest_xrays, "breast ultrasound": data.breast_ultrasound,
+               "dermoscopy": data.dermoscopy}
+    out = {}
+    for name, load in loaders.items():
+        splits = transfer.draw_train(load(cfg.image_size), cfg.n_train, seed, n_held_out=cfg.n_held_out)
+        _, runs = transfer.choose_lr(splits, SCRATCH_LRS_10, weights=None, seed=seed, epochs=cfg.epochs,
+                                     batch_size=cfg.batch_size, image_size=cfg.image_size)
+        out.update({f"{name.split()[-1]}_lr{lr:g}": run["val_auc"] for lr, run in runs.items()})
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lesson", required=True, choices=["02", "05", "07", "08", "09"])
+    parser.add_argument("--lesson", required=True, choices=["02", "05", "07", "08", "09", "10"])
     parser.add_argument("--profile", default="smoke")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--tune", action="store_true", help="validation score per learning rate instead of claims")
     parser.add_argument("--lrs", type=float, nargs="+", help="lesson 02 --tune: the fine-tuning lrs to score "
                         f"(default {' '.join(map(str, FINETUNE_LRS_02))})")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KNOB=VALUE",
+                        help="override profile knobs, VALUE a Python literal (e.g. scratch_lrs=[3e-3,1e-2,3e-2])")
     args = parser.parse_args()
+    overrides = {k: ast.literal_eval(v) for k, v in (item.split("=", 1) for item in args.set)}
     torch.set_num_threads(1)
     rows = []
     for seed in args.seeds:
         start = time.perf_counter()
-        cfg = profiles.resolve(args.profile, args.lesson, seed=seed)
+        cfg = profiles.resolve(args.profile, args.lesson, seed=seed, **overrides)
         extra = {"lrs": tuple(args.lrs)} if args.lrs and args.lesson == "02" else {}
         row = globals()[f"lesson_{args.lesson}"](cfg, seed, tune=args.tune, **extra)
         rows.append({"seed": seed, **row, "seconds": round(time.perf_counter() - start, 1)})

@@ -23,9 +23,11 @@ def check_00(m):
     # The bundled ImageNet backbone recognises natural images: the cat and the espresso.
     assert 281 <= m["chelsea_class"] <= 285, m["chelsea_class"]
     assert m["coffee_class"] == 967, m["coffee_class"]
-    # ...and a real X-ray lands in some ImageNet class with less confidence than the espresso: the reason to transfer.
+    # ...and a real X-ray lands in some ImageNet class with low confidence: the head is useless, the reason to transfer.
+    # Deterministic (fixed weights, images and 224 px input: the same in every profile and seed): the espresso 0.898,
+    # the eight validation X-rays 0.12-0.46, mean 0.232 (margin 0.27 below 0.5).
     _finite(m, "xray_top_prob", "pneumonia_share_train")
-    assert m["xray_top_prob"] < m["coffee_prob"], (m["xray_top_prob"], m["coffee_prob"])
+    assert m["xray_top_prob"] < min(0.5, m["coffee_prob"]), (m["xray_top_prob"], m["coffee_prob"])
     # The real X-rays are split by patient (the notebook checks no child is in two parts): every part holds
     # patients, and pneumonia outnumbers normal in train (the imbalance the lesson names).
     for part in ("train", "val", "test"):
@@ -80,7 +82,10 @@ def check_01(m):
         # |gap| <= 0.004 for lesson seeds 0-4, against a bound of 0.02.
         assert abs(m["auc_gap_mean"]) < 0.02, m["auc_gap_mean"]
     assert m["steps_match_preprocess"] is True
-    _finite(m, "data_images_per_s", "train_images_per_s")  # timings: reported, never asserted (a rate is > 0 anyway)
+    # Timings: reported, never asserted (a rate is > 0 anyway, and its size is the machine's). "Data is not the
+    # bottleneck" is worded as this run's reading: the data path / training ratio measured 193 and 267 (smoke) and 90
+    # (workshop) on 2 shared cores at load 30-35, where training slows more than the data path; not measured unloaded.
+    _finite(m, "data_images_per_s", "train_images_per_s")
 
 
 def check_05(m):
@@ -267,8 +272,8 @@ def check_02(m):
     assert m["probe_auc_pretrained"] > 0.9, m["probe_auc_pretrained"]
     assert m["probe_auc_pretrained"] > m["probe_auc_random"], (m["probe_auc_pretrained"], m["probe_auc_random"])
     # (The scratch lr is the val argmax by the lesson's own code: asserting that would compare it with itself.)
-    # Where the grid has an inside (workshop: 3e-3, 1e-2, 3e-2), the best lr is not on its edge, so the baseline's
-    # own lr was found rather than cut off by the grid.
+    # The grid has an inside (smoke: 1e-3, 1e-2, 3e-2; workshop: 3e-3, 1e-2, 3e-2) and the best lr is not on its
+    # edge, so the baseline's own lr was found rather than cut off by the grid.
     val_auc = {float(lr): auc for lr, auc in m["scratch_val_auc"].items()}
     if len(val_auc) >= 3:
         assert min(val_auc) < max(val_auc, key=val_auc.get) < max(val_auc), val_auc
@@ -277,14 +282,26 @@ def check_02(m):
     assert {row["method"] for row in curve} == {"probe", "finetune", "scratch"}
     per_method = {method: sum(row["method"] == method for row in curve) for method in ("probe", "finetune", "scratch")}
     assert len(set(per_method.values())) == 1, per_method
-    _finite(m, "small_budget_auc_probe", "small_budget_auc_finetune", "small_budget_auc_scratch")
-    if m["profile"] != "smoke":  # smoke (64 px, 20 labels, one seed) is too small to rank them: -0.015 for seed 0
-        # With the smallest label budget, fine-tuning from ImageNet beats the same network from scratch with its own
-        # val-chosen lr (mean over the curve's seeds). Workshop, 96 px, 24 labels, scratch lr 1e-2 chosen on val,
-        # fine-tune lr 3e-3, per curve seed 0-4: +0.13, +0.01, +0.07, +0.07, +0.19; the lesson's mean over seeds
-        # 0-1: 0.923 against 0.855 (+0.068). The probe is reported, not asserted: at 24 labels it scores 0.74-0.89
-        # over seeds 0-4, around the scratch network.
-        assert m["small_budget_auc_finetune"] > m["small_budget_auc_scratch"], m
+    _finite(m, "small_budget_auc_probe", "small_budget_auc_finetune", "small_budget_auc_scratch", "pca_knn_auc_pretrained",
+            "pca_knn_auc_random")
+    # The headline: with the smallest label budget, fine-tuning from ImageNet beats the same network from scratch with
+    # its own val-chosen lr (mean over the curve's seeds). The probe is reported, not asserted: at 24 labels (workshop)
+    # it scores 0.74-0.89 over seeds 0-4, around the scratch network.
+    gain = m["small_budget_auc_finetune"] - m["small_budget_auc_scratch"]
+    if m["profile"] == "smoke":
+        # Smoke (64 px, 20 labels, scratch lr 1e-2 chosen on val, lesson SEED 0; benchmarks/claim_margins.py --lesson 02,
+        # curve seeds 0-4): fine-tuned - scratch +0.240, +0.227,
+        # +0.208, +0.238, +0.110 (margin 0.060 over 0.05).
+        assert gain > 0.05, (m["small_budget_auc_finetune"], m["small_budget_auc_scratch"])
+    else:
+        # Workshop, 96 px, 24 labels, scratch lr 1e-2 chosen on val, fine-tune lr 3e-3, per curve seed 0-4: +0.13,
+        # +0.01, +0.07, +0.07, +0.19 (one seed is thin, so only the direction); the lesson's mean over seeds 0-1: 0.923
+        # against 0.855 (+0.068).
+        assert gain > 0, (m["small_budget_auc_finetune"], m["small_budget_auc_scratch"])
+        # In 2-D (a 15-NN classifier in the PCA plane of the test features, deterministic for ImageNet: 0.950 at 96 px)
+        # ImageNet's features separate the classes better than a random network's (three random inits 0.842, 0.652,
+        # 0.608; margin 0.108). Not at smoke's 64 px: 0.707 against 0.608, 0.814, 0.706.
+        assert m["pca_knn_auc_pretrained"] > m["pca_knn_auc_random"], (m["pca_knn_auc_pretrained"], m["pca_knn_auc_random"])
     # "The pretrained advantage shrinks as the budget grows" does not hold steadily at this compute, so the lesson
     # asks it as a question: workshop seed 0 (curve seeds 0-1) with batches of at most 16 gave +0.07 at 24 labels,
     # +0.35 at 72 and +0.06 at 216, following the optimiser steps each budget got (27, 12, 26), not the labels; with
@@ -393,10 +410,25 @@ def check_10(m):
         # (The scratch lr and the freeze depth are the val argmax by the lesson's own code: not re-asserted here.)
         depth_val = m["freeze_val_auc"][name]
         assert set(m["freeze_test_auc"][name]) == set(depth_val) and "0" in depth_val, depth_val
+    # Where the scratch lr grid has an inside (workshop: 3e-3, 1e-2, 3e-2, 1e-1), the X-rays' best on val is inside
+    # it, so the baseline's own lr was found, not cut off by the grid (claim_margins.py --lesson 10 --tune, seed 0 /
+    # seed 2: 3e-3 0.800 / 0.758, 1e-2 0.857 / 0.751, 3e-2 0.473 / 0.758, 1e-1 0.500 / 0.658; seed 2 is flat, its best
+    # 3e-2 by 0.0003). Not asserted for ultrasound (best 3e-3, the low edge, at both seeds: 1e-3 not yet measured)
+    # nor dermoscopy (scratch near chance at every lr: 0.37-0.59, no best to find). The workshop margins below were
+    # measured with the grid 1e-2, 3e-2, before it was widened.
+    val_auc = {float(lr): auc for lr, auc in m["scratch_val_auc"]["chest X-ray"].items()}
+    if len(val_auc) >= 3:
+        assert min(val_auc) < max(val_auc, key=val_auc.get) < max(val_auc), val_auc
     # Every trained run (scratch, fine-tuning, every freeze depth) took the same number of optimiser steps.
     assert len(m["steps_per_run"]) == 1 and m["steps_per_run"][0] > 0, m["steps_per_run"]
     _solutions_right(m, "10", 2)
-    if m["profile"] == "smoke":  # 64 images, 2 steps, one seed: the mechanics only
+    # The CI-sized half of the headline: the frozen ImageNet body carries signal on X-rays and ultrasound at every
+    # size. Smoke (48 px, 64 training and about 64 held-out images), probe test AUC over seeds 0-4: X-ray 0.904,
+    # 0.895, 0.912, 0.752, 0.855; ultrasound 0.687, 0.742, 0.612, 0.650, 0.642 (margins 0.052 over 0.7 and 0.062 over
+    # 0.55). Not dermoscopy at smoke size: 0.591, 0.630, 0.630, 0.472, 0.554.
+    probe_low = {name: min(m["test_auc"][name]["probe"]) for name in MODALITIES_10}
+    assert probe_low["chest X-ray"] > 0.7 and probe_low["breast ultrasound"] > 0.55, probe_low
+    if m["profile"] == "smoke":  # 64 images, 2 steps, one seed: scratch barely trains, so nothing is ranked
         return
     # Workshop (64 px, 200 training images, 24 steps per run), measured on seeds 0-3 (lesson SEED 0 and SEED 2).
     # The frozen ImageNet body (the probe) beats the same network from scratch on every modality and seed:
@@ -461,6 +493,8 @@ def check_11_workshop(m):
     # (+0.058, +0.069, +0.045). Both networks learn (lowest AUC 0.747, margin 0.097 over 0.65).
     assert min(m["test_auc_scratch"]) > 0.65 and min(m["test_auc_inflated"]) > 0.65, (m["test_auc_scratch"],
                                                                                        m["test_auc_inflated"])
+    # (The lesson's "one init's test AUC can move by several hundredths from seed to seed": scratch's range 0.062 and
+    # 0.028 over the two runs, inflated's 0.006 and 0.006; rendered per run, not asserted.)
     # Inflation does not hurt on average (mean gain +0.019 and +0.058 over the two runs; margin 0.049 over -0.03).
     # Not claimed: that it wins on every seed (it lost on seed 2, by 0.019); the lesson renders that verdict per run.
     gain = m["test_auc_inflated_mean"] - m["test_auc_scratch_mean"]
@@ -490,6 +524,9 @@ def check_12(m):
     # hindsight reads the site's labels, so it can only match or beat the home threshold's accuracy there
     assert m["hindsight_acc"] >= m["external_acc_ci"][0] - 1e-9, (m["hindsight_acc"], m["external_acc_ci"])
     assert m["lever_table_rows"] >= 0
+    # "Global intensity statistics hardly differ" (section 5): mean grey value 125.3 on the home test part against 122.0
+    # at the site, at 64 and at 128 px (fixed images, so the same for every seed); margin 6.7 under 10 of 255 levels.
+    assert abs(m["intensity_mean"]["home"] - m["intensity_mean"]["site"]) < 10, m["intensity_mean"]
     _solutions_right(m, "12", 2)
     if m["profile"] != "smoke":
         check_12_workshop(m)

@@ -40,7 +40,7 @@ GOOD = {
         "scratch_lr": 0.01, "curve": [{"method": m, "budget": 24, "seed": 0, "auc": 0.9, "acc": 0.8}
                                       for m in ("probe", "finetune", "scratch")],
         "small_budget_auc_probe": 0.85, "small_budget_auc_finetune": 0.92, "small_budget_auc_scratch": 0.86,
-        "pretrained_advantage": {"24": 0.07, "72": 0.1},
+        "pretrained_advantage": {"24": 0.07, "72": 0.1}, "pca_knn_auc_pretrained": 0.95, "pca_knn_auc_random": 0.84,
     },
     "03": {
         "profile": "smoke", "sweep": [{"frozen_groups": k, "auc": a, "seconds": 5.0} for k, a in ((0, 0.8), (2, 0.7), (4, 0.5))],
@@ -119,9 +119,9 @@ GOOD = {
                      "breast ultrasound": {"probe": [0.8, 0.78], "finetune": [0.83, 0.82], "scratch": [0.68, 0.7]},
                      "dermoscopy": {"probe": [0.64, 0.63], "finetune": [0.67, 0.68], "scratch": [0.6, 0.58]}},
         "scratch_lr": {"chest X-ray": 0.01, "breast ultrasound": 0.01, "dermoscopy": 0.03},
-        "scratch_val_auc": {"chest X-ray": {"0.003": 0.9, "0.01": 0.94, "0.03": 0.92},
-                            "breast ultrasound": {"0.003": 0.6, "0.01": 0.7, "0.03": 0.65},
-                            "dermoscopy": {"0.003": 0.6, "0.01": 0.61, "0.03": 0.63}},
+        "scratch_val_auc": {"chest X-ray": {"0.003": 0.80, "0.01": 0.857, "0.03": 0.473, "0.1": 0.5},  # workshop, seed 0
+                            "breast ultrasound": {"0.003": 0.672, "0.01": 0.667, "0.03": 0.47, "0.1": 0.518},
+                            "dermoscopy": {"0.003": 0.568, "0.01": 0.49, "0.03": 0.564, "0.1": 0.586}},
         "freeze_val_auc": {name: {"0": 0.9, "1": 0.91, "2": 0.9, "3": 0.88, "4": 0.85}
                            for name in ("chest X-ray", "breast ultrasound", "dermoscopy")},
         "freeze_test_auc": {name: {"0": 0.9, "1": 0.9, "2": 0.89, "3": 0.88, "4": 0.84}
@@ -161,6 +161,7 @@ GOOD = {
         "lever_verdicts": {"seed ensemble": "x", "BatchNorm re-estimated on the site": "x", "histogram equalisation": "x"},
         "few_label_acc": {m: {"0": 0.870, "10": 0.86} for m in ("threshold", "temperature+threshold", "prior")},
         "lever_table_rows": 0, "exercise_checks": {"12.accuracy_at_prevalence": True, "12.few_label_threshold": True},
+        "intensity_mean": {"home": 125.3, "site": 122.0},
     },
 }
 
@@ -168,6 +169,7 @@ BROKEN = {  # (lesson, what the broken run shows): the changes that violate one 
     ("00", "the cat not in a cat class"): {"chelsea_class": 500},
     ("00", "the espresso not espresso"): {"coffee_class": 504},
     ("00", "an X-ray as confident as the espresso"): {"xray_top_prob": 0.95},
+    ("00", "X-rays named with some confidence"): {"xray_top_prob": 0.6, "coffee_prob": 0.95},
     ("00", "no class imbalance in train"): {"pneumonia_share_train": 0.45},
     ("00", "a part without patients"): {"n_patients_test": 0},
     ("00", "a wrong solution"): {"exercise_checks": {"00.test_counts": False}},
@@ -186,6 +188,13 @@ BROKEN = {  # (lesson, what the broken run shows): the changes that violate one 
     ("02", "random features probe as well"): {"probe_auc_random": 0.98},
     ("02", "the scratch lr's best at the grid's edge"): {"scratch_val_auc": {"0.003": 0.8, "0.01": 0.82, "0.03": 0.85}},
     ("02", "scratch beats fine-tuning at the smallest budget"): {"small_budget_auc_scratch": 0.93},
+    # smoke, seed 0 before the claim held there: fine-tuned 0.842 against a scratch network 0.015 ahead
+    ("02", "scratch as good as fine-tuning at smoke size"): {"profile": "smoke", "small_budget_auc_finetune": 0.842,
+                                                              "small_budget_auc_scratch": 0.857},
+    ("02", "fine-tuning only just ahead at smoke size"): {"profile": "smoke", "small_budget_auc_finetune": 0.842,
+                                                           "small_budget_auc_scratch": 0.81},
+    ("02", "ImageNet's 2-D plane no better than a random one"): {"pca_knn_auc_pretrained": 0.81,
+                                                                  "pca_knn_auc_random": 0.84},
     ("02", "a method missing at a budget"): {"curve": [{"method": m, "budget": 24, "seed": 0, "auc": 0.9, "acc": 0.8}
                                                        for m in ("probe", "finetune", "scratch", "probe")]},
     ("03", "head alone as good as fine-tuning"): {"sweep": [{"frozen_groups": k, "auc": a, "seconds": 5.0}
@@ -258,6 +267,15 @@ BROKEN = {  # (lesson, what the broken run shows): the changes that violate one 
     ("10", "only the early layers transfer after all"): {"deep_freeze_cost": {
         "chest X-ray": [0.01, 0.02], "breast ultrasound": [0.01, 0.02], "dermoscopy": [0.12, 0.1]}},
     ("10", "the depths compared are not the ones claimed"): {"deep_k": 4},
+    ("10", "the frozen body learned nothing on ultrasound"): {"test_auc": {
+        "chest X-ray": {"probe": [0.95, 0.94], "finetune": [0.97, 0.96], "scratch": [0.93, 0.92]},
+        "breast ultrasound": {"probe": [0.8, 0.52], "finetune": [0.83, 0.82], "scratch": [0.48, 0.5]},
+        "dermoscopy": {"probe": [0.64, 0.63], "finetune": [0.67, 0.68], "scratch": [0.6, 0.58]}}},
+    # seed 2 with the grid widened only downwards (3e-3 to 3e-2): the X-rays' best, 3e-2, at its upper edge
+    ("10", "the scratch lr's best at the grid's edge"): {"scratch_val_auc": {
+        "chest X-ray": {"0.003": 0.7575, "0.01": 0.7512, "0.03": 0.7578},
+        "breast ultrasound": {"0.003": 0.745, "0.01": 0.429, "0.03": 0.539},
+        "dermoscopy": {"0.003": 0.53, "0.01": 0.478, "0.03": 0.373}}},
     ("11", "DICOM series read back wrong"): {"dicom_affine_max_diff": 2.0},
     ("11", "a broken file was read"): {"n_refused": 8},
     ("11", "repeating slices as good as interpolation"): {"resample_mae": {"nearest": 10.3, "linear": 10.3,
@@ -283,6 +301,7 @@ BROKEN = {  # (lesson, what the broken run shows): the changes that violate one 
                                                              for m in ("threshold", "temperature+threshold", "prior")}},
     ("12", "hindsight below the home threshold"): {"hindsight_acc": 0.8},
     ("12", "an estimate outside its interval"): {"external_acc_ci": [0.95, 0.83, 0.90]},
+    ("12", "the sites' grey levels far apart"): {"intensity_mean": {"home": 125.3, "site": 104.0}},
     ("12", "a wrong solution"): {"exercise_checks": {"12.accuracy_at_prevalence": False, "12.few_label_threshold": True}},
 }
 
@@ -311,6 +330,11 @@ def test_missing_numbers_fail_too():
 def test_smoke_runs_skip_the_workshop_claims_of_lesson_10():
     smoke = {**GOOD["10"], "profile": "smoke", "finetune_minus_scratch": {"chest X-ray": [-0.1]}}  # 2 steps: no ranking
     claims_for("10")(smoke)
+
+
+def test_smoke_runs_skip_the_workshop_claims_of_lesson_02():
+    # smoke, seed 0: at 64 px one random init's 2-D plane separated the classes better than ImageNet's
+    claims_for("02")({**GOOD["02"], "profile": "smoke", "pca_knn_auc_pretrained": 0.707, "pca_knn_auc_random": 0.814})
 
 
 def test_smoke_runs_skip_the_workshop_claims_of_lesson_05():
@@ -390,3 +414,24 @@ def test_lesson_02_claims_fail_with_a_random_init_in_place_of_imagenet():
     with pytest.raises(AssertionError):
         other_random = _smoothness(models.get_backbone("efficientnet_lite0", weights=None))
         claims_for("02")({**GOOD["02"], "filter_smoothness_pretrained": other_random, "filter_smoothness_random": random_init})
+
+
+def test_lesson_10_claims_fail_on_shuffled_labels():
+    """Lesson 10's probe (cell 11) on its smoke-size X-ray draw, with the training labels shuffled: the check fails."""
+    import dataclasses
+
+    from medkit import data, transfer
+    from medkit.course import profiles
+
+    cfg = profiles.resolve("smoke", "10", seed=0)
+    splits = transfer.draw_train(data.chest_xrays(cfg.image_size), cfg.n_train, 0, n_held_out=cfg.n_held_out)
+
+    def smoke_run(parts):
+        auc = copy.deepcopy(GOOD["10"]["test_auc"])
+        auc["chest X-ray"]["probe"] = [transfer.probe(parts, image_size=cfg.image_size)["test_auc"]] * 2
+        return {**GOOD["10"], "profile": "smoke", "test_auc": auc}
+
+    claims_for("10")(smoke_run(splits))
+    shuffled = dataclasses.replace(splits["train"], labels=np.random.default_rng(0).permutation(splits["train"].labels))
+    with pytest.raises(AssertionError):
+        claims_for("10")(smoke_run({**splits, "train": shuffled}))

@@ -1,4 +1,4 @@
-"""Measure the margins of lessons 02, 05 and 07-09's claims over several seeds, and pick the learning rates on validation.
+"""Measure the margins of lessons 02, 04, 05 and 07-09's claims over several seeds, and pick the learning rates on validation.
 
 Runs each lesson's core computation (not the whole notebook) with the lesson's profile settings and prints one
 row per seed: the numbers `tests/claims.py` asserts on, so the margins written beside each assert can be re-made.
@@ -7,6 +7,7 @@ Learning rates are chosen on a validation split (never the held-out test set) by
     python benchmarks/claim_margins.py --lesson 09 --profile smoke --seeds 0 1 2 3 4
     python benchmarks/claim_margins.py --lesson 07 --profile workshop --tune     # random encoder's lr on validation
     python benchmarks/claim_margins.py --lesson 05 --profile workshop --seeds 0 1 2   # runs the notebook itself
+    python benchmarks/claim_margins.py --lesson 04 --profile smoke --seeds 0 1 2      # so does lesson 04
     python benchmarks/claim_margins.py --lesson 02 --profile workshop --tune     # lesson 02's fine-tuning lr grid
     python benchmarks/claim_margins.py --lesson 02 --profile smoke              # fine-tuned - scratch, curve seeds
     python benchmarks/claim_margins.py --lesson 10 --profile workshop --tune --seeds 0 2   # its scratch lr grid
@@ -52,6 +53,32 @@ def lesson_05(cfg, seed: int, tune: bool = False) -> dict:
     row["nih_eod_width"] = m["nih_eod_sex_ci"][2] - m["nih_eod_sex_ci"][1]
     row["nih_widest_finding"] = max(r["high"] - r["low"] for r in m["nih_finding_auc"])
     return row
+
+
+LESSON_04_KEYS = ("test_auc", "road_gradcam", "road_random", "lesion_val_auc", "pointing_gradcam", "pointing_random",
+                  "pointing_centre", "energy_gradcam", "energy_random", "energy_centre", "lesion_area", "shortcut_val_acc",
+                  "shortcut_acc_as", "shortcut_acc_no", "shortcut_acc_marker", "clean_acc", "marker_energy_shortcut",
+                  "marker_energy_section", "marker_energy_random", "marker_area")
+
+
+def _run_lesson(stem: str, cfg, seed: int) -> dict:
+    """Run a lesson notebook at `cfg`'s profile and seed and return its metrics."""
+    import tempfile
+    from pathlib import Path
+
+    from medkit.course.notebooks import run_notebook
+
+    notebook = Path(__file__).resolve().parents[1] / "notebooks" / f"{stem}.ipynb"
+    with tempfile.TemporaryDirectory() as out:
+        return run_notebook(notebook, out, profile=cfg.profile, seed=seed)
+
+
+def lesson_04(cfg, seed: int, tune: bool = False) -> dict:
+    """Run lesson 04 itself (three small fine-tunes; its settings are lesson 03's recipe) and return its claim numbers."""
+    if tune:
+        raise SystemExit("lesson 04 tunes nothing: its three models share section 1's recipe.")
+    m = _run_lesson("04_grad_cam", cfg, seed)
+    return {key: m[key] for key in LESSON_04_KEYS}
 
 
 FINETUNE_LRS_02 = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2)  # lesson 02's fine-tuning lr grid, widened until its best is inside
@@ -213,7 +240,7 @@ def lesson_10(cfg, seed: int, tune: bool = False) -> dict:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lesson", required=True, choices=["02", "05", "07", "08", "09", "10"])
+    parser.add_argument("--lesson", required=True, choices=["02", "04", "05", "07", "08", "09", "10"])
     parser.add_argument("--profile", default="smoke")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--tune", action="store_true", help="validation score per learning rate instead of claims")

@@ -246,6 +246,29 @@ def check_04(m):
     # +0.01, -0.04, +0.04, +0.03.
     sanity = m["sanity_rank_corr"]
     assert len(sanity) == 3 and sum(sanity.values()) / len(sanity) < 0.5, sanity
+    _finite(m, "pointing_gradcam", "pointing_random", "pointing_centre", "energy_gradcam", "energy_random",
+            "energy_centre", "shortcut_val_acc", "shortcut_acc_as", "shortcut_acc_no", "shortcut_acc_marker", "clean_acc",
+            "marker_energy_shortcut", "marker_energy_section", "marker_area")
+    # The shortcut (section 8): trained with the marker on 90 % of pneumonia and 10 % of normal films, the model
+    # loses accuracy on the same test patients when the marker is removed, and falls below the section 1 model
+    # (never shown a marker) when it is moved to the normal films; its own marked validation patients hide it.
+    # Smoke, seeds 0-1: marked as in training 0.842, 0.896; no marker 0.662, 0.638 (drop 0.18, 0.26); marker on
+    # normals only 0.458, 0.442 against the clean model's 0.696, 0.723 (0.24, 0.28 below it); val 0.916, 0.908.
+    # Workshop (128 px, all training patients) learns the lungs as well, so the shortcut costs less there: seed 0,
+    # notebook: 0.969 marked, 0.904 unmarked (drop 0.065), 0.854 marker on normals against the clean model's 0.958
+    # (0.10 below), val 0.954 (0.05 above unmarked); a benchmark rerun with other marker draws: 0.973, 0.892, 0.865.
+    # Only seed 0 was measured at workshop (CPU time), so its margin there is 0.03, under the smallest seen.
+    margin = 0.1 if m["profile"] == "smoke" else 0.03
+    assert m["shortcut_acc_no"] < m["shortcut_acc_as"] - margin, (m["shortcut_acc_no"], m["shortcut_acc_as"])
+    assert m["shortcut_acc_marker"] < m["clean_acc"] - margin, (m["shortcut_acc_marker"], m["clean_acc"])
+    assert m["shortcut_val_acc"] > m["shortcut_acc_no"] + margin, (m["shortcut_val_acc"], m["shortcut_acc_no"])
+    # Whether Grad-CAM puts more than the marker's share on it is reported, not asserted: it did not (smoke seeds
+    # 0-1: 2.5 %, 2.2 % of the map on a square of 4.1 %; workshop seed 0: 3.5 %, random maps 3.9 %; the section 1
+    # model 1.3 %). At a 16-pixel CAM cell the marker's evidence is not where the map's mass goes. What held is the
+    # comparison on the same marked normal films: the shortcut model's maps put more on the marker than the
+    # section 1 model's, 1.6x, 3.7x (smoke seeds 0-1) and 2.7x (workshop seed 0).
+    assert m["marker_energy_shortcut"] > 1.3 * m["marker_energy_section"], (m["marker_energy_shortcut"],
+                                                                             m["marker_energy_section"])
     if m["profile"] != "smoke":
         # Real X-rays at 128 px: the blocks.4 map has 8 x 8 cells, fine enough to point at a lung zone.
         assert min(m["cam_grid"]) >= 7, m["cam_grid"]
@@ -259,6 +282,17 @@ def check_04(m):
         # build measured +0.35 for seed 0; a 0.1 margin asserted then failed on this one.)
         assert m["road_gradcam"] > m["road_random"], (m["road_gradcam"], m["road_random"])
         assert m["road_win_rate_gradcam"] >= 0.5, m["road_win_rate_gradcam"]
+        # Where the lesion detector's map points (section 7): 64 test images with an inserted lesion, workshop seed 0
+        # in the notebook and in a benchmark rerun with other lesion draws: validation AUC 0.966, 0.983; pointing
+        # game 0.172, 0.173 against random maps 0.016, 0.038 and the centre prior 0.094, 0.105; energy inside the
+        # lesion 0.026, 0.023 against random 0.014, 0.014 (1.9x, 1.6x) and the centre prior 0.025, 0.025. Grad-CAM
+        # beats random clearly and the centre prior only thinly on pointing (about 1.5 standard errors at 64
+        # images), not at all on energy: only the direction over the centre prior is asserted, and the energy
+        # against random. Smoke (64 px, a 4 x 4 grid, a weak detector: val AUC 0.69, 0.62) beats neither.
+        assert m["lesion_val_auc"] > 0.9, m["lesion_val_auc"]
+        assert m["pointing_gradcam"] > m["pointing_random"] + 0.05, (m["pointing_gradcam"], m["pointing_random"])
+        assert m["pointing_gradcam"] > m["pointing_centre"], (m["pointing_gradcam"], m["pointing_centre"])
+        assert m["energy_gradcam"] > 1.3 * m["energy_random"], (m["energy_gradcam"], m["energy_random"])
 
 
 def check_02(m):

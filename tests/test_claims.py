@@ -53,6 +53,11 @@ GOOD = {
         "profile": "workshop", "scratch_vs_library_corr": 0.999, "medkit_scratch_vs_library_corr": 0.999, "hooks_left": 0,
         "test_auc": 0.993, "road_gradcam": 0.55, "road_random": -0.05, "road_win_rate_gradcam": 0.66,
         "sanity_rank_corr": {"1": 0.05, "2": -0.02, "3": 0.01}, "cam_grid": [8, 8],
+        "lesion_val_auc": 0.97, "pointing_gradcam": 0.6, "pointing_random": 0.1, "pointing_centre": 0.3,
+        "energy_gradcam": 0.08, "energy_random": 0.015, "energy_centre": 0.025, "lesion_area": 0.015,
+        "shortcut_val_acc": 0.95, "shortcut_acc_as": 0.93, "shortcut_acc_no": 0.75, "shortcut_acc_marker": 0.5,
+        "clean_acc": 0.95, "marker_energy_shortcut": 0.2, "marker_energy_section": 0.03, "marker_energy_random": 0.04,
+        "marker_area": 0.04,
     },
     "05": {
         "profile": "workshop", "cv_reproducible": True, "single_split_auc_min": 0.92, "single_split_auc_max": 0.95,
@@ -210,6 +215,13 @@ BROKEN = {  # (lesson, what the broken run shows): the changes that violate one 
     ("04", "maps survive re-initialisation"): {"sanity_rank_corr": {"1": 0.9, "2": 0.8, "3": 0.7}},
     ("04", "Grad-CAM no better than random maps"): {"road_gradcam": -0.1},
     ("04", "a grid too coarse to point at a lung zone"): {"cam_grid": [4, 4]},
+    ("04", "removing the marker costs nothing"): {"shortcut_acc_no": 0.95},
+    ("04", "the marker on normal films fools no one"): {"shortcut_acc_marker": 0.96},
+    ("04", "the marked validation patients already show the drop"): {"shortcut_val_acc": 0.7},
+    ("04", "the lesion map points no better than the centre prior"): {"pointing_gradcam": 0.25},
+    ("04", "the lesion map's energy is that of random maps"): {"energy_gradcam": 0.018},
+    ("04", "the lesion detector does not detect"): {"lesion_val_auc": 0.7},
+    ("04", "the shortcut model's maps sit on the marker no more than the clean model's"): {"marker_energy_section": 0.2},
     ("05", "one-site model no worse across sites"): {"auc_gap_diverse": 0.2},
     ("05", "diverse worst site no better"): {"auc_worst_diverse": 0.7},
     ("05", "equalized odds no better"): {"eod_diverse": 0.8},
@@ -349,7 +361,8 @@ def test_binomial_tail():
 
 # The checks above fail on edited numbers; the ones below fail on a perturbed *run*: the lesson's own computation
 # redone with one input broken (a random init for the pretrained model, shuffled labels), fed to the same check.
-# Lessons 03 and 04 train models: a perturbed rerun of theirs would take minutes, so they are proved by edits only.
+# Lesson 03 trains models: a perturbed rerun would take minutes, so it is proved by edits only. Lesson 04's sections
+# 7-8 are rerun at smoke size below (one small fine-tune), with the marker made useless or random maps as the CAM.
 
 def _lesson_00_imagenet(model) -> dict:
     """Lesson 00's ImageNet section (cell 15) with `model`: the top class of the cat and of the espresso."""
@@ -435,3 +448,61 @@ def test_lesson_10_claims_fail_on_shuffled_labels():
     shuffled = dataclasses.replace(splits["train"], labels=np.random.default_rng(0).permutation(splits["train"].labels))
     with pytest.raises(AssertionError):
         claims_for("10")(smoke_run({**splits, "train": shuffled}))
+
+
+def _lesson_04_shortcut(rates, seed: int = 0) -> dict:
+    """Lesson 04's section 8 at smoke size, with the marker on `rates` (normal, pneumonia) of the training films."""
+    from dataclasses import replace
+
+    from medkit import cam, data, freeze, models, train
+    from medkit.course import profiles
+
+    cfg = profiles.resolve("smoke", "04", seed=seed)
+    splits = data.chest_xrays(cfg.image_size, n_train=cfg.n_train, seed=seed)
+    spec = models.get_spec("efficientnet_lite0")
+    preprocess, rng = spec.preprocess(cfg.image_size), np.random.default_rng(seed)
+
+    def marked(dataset, on):
+        return replace(dataset, images=cam.burn_marker(dataset.images, on))
+
+    def as_in_training(dataset):
+        return marked(dataset, rng.random(len(dataset)) < np.take(rates, dataset.labels))
+
+    train.seed_everything(seed)
+    model = models.get_backbone("efficientnet_lite0", num_classes=2)
+    freeze.freeze_to(model, len(spec.groups) - cfg.train_groups, train_bn=False)
+    train.fit(model, data.BatchLoader(as_in_training(splits["train"]), cfg.batch_size, shuffle=True, seed=seed,
+                                      preprocess=preprocess), epochs=cfg.epochs, lr=cfg.lr, progress=False)
+    test = splits["test"]
+    accuracy = {name: float((train.predict(model, data.BatchLoader(version, 32, preprocess=preprocess))[0].argmax(1)
+                             == test.labels).mean())
+                for name, version in (("as", as_in_training(test)), ("no", test), ("marker", marked(test, test.labels == 0)))}
+    # no model that never saw a marker here: the same model on unmarked films stands in for it
+    return {f"shortcut_acc_{name}": acc for name, acc in accuracy.items()} | {"clean_acc": accuracy["no"]}
+
+
+def test_lesson_04_claims_fail_when_the_marker_says_nothing_about_the_label():
+    with pytest.raises(AssertionError):  # the marker on half of every class: nothing to learn from it
+        claims_for("04")({**GOOD["04"], "profile": "smoke", **_lesson_04_shortcut((0.5, 0.5))})
+
+
+def test_lesson_04_claims_fail_with_random_maps_in_place_of_gradcam():
+    from medkit import cam, data, segmentation
+    from medkit.course import profiles
+
+    cfg = profiles.resolve("workshop", "04", seed=0)
+    test = data.chest_xrays(cfg.image_size, seed=0)["test"]
+    spec = segmentation.LesionSpec(radius=tuple(r * cfg.image_size for r in cfg.lesion_radius),
+                                   contrast=cfg.lesion_contrast, count=(1, 1), empty_fraction=0.5)
+    masks = segmentation.insert_lesions(test, spec, seed=2).masks
+    masks = masks[masks.any((1, 2))][:cfg.n_local].astype(bool)
+    size, n = cfg.image_size, len(masks)
+
+    def scores(maps, key):
+        return {f"pointing_{key}": float(cam.pointing_game(maps, masks, size / 16).mean()),
+                f"energy_{key}": float(cam.energy_inside(maps, masks).mean())}
+
+    baselines = scores(cam.random_maps(n, (size, size), 8, seed=0), "random") | scores(cam.centre_prior(n, size), "centre")
+    claims_for("04")({**GOOD["04"], **baselines})
+    with pytest.raises(AssertionError):
+        claims_for("04")({**GOOD["04"], **baselines, **scores(cam.random_maps(n, (size, size), 8, seed=1), "gradcam")})

@@ -98,16 +98,22 @@ LESSON_SETTINGS: dict[str, dict[str, dict]] = {
         # The bundled chest X-rays (patient-grouped). The CAM layer is blocks.4 (stride 16): an 8 x 8 grid at 128 px,
         # where the default bn2 (stride 32) would give 4 x 4. train_groups: top layer groups trained, the rest frozen.
         # smoke trains the top 2 groups at 64 px on 192 images (a 4 x 4 grid), for speed.
+        # Sections 7-8 train the same recipe twice more: on lesion-inserted copies (one lesion in half the images,
+        # semi-major axis lesion_radius x image_size) and on a copy with a burned-in marker on marker_rates
+        # (normal, pneumonia) of the films; n_local: test images scored for where the maps point.
         "smoke": dict(image_size=64, n_train=192, epochs=2, batch_size=32, lr=3e-3, train_groups=2, n_test=None,
                       cam_layer="blocks.4", n_faith=12, road_percentiles=(25, 50, 75), n_random=2,
-                      faith_methods=("gradcam",), n_show=2, n_sanity=6),
+                      faith_methods=("gradcam",), n_show=2, n_sanity=6,
+                      lesion_radius=(0.05, 0.1), lesion_contrast=(0.3, 0.5), marker_rates=(0.1, 0.9), n_local=64),
         "workshop": dict(image_size=128, n_train=None, epochs=2, batch_size=32, lr=2e-3, train_groups=3, n_test=None,
                          cam_layer="blocks.4", n_faith=32, road_percentiles=(25, 50, 75), n_random=2,
-                         faith_methods=("gradcam",), n_show=3, n_sanity=24),
+                         faith_methods=("gradcam",), n_show=3, n_sanity=24,
+                         lesion_radius=(0.05, 0.1), lesion_contrast=(0.3, 0.5), marker_rates=(0.1, 0.9), n_local=64),
         "full": dict(image_size=128, n_train=None, epochs=5, batch_size=64, lr=1e-3, train_groups=5, n_test=None,
                      cam_layer="blocks.4", n_faith=200, road_percentiles=(10, 20, 30, 40, 50, 60, 70, 80, 90),
                      n_random=5, faith_methods=("gradcam", "gradcam++", "eigencam", "scorecam"), n_show=6,
-                     n_sanity=64),
+                     n_sanity=64, lesion_radius=(0.05, 0.1), lesion_contrast=(0.3, 0.5), marker_rates=(0.1, 0.9),
+                     n_local=200),
     },
     "05": {
         # the bundled chest X-rays (data.chest_xrays, split by patient, test fixed); n_train / n_val / n_test draw whole

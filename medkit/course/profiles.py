@@ -126,11 +126,13 @@ LESSON_SETTINGS: dict[str, dict[str, dict]] = {
                      drift_batch_size=32, n_permutations=1000, n_boot=2000,
                      scanners=["high_contrast", "soft_low_dose", "low_resolution"]),
     },
-    "07": {  # lesson 07: budgets = training masks on the learning curve; steps = optimiser steps per run (fixed);
-        # lr / lr_random: the pretrained and the random encoder's learning rates, each the best of (1e-3, 3e-3, 1e-2) by
-        # Dice on lesions in the validation X-rays (benchmarks/claim_margins.py --lesson 07 --tune). smoke, seeds 0-1:
-        # 1e-2 best for both (pretrained 0.57/0.61, random 0.50/0.51; 3e-3 gave 0.50/0.49 and 0.43/0.44). workshop and
-        # full keep 3e-3 for both until tuned the same way (not yet measured: CPU time).
+    "07": {  # lesson 07: lesions inserted into the bundled Kermany X-rays (data.chest_xrays at image_size: train, val and
+        # test children split by patient; n_val / n_test: first images of the val / test parts, None: all 131 / 260);
+        # budgets = training masks on the learning curve; steps = optimiser steps per run (fixed);
+        # lr / lr_random: the pretrained and the random encoder's learning rates, each the best of (1e-3, 3e-3, 1e-2,
+        # 3e-2) by Dice on lesions in the validation children's X-rays at the smallest budget
+        # (benchmarks/claim_margins.py --lesson 07 --tune). smoke, seeds TUNE_SEEDS_SMOKE: TUNE_SMOKE_07
+        # workshop and full: TUNE_WORKSHOP_07
         # threads=1: a tiny U-Net step gains little from 2 threads and collapses when the CPU is shared (oversubscribed)
         "smoke": dict(image_size=64, batch_size=16, steps=30, budgets=[8], n_val=64, n_test=64, loss_budget=8,
                       radius=(2.0, 5.0), small_radius=(1.2, 2.5), lr=1e-2, lr_random=1e-2, encoder_depth=4, n_boot=200, threads=1),

@@ -87,7 +87,7 @@ def lesson_02(cfg, seed: int, tune: bool = False, lrs=FINETUNE_LRS_02) -> dict:
         lr=lr, methods=["finetune"], batch_size=cfg.max_batch, progress=False)["auc"].item() for lr in lrs}
 
 
-LRS_07 = (1e-3, 3e-3, 1e-2, 3e-2)  # lesson 07's lr grid, widened until each encoder's best lies inside it
+LRS_07 = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)  # lesson 07's lr grid, widened until each encoder's best lies inside it
 
 
 def lesson_07_sets(cfg, seed: int) -> dict:

@@ -1,4 +1,4 @@
-"""Measure the margins of lessons 02, 04, 05 and 07-09's claims over several seeds, and pick the learning rates on validation.
+"""Measure the margins of lessons 02 and 04-09's claims over several seeds, and pick the learning rates on validation.
 
 Runs each lesson's core computation (not the whole notebook) with the lesson's profile settings and prints one
 row per seed: the numbers `tests/claims.py` asserts on, so the margins written beside each assert can be re-made.
@@ -8,6 +8,7 @@ Learning rates are chosen on a validation split (never the held-out test set) by
     python benchmarks/claim_margins.py --lesson 07 --profile workshop --tune     # random encoder's lr on validation
     python benchmarks/claim_margins.py --lesson 05 --profile workshop --seeds 0 1 2   # runs the notebook itself
     python benchmarks/claim_margins.py --lesson 04 --profile smoke --seeds 0 1 2      # so does lesson 04
+    python benchmarks/claim_margins.py --lesson 06 --profile smoke --seeds 0 1 2      # so does lesson 06
     python benchmarks/claim_margins.py --lesson 02 --profile workshop --tune     # lesson 02's fine-tuning lr grid
     python benchmarks/claim_margins.py --lesson 02 --profile smoke              # fine-tuned - scratch, curve seeds
     python benchmarks/claim_margins.py --lesson 10 --profile workshop --tune --seeds 0 2   # its scratch lr grid
@@ -27,7 +28,6 @@ import torch
 from medkit import data
 from medkit.course import profiles
 
-LRS = (1e-3, 3e-3, 1e-2)  # the grid every learning rate below is chosen from, on validation data
 LESSON_05_KEYS = ("cv_auc_mean", "cv_auc_std", "single_split_auc_min", "single_split_auc_max", "loso_auc_mean",
                   "auc_worst_one_site", "auc_worst_diverse", "auc_gap_one_site", "auc_gap_diverse", "eod_one_site",
                   "eod_diverse", "ece_before", "ece_after", "auc_before_scaling", "auc_after_scaling",
@@ -81,6 +81,21 @@ def lesson_04(cfg, seed: int, tune: bool = False) -> dict:
     return {key: m[key] for key in LESSON_04_KEYS}
 
 
+LESSON_06_KEYS = ("onnx_max_abs_diff", "n_refused", "false_alarm_rate", "n_clean_batches", "detection_rate",
+                  "auc_test", "auc_test_shifted", "gate_false_alarm_rate", "gate_drift_false_alarm_rate",
+                  "gate_drift_detection_rate", "gate_decision")
+
+
+def lesson_06(cfg, seed: int, tune: bool = False) -> dict:
+    """Run lesson 06 itself (its model, export, drift streams and gate are one chain) and return its claim numbers."""
+    if tune:
+        raise SystemExit("lesson 06 fixes its lr (2e-3, lesson 03's head setting); it chooses only its threshold, on val.")
+    m = _run_lesson("06_deployment_and_monitoring", cfg, seed)
+    row = {key: m[key] for key in LESSON_06_KEYS}
+    row["hostile_flagged"] = sum(m["gate_hostile_flagged"].values())
+    return row
+
+
 FINETUNE_LRS_02 = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2)  # lesson 02's fine-tuning lr grid, widened until its best is inside
 _SCRATCH_VAL_02: dict = {}  # (grid and sizes) -> lesson SEED 0's scratch val AUC per lr, shared by the curve seeds
 
@@ -111,35 +126,43 @@ def lesson_02(cfg, seed: int, tune: bool = False, lrs=FINETUNE_LRS_02) -> dict:
             "finetune": auc["finetune"], "scratch": auc["scratch"], "finetune_minus_scratch": auc["finetune"] - auc["scratch"]}
 
 
+LRS_07 = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)  # lesson 07's lr grid, widened until each encoder's best lies inside it
+
+
+def lesson_07_sets(cfg, seed: int) -> dict:
+    """Lesson 07's lesion sets (cell 6 and section 4) on the patient-grouped Kermany parts: {"": ..., "small": ...}."""
+    from medkit import segmentation as seg
+
+    xrays = data.chest_xrays(image_size=cfg.image_size, seed=seed)
+    sizes = {"train": max(cfg.budgets + [cfg.loss_budget]), "val": cfg.n_val, "test": cfg.n_test}
+    small = {"train": cfg.loss_budget, "val": cfg.n_val, "test": cfg.n_test}
+    return {"": seg.lesion_splits(xrays, seg.LesionSpec(radius=cfg.radius), sizes, seed=seed),
+            "small": seg.lesion_splits(xrays, seg.LesionSpec(radius=cfg.small_radius), small, seed=seed, stream=1)}
+
+
 def lesson_07(cfg, seed: int, tune: bool = False) -> dict:
     """Pretrained vs random encoder (curve), Dice vs BCE on small lesions; or, with `tune`, validation Dice per lr."""
     from medkit import segmentation as seg
 
-    xrays = data.pneumonia()
-    spec, small_spec = seg.LesionSpec(radius=cfg.radius), seg.LesionSpec(radius=cfg.small_radius)
-    order = np.random.default_rng(seed).permutation(len(xrays["train"]))[:max(cfg.budgets + [cfg.loss_budget])]
-    pool = seg.insert_lesions(xrays["train"].images[order], spec, image_size=cfg.image_size, seed=seed + 1)
+    sets = lesson_07_sets(cfg, seed)
+    pool, val, test = (sets[""][part] for part in ("train", "val", "test"))
     common = dict(steps=cfg.steps, batch_size=cfg.batch_size, encoder_depth=cfg.encoder_depth, seed=seed, n_boot=10)
-    if tune:  # validation lesions in the official validation X-rays: the held-out test set is never looked at
-        val = seg.insert_lesions(xrays["val"].images[:cfg.n_test], spec, image_size=cfg.image_size, seed=seed + 5)
+    if tune:  # validation lesions in the validation children's X-rays: the test part is never looked at
         smallest = pool.subset(np.arange(min(cfg.budgets)))
         return {f"{name}_lr{lr:g}": seg.train_and_evaluate(smallest, val, weights=weights, lr=lr, **common)["dice"].estimate
-                for name, weights in (("pretrained", "DEFAULT"), ("random", None)) for lr in LRS}
-    test = seg.insert_lesions(xrays["test"].images[:cfg.n_test], spec, image_size=cfg.image_size, seed=seed + 2)
+                for name, weights in (("pretrained", "DEFAULT"), ("random", None)) for lr in LRS_07}
     out = {}
     for budget in cfg.budgets:
         for name, weights, lr in (("pretrained", "DEFAULT", cfg.lr), ("random", None, cfg.lr_random)):
             run = seg.train_and_evaluate(pool.subset(np.arange(budget)), test, weights=weights, lr=lr, **common)
             out[f"dice_{name}_{budget}"] = run["dice"].estimate
-    small_train = seg.insert_lesions(xrays["train"].images[order[:cfg.loss_budget]], small_spec,
-                                     image_size=cfg.image_size, seed=seed + 3)
-    small_test = seg.insert_lesions(xrays["test"].images[:cfg.n_test], small_spec, image_size=cfg.image_size,
-                                    seed=seed + 4)
+    small_train, small_val, small_test = (sets["small"][part] for part in ("train", "val", "test"))
     has_lesion = small_test.masks.reshape(len(small_test), -1).any(1)
     for loss in ("dice", "bce"):
-        run = seg.train_and_evaluate(small_train, small_test, loss=loss, lr=cfg.lr, **common)
+        run = seg.train_and_evaluate(small_train, small_test, loss=loss, lr=cfg.lr, val=small_val, **common)
         predicted = (run["probs"] >= 0.5).reshape(len(small_test), -1)
         out[f"dice_{loss}_small"] = run["dice"].estimate
+        out[f"val_dice_{loss}_small"] = run["val_dice"]
         out[f"fg_pred_{loss}_small"] = float(predicted.mean())
         out[f"missed_{loss}_small"] = int((has_lesion & ~predicted.any(1)).sum())
     out["fg_true_small"] = small_test.foreground_fraction()
@@ -240,7 +263,7 @@ def lesson_10(cfg, seed: int, tune: bool = False) -> dict:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lesson", required=True, choices=["02", "04", "05", "07", "08", "09", "10"])
+    parser.add_argument("--lesson", required=True, choices=["02", "04", "05", "06", "07", "08", "09", "10"])
     parser.add_argument("--profile", default="smoke")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--tune", action="store_true", help="validation score per learning rate instead of claims")

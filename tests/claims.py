@@ -156,30 +156,36 @@ def _check_05_nih(m):
     assert m["nih_eod_sex_ci"][2] - m["nih_eod_sex_ci"][1] > 0.3, m["nih_eod_sex_ci"]
 
 
+MARGIN_07_LOSS = 0.05  # Dice - BCE loss on small lesions, val and test: smoke seeds 0-2 no less than +0.07
+
+
 def check_07(m):
+    # Lesions inserted into the bundled Kermany X-rays at 64 px, train / val / test children split by patient.
     # Transfer works for segmentation: at the smallest mask budget the ImageNet encoder gives the better U-Net, each
     # encoder with its own learning rate chosen on validation lesions (profiles: lr, lr_random).
-    # Smoke, seeds 0-4 (benchmarks/claim_margins.py --lesson 07): pretrained - random Dice at 8 masks +0.057, +0.067,
-    # +0.209, +0.230, +0.100.
+    # Smoke (64 px, 8 masks, 30 steps), seeds 0-2 (benchmarks/claim_margins.py --lesson 07): pretrained - random test
+    # Dice +0.328, +0.007, +0.111. The direction held on every seed but seed 1's margin is thin, so only the direction
+    # is asserted (the lesson renders the two numbers and asks where, if anywhere, the random encoder catches up).
+    # Workshop seed 0, measured at the earlier lr 3e-3 for both (the profile's val-tuned 1e-2 / 3e-2 not yet rerun
+    # there): +0.26 at 8 masks, +0.14 at 32, +0.12 at 128; Dice - BCE loss +0.28 on val, +0.31 on test.
     _finite(m, "dice_pretrained_smallest", "dice_random_smallest", "dice_frozen", "dice_trainable",
-            "dice_dice_small", "dice_bce_small", "fg_pred_dice_small", "fg_pred_bce_small", "fg_true_small")
+            "dice_dice_small", "dice_bce_small", "val_dice_dice_small", "val_dice_bce_small", "fg_pred_dice_small",
+            "fg_pred_bce_small", "fg_true_small")
     assert m["encoder_weights_match"] is True
     assert m["dice_pretrained_smallest"] > m["dice_random_smallest"], (m["dice_pretrained_smallest"],
                                                                        m["dice_random_smallest"])
-    # Valid metrics: Dice and IoU in [0, 1], each estimate inside its bootstrap interval, HD95 >= 0 or undefined.
-    for row in m["learning_curve"] + [m["metrics_best"]]:
-        for key in ("dice", "iou"):
-            assert 0 <= row[f"{key}_low"] <= row[key] <= row[f"{key}_high"] <= 1, row
-        assert row["hd95"] is None or row["hd95"] >= 0, row
-        assert 0 <= row["hd95_undefined"] <= row["n"], row
     assert m["dice_empty_empty"] == 1.0  # an empty prediction on an empty mask is a correct answer
-    # On small lesions the Dice loss beats cross-entropy (Dice +0.177, +0.542, +0.498, +0.488, +0.560, seeds 0-4),
-    # and why, mechanically: cross-entropy predicts fewer lesion pixels (0.0047, 0.0002, 0.0, 0.0007, 0.0 of the image
-    # against 0.012, 0.0085, 0.0058, 0.0093, 0.0078) and misses whole lesions (8/47/58/45/53 images against 2/6/7/3/5).
-    assert m["dice_dice_small"] > m["dice_bce_small"], (m["dice_dice_small"], m["dice_bce_small"])
+    # On small lesions the Dice loss beats cross-entropy, on validation (where the loss is chosen) and on test (read
+    # once), and why, mechanically: cross-entropy predicts fewer lesion pixels and misses whole lesions.
+    # Smoke seeds 0-2: Dice - BCE validation Dice +0.209, +0.215, +0.093, test Dice +0.197, +0.232, +0.072; lesion
+    # share predicted by BCE 0.0001, 0.0, 0.0 against 0.0010, 0.0010, 0.0004 (true 0.0033, 0.0031, 0.0032); lesion
+    # images missed outright 55, 58, 61 of the 64 test images against 23, 23, 43.
+    assert m["val_dice_dice_small"] > m["val_dice_bce_small"] + MARGIN_07_LOSS, (m["val_dice_dice_small"],
+                                                                               m["val_dice_bce_small"])
+    assert m["dice_dice_small"] > m["dice_bce_small"] + MARGIN_07_LOSS, (m["dice_dice_small"], m["dice_bce_small"])
     assert m["fg_pred_bce_small"] < m["fg_pred_dice_small"], (m["fg_pred_bce_small"], m["fg_pred_dice_small"])
     assert m["missed_bce_small"] > m["missed_dice_small"], (m["missed_bce_small"], m["missed_dice_small"])
-    # A frozen encoder trains a small share of the U-Net (architecture: the decoder only).
+    # A frozen encoder trains a small share of the U-Net (the decoder only): 0.21 would mean freezing missed a part.
     assert m["trainable_share_frozen"] < 0.2, m["trainable_share_frozen"]
     assert m["liver_pixels"] > 0
     _solutions_right(m, "07", 2)
@@ -188,26 +194,29 @@ def check_07(m):
 def check_06(m):
     # The exported ONNX file (preprocessing inside) agrees with PyTorch on real held-out images.
     _finite(m, "onnx_max_abs_diff", "torch_ms_batch1", "onnx_ms_batch1", "torch_ms_batch32", "onnx_ms_batch32",
-            "false_alarm_rate", "detection_rate", "auc_test", "auc_test_shifted", "deid_n_changed", "drift_alpha")
+            "false_alarm_rate", "detection_rate", "auc_test", "auc_test_shifted", "deid_n_changed", "drift_alpha",
+            "gate_false_alarm_rate")
     assert m["onnx_max_abs_diff"] <= 1e-4, m["onnx_max_abs_diff"]
     assert m["onnx_same_classes"] is True
     # The predictor refuses a CT slice, a colour photo and a wrong-size image. (Latencies are timings: reported by
     # the lesson and benchmarks/bench_latency.py, never asserted.)
     assert m["n_refused"] == 3
-    # The drift monitor's false alarms are what its alpha promises: on n clean batches the count is Binomial(n, alpha)
-    # for a valid test, so a count that a valid test exceeds less than once in 1000 runs fails it (n=8: at most 3;
-    # n=40: at most 7). The old bound, 25 %, was five times alpha and could hide a broken p-value.
+    # The drift monitor's false alarms are what its alpha promises (smoke seeds 0-2: 0 of 8 each time): on n clean
+    # batches the count is Binomial(n, alpha) for a valid test, so a count that a valid test exceeds less than once
+    # in 1000 runs fails it (n=8: at most 3; n=40: at most 7). The old bound, 25 %, was five times alpha and could
+    # hide a broken p-value.
     n, alarms = m["n_clean_batches"], round(m["false_alarm_rate"] * m["n_clean_batches"])
     assert binomial_tail(alarms, n, m["drift_alpha"]) >= 1e-3, (alarms, n, m["drift_alpha"])
-    # It flags the simulated scanner change (seed 0: every batch; the bound leaves room for other seeds).
+    # It flags the simulated scanner change. Lesson 06 on the patient-grouped Kermany parts (128 px files, 64 px
+    # model), smoke seeds 0-2: every batch (8 of 8) each time; the bound leaves two batches of room.
     assert m["detection_rate"] >= 0.75, m["detection_rate"]
-    low, high = m["auc_test_ci"]
-    assert 0 <= low <= m["auc_test"] <= high <= 1, (low, m["auc_test"], high)
-    # The sanity gate flags the hostile files whose checks are fixed rules with wide margins, whatever the seed:
-    # flat (range 0 vs 2 levels), too small (1 px vs 7), aspect (10:1 vs 2:1). The others (noise, inverted,
-    # contrast / 16) and the false-alarm rate are recorded but not asserted: not yet measured over seeds in smoke.
+    # The sanity gate flags every hostile file: flat (range 0 vs 2 levels), too small (1 px vs 7), aspect (10:1 vs
+    # 2:1) by fixed rules, and noise, inverted and contrast / 16 by their statistics and embeddings (smoke seeds
+    # 0-2: all seven each time). On clean held-out test children it flags few (smoke seeds 0-2: 5, 8 and 6 of
+    # 260; its threshold is the 99th percentile of val scores, so a valid gate flags about 1 %, a broken one many).
     hostile = m["gate_hostile_flagged"]
-    assert all(hostile[k] for k in ("black", "white", "1x1", "strip")), hostile
+    assert all(hostile[k] for k in ("black", "white", "noise", "inverted", "contrast / 16", "1x1", "strip")), hostile
+    assert m["gate_false_alarm_rate"] <= 0.1, m["gate_false_alarm_rate"]
     # De-identification changes attributes and keeps the pixels byte for byte.
     assert m["deid_n_changed"] > 10 and m["deid_pixels_identical"] is True
     _solutions_right(m, "06", 1)

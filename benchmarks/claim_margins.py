@@ -169,76 +169,120 @@ def lesson_07(cfg, seed: int, tune: bool = False) -> dict:
     return out
 
 
+def parts_08(cfg, seed: int) -> dict:
+    """Return lesson 08's parts: unlabelled and labelled halves of the training patients, and the fixed val and test."""
+    splits = data.chest_xrays(cfg.image_size, seed=seed)
+    train = splits["train"]
+    unlabelled_index = data.subsample(train.labels, cfg.n_unlabelled, seed=seed, groups=train.groups)
+    labelled_index = np.setdiff1d(np.arange(len(train)), unlabelled_index)
+    return {"unlabelled": train.subset(unlabelled_index, "chest_xray:unlabelled"),
+            "labelled": train.subset(labelled_index, "chest_xray:labelled"), "val": splits["val"],
+            "test": splits["test"]}
+
+
 def lesson_08(cfg, seed: int, tune: bool = False) -> dict:
-    """SimCLR's loss and probes (self-supervised, random, ImageNet), and CNN vs ViT from scratch at the smallest budget."""
-    from medkit import features, ssl
+    """SimCLR's loss and probes (self-supervised, random, ImageNet), fine-tuning, and CNN vs ViT from scratch."""
+    from medkit import features, models, ssl
     from medkit.train import seed_everything
     from medkit.vit import small_vit
 
-    splits = data.pneumonia()
-    train = splits["train"]
-    test = splits["test"].subset(data.subsample(splits["test"].labels, cfg.n_test, seed=seed))
-    val = splits["val"].subset(data.subsample(splits["val"].labels, cfg.n_val, seed=seed))
-    unlabelled = train.subset(data.subsample(train.labels, cfg.n_unlabelled, seed=seed))
-    probe_train = train.subset(data.subsample(train.labels, cfg.n_probe_train, seed=seed))
+    parts = parts_08(cfg, seed)
+    unlabelled, labelled, val, test = (parts[k] for k in ("unlabelled", "labelled", "val", "test"))
     seed_everything(seed)
     random_encoder = ssl.SmallCNN(width=cfg.ssl_width).eval()
     seed_everything(seed)
     encoder = ssl.SmallCNN(width=cfg.ssl_width)
     losses = ssl.pretrain(encoder, unlabelled, epochs=cfg.ssl_epochs, batch_size=cfg.ssl_batch, seed=seed)
     imagenet = features.feature_extractor("efficientnet_lite0")
-    feats = {"ssl": (ssl.encode(encoder, probe_train), ssl.encode(encoder, test)),
-             "random": (ssl.encode(random_encoder, probe_train), ssl.encode(random_encoder, test)),
-             "imagenet": tuple(features.extract_features(imagenet, ds, image_size=64, progress=False)[0]
-                               for ds in (probe_train, test))}
-    probes = ssl.probe_budgets(feats, probe_train.labels, test.labels, cfg.probe_budgets, cfg.probe_seeds)
+    feats = {"ssl": (ssl.encode(encoder, labelled), ssl.encode(encoder, test)),
+             "random": (ssl.encode(random_encoder, labelled), ssl.encode(random_encoder, test)),
+             "imagenet": tuple(features.extract_features(imagenet, ds, image_size=cfg.image_size, progress=False)[0]
+                               for ds in (labelled, test))}
+    probes = ssl.probe_budgets(feats, labelled.labels, test.labels, cfg.probe_budgets, cfg.probe_seeds)
     out = {"loss_drop": losses[0] - losses[-1],
            **{f"probe_{k}": float(probes[probes.features == k].auc.mean()) for k in feats}}
-    grey = ssl.grey_preprocess(28)
-    smallest = train.subset(data.subsample(train.labels, min(cfg.vit_budgets), seed=seed))
+    grey = ssl.grey_preprocess(cfg.image_size)
+    few = labelled.subset(data.subsample(labelled.labels, cfg.finetune_labels, seed=seed))
+    starts = {"ssl": (lambda: ssl.classifier(encoder), grey), "random": (lambda: ssl.classifier(random_encoder), grey),
+              "imagenet": (lambda: models.get_backbone("efficientnet_lite0", num_classes=2),
+                           models.get_spec("efficientnet_lite0").preprocess(cfg.image_size))}
+    for name, (build, pre) in starts.items():
+        run = dict(preprocess=pre, epochs=cfg.finetune_epochs, seed=seed)
+        lr, scores = ssl.choose_lr(build, few, val, lrs=cfg.lrs, **run)
+        out[f"finetune_{name}_lr"] = lr
+        out[f"finetune_{name}"] = ssl.fit_and_score(build, few, test, lr=lr, **run)[1]
+    smallest = labelled.subset(data.subsample(labelled.labels, min(cfg.vit_budgets), seed=seed))
     for name, build in (("cnn", lambda: ssl.SmallCNN(width=32, num_classes=2)),
-                        ("vit", lambda: small_vit(image_size=28, patch_size=4))):
+                        ("vit", lambda: small_vit(image_size=cfg.image_size, patch_size=cfg.patch_size))):
         run = dict(preprocess=grey, epochs=cfg.vit_epochs, batch_size=64, seed=seed)
-        lr = ssl.choose_lr(build, smallest, val, lrs=cfg.lrs, **run)[0]
+        lr, scores = ssl.choose_lr(build, smallest, val, lrs=cfg.lrs, **run)
+        out[f"scratch_{name}_lr"] = lr
         out[f"scratch_{name}"] = ssl.fit_and_score(build, smallest, test, lr=lr, **run)[1]
     return out
 
 
-def lesson_09(cfg, seed: int, tune: bool = False) -> dict:
-    """Federated vs each site alone vs centralised, FedAvg with DP, and the case-mix leak, as lesson 09 runs them."""
+SCANNERS_09, LABEL_MIX_09 = ("reference", "high_contrast", "soft_low_dose"), (0.5, 0.75, 0.9)  # the notebook's
+LRS_09 = (0.01, 0.02, 0.05, 0.1, 0.2)  # lesson 09's SGD lr grid (--tune), widened until each arm's best is inside
+
+
+def hospitals_09(cfg, seed: int):
+    """Return lesson 09's (pooled site data, {site: data}, val sites, test sites): whole patients dealt out."""
+    from medkit import federated as fed
+    from medkit.data import sites as shift
+
+    splits = data.chest_xrays(cfg.image_size, n_train=cfg.n_pool, seed=seed)
+    site_data = shift.make_sites(splits["train"], SCANNERS_09, label_mix=LABEL_MIX_09, seed=seed)
+    val = shift.make_sites(splits["val"], SCANNERS_09, seed=seed + 1)
+    test = shift.make_sites(splits["test"], SCANNERS_09, seed=seed + 2)
+    return site_data, fed.split_sites(site_data), val, test
+
+
+def lesson_09(cfg, seed: int, tune: bool = False, lrs=LRS_09) -> dict:
+    """Federated vs each site alone vs centralised, FedAvg with DP, and the case-mix leak, as lesson 09 runs them.
+
+    The per-round curve is on the validation sites; test is read once per arm, at the end. With `tune`: validation
+    AUC per lr of `LRS_09` for FedAvg, each site alone (mean) and the centralised model.
+    """
     from flwr.server.strategy import DifferentialPrivacyServerSideFixedClipping
     from scipy.stats import spearmanr
 
     from medkit import federated as fed
-    from medkit.data import sites as shift
     from medkit.train import seed_everything
 
-    scanners, label_mix = ("reference", "high_contrast", "soft_low_dose"), (0.5, 0.75, 0.9)
-    splits = data.pneumonia()
-    pool = splits["train"].subset(data.subsample(splits["train"].labels, cfg.n_pool, seed=seed))
-    site_data = shift.make_sites(pool, scanners, label_mix=label_mix, seed=seed)
-    held_out = splits["test"].subset(data.subsample(splits["test"].labels, cfg.n_test, seed=seed))
-    test = shift.make_sites(held_out, scanners, seed=seed + 1)
-    sites = fed.split_sites(site_data)
+    site_data, sites, val, test = hospitals_09(cfg, seed)
     model_fn = lambda: fed.site_model(cfg.width)  # noqa: E731
+    epochs = cfg.rounds * cfg.local_epochs
+    if tune:
+        out = {}
+        for lr in lrs:
+            seed_everything(seed)
+            out[f"federated_lr{lr:g}"] = fed.run_federated(sites, val, model_fn=model_fn, rounds=cfg.rounds,
+                                                           local_epochs=cfg.local_epochs, lr=lr, seed=seed).auc_per_round[-1]
+            out[f"alone_lr{lr:g}"] = float(np.mean([fed.evaluate(fed.train_alone(
+                ds, model_fn=model_fn, epochs=epochs, lr=lr, seed=seed), val) for ds in sites.values()]))
+            out[f"centralised_lr{lr:g}"] = fed.evaluate(fed.train_alone(site_data, model_fn=model_fn, epochs=epochs,
+                                                                        lr=lr, seed=seed), val)
+        return out
     run = dict(model_fn=model_fn, rounds=cfg.rounds, local_epochs=cfg.local_epochs, lr=cfg.lr, seed=seed)
     seed_everything(seed)
-    federated = fed.run_federated(sites, test, **run)
-    epochs = cfg.rounds * cfg.local_epochs
-    alone = [fed.evaluate(fed.train_alone(ds, model_fn=model_fn, epochs=epochs, lr=cfg.lr, seed=seed), test)
+    federated = fed.run_federated(sites, val, **run)
+    alone = [fed.evaluate(fed.train_alone(ds, model_fn=model_fn, epochs=epochs, lr=cfg.lr_alone, seed=seed), test)
              for ds in sites.values()]
-    centralised = fed.evaluate(fed.train_alone(site_data, model_fn=model_fn, epochs=epochs, lr=cfg.lr, seed=seed), test)
+    centralised = fed.evaluate(fed.train_alone(site_data, model_fn=model_fn, epochs=epochs, lr=cfg.lr_centralised,
+                                               seed=seed), test)
     probe = model_fn()
     received = federated.strategy.received[1]  # by site name, in the order the sites answered
-    predicted = [fed.positive_rate(fed.set_weights(probe, received[name]), test) for name in sites]
+    predicted = [fed.positive_rate(fed.set_weights(probe, received[name]), val) for name in sites]
     share = [float(ds.labels.mean()) for ds in sites.values()]
     seed_everything(seed)
-    private = fed.run_federated(sites, test, **run, wrap_strategy=lambda s: DifferentialPrivacyServerSideFixedClipping(
+    private = fed.run_federated(sites, val, **run, wrap_strategy=lambda s: DifferentialPrivacyServerSideFixedClipping(
         s, noise_multiplier=cfg.dp_noise, clipping_norm=cfg.dp_clip, num_sampled_clients=len(sites)))
     curve = federated.auc_per_round
-    return {"federated": curve[-1], "alone_mean": float(np.mean(alone)), "alone_best": max(alone),
-            "centralised": centralised, "dp": private.auc_per_round[-1], "after_round_1": curve[1],
-            "leak_rho": float(spearmanr(share, predicted).statistic)}
+    return {"federated": fed.evaluate(federated.model, test), "alone_mean": float(np.mean(alone)),
+            "alone_best": max(alone), "centralised": centralised, "dp": fed.evaluate(private.model, test),
+            "val_round_1": curve[1], "val_half": curve[len(curve) // 2], "val_last": curve[-1],
+            "leak_rho": float(spearmanr(share, predicted).statistic),
+            "leak_high_minus_low": predicted[int(np.argmax(share))] - predicted[int(np.argmin(share))]}
 
 
 SCRATCH_LRS_10 = (3e-3, 1e-2, 3e-2, 1e-1)  # lesson 10's scratch lr grid to score with --tune (widened on val)
@@ -267,8 +311,8 @@ def main():
     parser.add_argument("--profile", default="smoke")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--tune", action="store_true", help="validation score per learning rate instead of claims")
-    parser.add_argument("--lrs", type=float, nargs="+", help="lesson 02 --tune: the fine-tuning lrs to score "
-                        f"(default {' '.join(map(str, FINETUNE_LRS_02))})")
+    parser.add_argument("--lrs", type=float, nargs="+", help="lessons 02 and 09 --tune: the lrs to score "
+                        f"(default {' '.join(map(str, FINETUNE_LRS_02))} and {' '.join(map(str, LRS_09))})")
     parser.add_argument("--set", nargs="+", default=[], metavar="KNOB=VALUE",
                         help="override profile knobs, VALUE a Python literal (e.g. scratch_lrs=[3e-3,1e-2,3e-2])")
     args = parser.parse_args()
@@ -278,7 +322,7 @@ def main():
     for seed in args.seeds:
         start = time.perf_counter()
         cfg = profiles.resolve(args.profile, args.lesson, seed=seed, **overrides)
-        extra = {"lrs": tuple(args.lrs)} if args.lrs and args.lesson == "02" else {}
+        extra = {"lrs": tuple(args.lrs)} if args.lrs and args.lesson in ("02", "09") else {}
         row = globals()[f"lesson_{args.lesson}"](cfg, seed, tune=args.tune, **extra)
         rows.append({"seed": seed, **row, "seconds": round(time.perf_counter() - start, 1)})
         print(pd.DataFrame(rows[-1:]).round(4).to_string(index=False), flush=True)

@@ -383,22 +383,24 @@ def check_03(m):
 
 
 def check_08(m):
+    # The bundled chest X-rays at 64 px, split by patient: SimCLR's unlabelled children, the labelled pool, val and test
+    # are four disjoint sets of children.
+    assert m["patients_in_two_parts"] == 0, m["patients_in_two_parts"]
     # SimCLR learns without labels: its loss goes down, and its frozen features beat the same CNN at random init on a
-    # linear probe (mean over label budgets and draws). Smoke, seeds 0-4 (seed 0 the notebook, 1-4
-    # benchmarks/claim_margins.py --lesson 08): loss drop 0.55, 0.51, 0.56, 0.60, 0.51; self-supervised - random probe
-    # +0.015, +0.014, +0.019, +0.019, +0.038; self-supervised - ImageNet +0.109, +0.083, +0.112, +0.081, +0.049;
-    # CNN - ViT from scratch +0.198, +0.149, +0.172, +0.525, +0.131. Workshop with SimCLR in batches of 128 (Binder's
-    # 1 GB; 256 peaked 200 MB higher), seeds 0-2, torch 2.13 CPU build: loss drop 0.73, 0.75, 0.72; self-supervised -
-    # random +0.018, +0.004, +0.018 (seed 1 is the thin one); self-supervised - ImageNet +0.054, +0.052, +0.053;
-    # CNN - ViT +0.137, +0.095, +0.204.
+    # linear probe (mean over label budgets and draws). Smoke, seeds 0-2 (seed 0 the notebook, 1-2
+    # benchmarks/claim_margins.py --lesson 08): loss drop 0.249, 0.294, 0.277; self-supervised - random probe +0.016,
+    # +0.010, +0.003 (thin: asserted without a margin, and the lesson asks rather than claims "at every budget");
+    # self-supervised - ImageNet +0.113, +0.074, +0.078; CNN - ViT from scratch +0.103, +0.253, +0.126.
+    # Workshop: not yet measured on the chest X-rays (CPU time).
     _finite(m, "ssl_loss_first", "ssl_loss_last", "probe_auc_ssl_mean", "probe_auc_random_mean",
             "probe_auc_imagenet_mean", "params_ratio")
-    assert m["ssl_loss_last"] < m["ssl_loss_first"], (m["ssl_loss_first"], m["ssl_loss_last"])
+    assert m["ssl_loss_last"] < m["ssl_loss_first"] - 0.1, (m["ssl_loss_first"], m["ssl_loss_last"])
     assert m["probe_auc_ssl_mean"] > m["probe_auc_random_mean"], (m["probe_auc_ssl_mean"], m["probe_auc_random_mean"])
-    # On 28 px thumbnails the in-domain encoder's features beat ImageNet's, and a CNN from scratch beats a ViT from
-    # scratch with the fewest labels (each with its own validation-chosen lr).
-    assert m["probe_auc_ssl_mean"] > m["probe_auc_imagenet_mean"], (m["probe_auc_ssl_mean"], m["probe_auc_imagenet_mean"])
-    assert m["scratch_auc_cnn"][0] > m["scratch_auc_vit"][0], (m["scratch_auc_cnn"], m["scratch_auc_vit"])
+    # At 64 px the in-domain encoder's features still beat ImageNet's on a probe, and a CNN from scratch beats a ViT
+    # from scratch with the fewest labels (each with its own validation-chosen lr).
+    assert m["probe_auc_ssl_mean"] > m["probe_auc_imagenet_mean"] + 0.04, (m["probe_auc_ssl_mean"],
+                                                                           m["probe_auc_imagenet_mean"])
+    assert m["scratch_auc_cnn"][0] > m["scratch_auc_vit"][0] + 0.05, (m["scratch_auc_cnn"], m["scratch_auc_vit"])
     # The ImageNet body is far larger than the small CNN: the lesson renders the measured ratio (about 36x in workshop,
     # width 32; 144x in smoke, width 16), so the prose cannot overstate it.
     assert m["params_ratio"] > 10 and m["params_imagenet"] > m["params_ssl_cnn"], m["params_ratio"]
@@ -408,17 +410,27 @@ def check_08(m):
 
 
 def check_09(m):
-    # Federated averaging beats the average hospital training alone, stays below the centralised model that privacy
-    # rules forbid, and improves with rounds. Smoke, seeds 0-4 (benchmarks/claim_margins.py --lesson 09; the earlier
-    # 6-seed run of the first claim gave +0.03 to +0.12): federated - mean alone +0.114, +0.094, +0.107, +0.064, +0.033;
-    # federated - centralised -0.028, -0.026, -0.078, -0.049, -0.011; last round - round 1 +0.27, +0.47, +0.42, +0.53,
-    # +0.32. Not claimed: DP's cost (DP - federated -0.069, -0.052, -0.058, +0.029, -0.020: with noise multiplier 0.05
-    # the noise can help as well as hurt) and an exact case-mix ranking from round-1 updates; the lesson asks.
+    # The hospitals deal out children: none is at two hospitals (train, val and test dealt out alike).
+    assert m["patients_at_two_sites"] == 0, m["patients_at_two_sites"]
+    # Federated averaging beats the average hospital training alone (test, once, at the end; each arm at its own
+    # validation-chosen lr) and improves with rounds (validation curve). Smoke (12 rounds, the workshop's own length),
+    # seeds 0-2 (seed 0 the notebook, 1-2 benchmarks/claim_margins.py --lesson 09): federated - mean alone +0.034,
+    # +0.187, +0.359; last round - round 1 (validation) +0.57, +0.52, +0.57. Not claimed: that federated stays below
+    # the centralised model (federated - centralised -0.092, +0.261, +0.184: with a few hundred images the pooled run is
+    # no stable upper bound at smoke size), DP's cost (DP - federated -0.29, -0.27, -0.01) and an exact case-mix ranking
+    # (Spearman 0.5, 1, 1); the lesson shows them and asks. Workshop (all 912 training images, the smoke-chosen lrs),
+    # seed 0: federated 0.607, mean alone 0.667, centralised 0.529, validation curve 0.46 -> 0.58: the headline does
+    # NOT hold there yet (open: tune the lrs at workshop size, more steps per round); drift +0.10 holds.
     _finite(m, "federated_auc", "alone_auc_mean", "centralised_auc", "dp_auc")
-    assert m["federated_auc"] > m["alone_auc_mean"], (m["federated_auc"], m["alone_auc_mean"])
-    assert m["federated_auc"] < m["centralised_auc"], (m["federated_auc"], m["centralised_auc"])
-    curve = m["federated_auc_per_round"]  # [initial model, after round 1, ...]
-    assert len(curve) >= 3 and curve[-1] > curve[1], curve
+    assert m["federated_auc"] > m["alone_auc_mean"] + 0.02, (m["federated_auc"], m["alone_auc_mean"])
+    curve = m["federated_val_auc_per_round"]  # [initial model, after round 1, ...]
+    assert len(curve) >= 3 and curve[-1] > curve[1] + 0.3, curve
+    # Each round-1 model drifts towards its own hospital's class balance: run on the validation images, the model of
+    # the hospital with the most pneumonia predicts more of it than that of the hospital with the least. Smoke, seeds
+    # 0-2: +0.10, +0.83, +0.83.
+    share, predicted = m["leak_true_share"], m["leak_predicted_share"]
+    most, least = max(share, key=share.get), min(share, key=share.get)
+    assert predicted[most] > predicted[least] + 0.05, (share, predicted)
     # (The gradient inversion and the masked sum are identities, tested in tests/test_federated.py, not claims.)
     _solutions_right(m, "09", 2)
 

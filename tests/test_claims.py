@@ -113,11 +113,13 @@ GOOD = {
         "probe_auc_imagenet": [0.8, 0.87], "probe_budgets": [20, 100], "params_ratio": 144.0,
         "params_imagenet": 3371008, "params_ssl_cnn": 23408, "finetune_lr": {"a": 1e-3}, "finetune_auc": {"a": 0.9},
         "scratch_lr": {"CNN": 3e-3, "ViT": 3e-3}, "scratch_auc_cnn": [0.92], "scratch_auc_vit": [0.72],
-        "exercise_checks": {"08.chance_loss": True, "08.vit_tokens": True},
+        "patients_in_two_parts": 0, "exercise_checks": {"08.chance_loss": True, "08.vit_tokens": True},
     },
     "09": {
         "profile": "smoke", "federated_auc": 0.95, "alone_auc_mean": 0.84, "centralised_auc": 0.98, "dp_auc": 0.89,
-        "federated_auc_per_round": [0.5, 0.69, 0.9, 0.95],
+        "federated_val_auc_per_round": [0.35, 0.2, 0.6, 0.8], "patients_at_two_sites": 0,
+        "leak_true_share": {"reference": 0.5, "high_contrast": 0.75, "soft_low_dose": 0.9},
+        "leak_predicted_share": {"reference": 0.4, "high_contrast": 0.8, "soft_low_dose": 0.93},
         "exercise_checks": {"09.dp_noise_std": True, "09.fedavg": True},
     },
     "10": {
@@ -261,12 +263,15 @@ BROKEN = {  # (lesson, what the broken run shows): the changes that violate one 
     ("07", "an empty mask's empty prediction scored wrong"): {"dice_empty_empty": 0.0},
     ("08", "SimCLR loss went up"): {"ssl_loss_last": 5.5},
     ("08", "self-supervised no better than random"): {"probe_auc_random_mean": 0.95},
-    ("08", "ImageNet beats in-domain"): {"probe_auc_imagenet_mean": 0.96},
     ("08", "ViT beats CNN from scratch"): {"scratch_auc_vit": [0.95]},
+    ("08", "ImageNet beats in-domain"): {"probe_auc_imagenet_mean": 0.92},
     ("08", "size ratio overstated"): {"params_ratio": 2.0},
     ("09", "federated no better than alone"): {"alone_auc_mean": 0.96},
-    ("09", "federated above centralised"): {"centralised_auc": 0.94},
-    ("09", "no gain with rounds"): {"federated_auc_per_round": [0.5, 0.95, 0.9, 0.95]},
+    ("08", "a child in two parts"): {"patients_in_two_parts": 1},
+    ("09", "no gain with rounds"): {"federated_val_auc_per_round": [0.5, 0.95, 0.9, 0.95]},
+    ("09", "a child at two hospitals"): {"patients_at_two_sites": 2},
+    ("09", "round-1 models did not drift to their case mix"): {
+        "leak_predicted_share": {"reference": 0.7, "high_contrast": 0.8, "soft_low_dose": 0.69}},
     ("09", "a solution not checked"): {"exercise_checks": {"09.fedavg": True}},
     ("10", "runs with different step counts"): {"steps_per_run": [6, 18]},
     ("10", "a grey-RGB conversion done silently"): {"channel_conversions_said": 1},
@@ -510,3 +515,65 @@ def test_lesson_04_claims_fail_with_random_maps_in_place_of_gradcam():
     claims_for("04")({**GOOD["04"], **baselines})
     with pytest.raises(AssertionError):
         claims_for("04")({**GOOD["04"], **baselines, **scores(cam.random_maps(n, (size, size), 8, seed=1), "gradcam")})
+
+
+def test_lesson_08_claims_fail_when_simclr_left_the_encoder_as_it_started():
+    """Lesson 08's probes (cells 13 and 15) with pretraining skipped: the 'self-supervised' encoder is its random start."""
+    from medkit import data, ssl
+    from medkit.course import profiles
+    from medkit.train import seed_everything
+
+    cfg = profiles.resolve("smoke", "08", seed=0)
+    splits = data.chest_xrays(cfg.image_size, seed=0)
+    labelled, test = splits["train"], splits["test"]
+    seed_everything(0)
+    start = ssl.SmallCNN(width=cfg.ssl_width).eval()
+    feats = {name: (ssl.encode(start, labelled), ssl.encode(start, test)) for name in ("ssl", "random")}
+    probes = ssl.probe_budgets(feats, labelled.labels, test.labels, cfg.probe_budgets, cfg.probe_seeds)
+    means = {k: float(probes[probes.features == k].auc.mean()) for k in feats}
+    with pytest.raises(AssertionError):
+        claims_for("08")({**GOOD["08"], "probe_auc_ssl_mean": means["ssl"], "probe_auc_random_mean": means["random"]})
+
+
+@pytest.fixture(scope="module")
+def hospitals_09():
+    """Lesson 09's smoke-size hospitals (cell 6): whole children dealt out, and the validation sites."""
+    from medkit import data
+    from medkit import federated as fed
+    from medkit.course import profiles
+    from medkit.data import sites as shift
+
+    cfg = profiles.resolve("smoke", "09", seed=0)
+    scanners = ("reference", "high_contrast", "soft_low_dose")
+    splits = data.chest_xrays(cfg.image_size, n_train=cfg.n_pool, seed=0)
+    sites = fed.split_sites(shift.make_sites(splits["train"], scanners, label_mix=(0.5, 0.75, 0.9), seed=0))
+    return cfg, sites, shift.make_sites(splits["val"], scanners, seed=1), shift.make_sites(splits["test"], scanners, seed=2)
+
+
+def _round_one_leak(cfg, sites, val, lr) -> dict:
+    """Lesson 09's case-mix leak (cell 14): the positive rate each site's round-1 model predicts on the val images."""
+    from medkit import federated as fed
+
+    model_fn = lambda: fed.site_model(cfg.width)  # noqa: E731
+    run = fed.run_federated(sites, val, model_fn=model_fn, rounds=1, lr=lr, seed=0)
+    probe = model_fn()
+    return {"leak_true_share": {name: float(ds.labels.mean()) for name, ds in sites.items()},
+            "leak_predicted_share": {name: fed.positive_rate(fed.set_weights(probe, w), val)
+                                     for name, w in run.strategy.received[1].items()}}
+
+
+def test_lesson_09_drift_claim_fails_when_the_sites_do_not_train(hospitals_09):
+    cfg, sites, val, _ = hospitals_09
+    claims_for("09")({**GOOD["09"], **_round_one_leak(cfg, sites, val, cfg.lr)})
+    with pytest.raises(AssertionError):  # lr 0: every site sends back the model it got, whatever its case mix
+        claims_for("09")({**GOOD["09"], **_round_one_leak(cfg, sites, val, 0.0)})
+
+
+def test_lesson_09_claims_fail_with_an_untrained_federated_model(hospitals_09):
+    from medkit import federated as fed
+    from medkit.train import seed_everything
+
+    cfg, _, _, test = hospitals_09
+    seed_everything(0)
+    with pytest.raises(AssertionError):
+        claims_for("09")({**GOOD["09"], "federated_auc": fed.evaluate(fed.site_model(cfg.width), test)})

@@ -154,28 +154,40 @@ LESSON_SETTINGS: dict[str, dict[str, dict]] = {
         "full": dict(image_size=128, batch_size=32, steps=400, budgets=[8, 32, 128, 512], n_val=None, n_test=None,
                      loss_budget=128, radius=(4.0, 12.0), small_radius=(3.0, 6.0), lr=3e-3, lr_random=3e-3, encoder_depth=5, n_boot=2000, threads=None),
     },
-    "08": {  # SimCLR on unlabelled X-rays (ssl_*), probes per label budget, few-label fine-tuning, ViT vs CNN;
-        # lrs: every fine-tuned or from-scratch model gets the one of these that scores best on n_val validation images.
-        # workshop ssl_batch 128: 256 images (512 views) took SimCLR's step 450 MB over the kernel's baseline, past 1 GB.
-        "smoke": dict(n_unlabelled=1024, ssl_width=16, ssl_epochs=6, ssl_batch=128, probe_budgets=(20, 100),
-                      probe_seeds=(0, 1), n_probe_train=256, n_test=312, n_val=200, finetune_labels=50, finetune_epochs=5,
-                      vit_budgets=(200,), vit_epochs=3, pretrained_vit_labels=0, lrs=(1e-3, 3e-3)),
-        "workshop": dict(n_unlabelled=None, ssl_width=32, ssl_epochs=5, ssl_batch=128, probe_budgets=(20, 50, 100, 500),
-                         probe_seeds=(0, 1, 2), n_probe_train=None, n_test=None, n_val=None, finetune_labels=50,
-                         finetune_epochs=20, vit_budgets=(300, 1500), vit_epochs=10, pretrained_vit_labels=0,
-                         lrs=(1e-3, 3e-3)),
-        "full": dict(n_unlabelled=None, ssl_width=64, ssl_epochs=60, ssl_batch=512, probe_budgets=(20, 50, 100, 500, None),
-                     probe_seeds=(0, 1, 2, 3, 4), n_probe_train=None, n_test=None, n_val=None, finetune_labels=50,
-                     finetune_epochs=30, vit_budgets=(300, 1500, None), vit_epochs=30, pretrained_vit_labels=500,
-                     lrs=(3e-4, 1e-3, 3e-3)),
+    "08": {  # the bundled chest X-rays at image_size (patient-grouped): n_unlabelled training images (whole patients)
+        # for SimCLR, the other training patients the labelled pool, the fixed val and test parts; probes per label
+        # budget (None: the whole labelled pool), few-label fine-tuning, ViT (patch_size px patches) vs CNN from scratch.
+        # lrs: every fine-tuned or from-scratch model gets the one of these that scores best on the val part. Smoke, seed 0
+        # picked 1e-2 for the self-supervised fine-tune and 1e-3 for both from-scratch nets: grid edges, so the grid is
+        # still to be widened (3e-4, 3e-2) where CI time allows. Smoke costs 112 CPU-s against 55 at 28 px (64 px is
+        # 5.2x the pixels; the issue asks for at least 64 px).
+        "smoke": dict(image_size=64, n_unlabelled=456, ssl_width=16, ssl_epochs=6, ssl_batch=64, probe_budgets=(20, 100),
+                      probe_seeds=(0, 1), finetune_labels=50, finetune_epochs=5, vit_budgets=(200,), vit_epochs=3,
+                      patch_size=8, pretrained_vit_labels=0, lrs=(1e-3, 3e-3, 1e-2)),
+        "workshop": dict(image_size=64, n_unlabelled=456, ssl_width=32, ssl_epochs=10, ssl_batch=64,
+                         probe_budgets=(20, 50, 100, None), probe_seeds=(0, 1, 2), finetune_labels=50,
+                         finetune_epochs=20, vit_budgets=(100, 400), vit_epochs=10, patch_size=8,
+                         pretrained_vit_labels=0, lrs=(1e-3, 3e-3, 1e-2)),
+        "full": dict(image_size=128, n_unlabelled=456, ssl_width=64, ssl_epochs=60, ssl_batch=256,
+                     probe_budgets=(20, 50, 100, None), probe_seeds=(0, 1, 2, 3, 4), finetune_labels=50,
+                     finetune_epochs=30, vit_budgets=(100, 400), vit_epochs=30, patch_size=16,
+                     pretrained_vit_labels=200, lrs=(3e-4, 1e-3, 3e-3, 1e-2)),
     },
-    "09": {  # n_pool: training images dealt out to the simulated sites; rounds x local_epochs = epochs of the baselines
-        # smoke needs 12 rounds too: with 6, FedAvg had not yet overtaken the single sites for seeds 1 and 2
-        # (gap -0.02, -0.03); with 12 it led for seeds 0-5 by +0.03 to +0.12.
-        "smoke": dict(n_pool=1200, n_test=312, width=16, rounds=12, local_epochs=1, lr=0.05, dp_noise=0.05, dp_clip=2.0),
-        "workshop": dict(n_pool=2400, n_test=None, width=16, rounds=12, local_epochs=1, lr=0.05, dp_noise=0.05,
-                         dp_clip=2.0),
-        "full": dict(n_pool=2400, n_test=None, width=32, rounds=30, local_epochs=1, lr=0.05, dp_noise=0.05, dp_clip=2.0),
+    "09": {  # the bundled chest X-rays at image_size (patient-grouped): n_pool training images (whole patients, None: all)
+        # dealt out, patient by patient, to the simulated hospitals; the fixed val and test parts imaged by the three
+        # scanners. rounds x local_epochs = epochs of the baselines. smoke differs from workshop only by its pool (half
+        # the training children, for CI time): the same rounds, the lesson's own length. lr (FedAvg), lr_alone,
+        # lr_centralised: each arm's own SGD lr, the best validation AUC of (0.02, 0.05, 0.1, 0.2) at smoke, seed 0
+        # (benchmarks/claim_margins.py --lesson 09 --tune --lrs ...): FedAvg 0.687 / 0.754 / 0.542 / 0.796, alone (mean)
+        # 0.668 / 0.705 / 0.550 / 0.591, centralised 0.622 / 0.608 / 0.727 / 0.815. FedAvg keeps 0.05 (0.2 scored
+        # higher, but the curve is not monotone: one seed on 131 validation images is noisy); the centralised best is
+        # at the grid's edge (0.5 not yet tried). Not yet tuned at workshop size.
+        "smoke": dict(image_size=64, n_pool=456, width=16, rounds=12, local_epochs=1, lr=0.05, lr_alone=0.05,
+                      lr_centralised=0.2, dp_noise=0.05, dp_clip=2.0),
+        "workshop": dict(image_size=64, n_pool=None, width=16, rounds=12, local_epochs=1, lr=0.05, lr_alone=0.05,
+                         lr_centralised=0.2, dp_noise=0.05, dp_clip=2.0),
+        "full": dict(image_size=128, n_pool=None, width=32, rounds=30, local_epochs=1, lr=0.05, lr_alone=0.05,
+                     lr_centralised=0.2, dp_noise=0.05, dp_clip=2.0),
     },
     "10": {  # three modalities (chest X-ray, breast ultrasound, dermoscopy), n_train images each, num_seeds seeds from
         # SEED; n_held_out: val and test shrunk to about that many images each (smoke only, for speed);

@@ -6,7 +6,15 @@
 `--threads default` leaves OMP/MKL threads and the core mask as a student's laptop has them (not pinned, not
 one thread). `--times FILE` adds each lesson's time per `##` section (from papermill's per-cell durations in
 the executed notebook) to that JSON, one lesson at a time, keeping the lessons already in it; then
-`python -m medkit.course.times` renders the file into each lesson's header cell and the README's lesson list.
+`python -m medkit.course.blocks` renders the file into each lesson's header cell and the README's lesson list.
+
+Wall time on a shared machine says more about the other users than about the lesson, so the kernel's CPU time
+(user + sys from /proc, its waited-for children included) is sampled with the wall clock, and each section's CPU
+seconds are read off that timeline at its cells' papermill start and end times. When the machine's mean 1-minute
+load over the run is above its cores, the JSON's `basis` is "cpu": the times rendered are CPU seconds divided by
+the threads the kernel could run at once (1 when pinned, else the cores it may use), an estimate of an idle
+machine's wall time, and a lower bound (low for code that runs on one thread only, and waiting for the disk is
+not CPU time); otherwise `basis` is "wall".
 
 Each notebook runs in its own papermill process pinned to one core. The memory that counts is the
 kernel's, where the lesson's code runs (the papermill client is a separate process of ~100 MB that a
@@ -34,6 +42,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy
 
 ROOT = Path(__file__).resolve().parents[1]
 BUDGET_S, BUDGET_MB = 300, 1024
@@ -73,6 +83,15 @@ def _hwm_mb(pid: int) -> float | None:
     return None
 
 
+def _cpu_s(pid: int) -> float | None:
+    """Return a process's CPU seconds so far (user + sys, its waited-for children included), or None once it has exited."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
+
+
 def _is_kernel(pid: int) -> bool:
     try:
         return b"ipykernel" in Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -82,9 +101,10 @@ def _is_kernel(pid: int) -> bool:
 
 def torch_build() -> str:
     """Return one line naming the torch build this Python (and so every kernel it starts) imports."""
-    probe = ("import importlib.util, torch; cuda = torch.version.cuda; "
-             "print(torch.__version__, 'CUDA ' + cuda if cuda else 'CPU', importlib.util.find_spec('triton') is not None, "
-             "sep='|')")
+    probe = ("import importlib.util, torch\ncuda = torch.version.cuda\n"
+             "try:\n    triton = importlib.util.find_spec('triton') is not None\n"
+             "except ImportError:  # an import hook that hides it\n    triton = False\n"
+             "print(torch.__version__, 'CUDA ' + cuda if cuda else 'CPU', triton, sep='|')")
     try:
         version, kind, triton = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                                                check=True).stdout.strip().split("|")
@@ -96,22 +116,36 @@ def torch_build() -> str:
             "CUDA libraries or triton that Binder's CPU build never loads (about 350 MB); see the docstring")
 
 
-def section_times(executed) -> list[dict]:
-    """Return [{"title", "seconds"}] of an executed notebook: code cells' papermill durations summed per `##` heading.
+def cpu_between(timeline: list[list[float]], start: float, end: float) -> float:
+    """Return the CPU seconds a [[unix time, CPU seconds], ...] timeline spent from `start` to `end` (interpolated)."""
+    times, cpus = [t for t, _ in timeline], [c for _, c in timeline]
+    return float(numpy.interp(end, times, cpus) - numpy.interp(start, times, cpus))
+
+
+def section_times(executed, timeline: list[list[float]] | None = None) -> list[dict]:
+    """Return [{"title", "seconds"(, "cpu_s")}] of an executed notebook: code cells' papermill durations per `##` heading.
 
     Code before the first `##` heading counts as "Setup"; a markdown cell holding several `##` headings opens the
-    last of them (the code after it belongs there).
+    last of them (the code after it belongs there). With the kernel's CPU `timeline`, each section also gets the
+    CPU seconds the kernel spent between its cells' start and end times.
     """
-    sections = [{"title": "Setup", "seconds": 0.0}]
+    sections = [{"title": "Setup", "seconds": 0.0, "cpu_s": 0.0}]
     for cell in json.loads(Path(executed).read_text())["cells"]:
         source = "".join(cell["source"])
         if cell["cell_type"] == "markdown":
             heads = [line[3:].strip() for line in source.splitlines() if line.startswith("## ")]
             if heads:
-                sections.append({"title": heads[-1], "seconds": 0.0})
-        else:
-            sections[-1]["seconds"] += float(cell.get("metadata", {}).get("papermill", {}).get("duration") or 0.0)
-    return [dict(s, seconds=round(s["seconds"], 1)) for s in sections if s["seconds"] > 0 or s["title"] != "Setup"]
+                sections.append({"title": heads[-1], "seconds": 0.0, "cpu_s": 0.0})
+            continue
+        run = cell.get("metadata", {}).get("papermill", {})
+        sections[-1]["seconds"] += float(run.get("duration") or 0.0)
+        if timeline and run.get("start_time") and run.get("end_time"):
+            start, end = (datetime.datetime.fromisoformat(run[k]).timestamp() for k in ("start_time", "end_time"))
+            sections[-1]["cpu_s"] += cpu_between(timeline, start, end)
+    rounded = [dict(s, seconds=round(s["seconds"], 1), cpu_s=round(s["cpu_s"], 1)) for s in sections]
+    if not timeline:
+        rounded = [{k: v for k, v in s.items() if k != "cpu_s"} for s in rounded]
+    return [s for s in rounded if s["seconds"] > 0 or s["title"] != "Setup"]
 
 
 def _commit() -> str:
@@ -122,13 +156,24 @@ def _commit() -> str:
         return "unknown"
 
 
+def usable_threads(threads: str) -> int:
+    """Return how many threads a lesson's kernel can run at once: 1 when pinned, else the cores it may use."""
+    return 1 if threads == "1" else len(os.sched_getaffinity(0))
+
+
 def write_times(path: Path, stem: str, result: dict, sections: list[dict], profile: str, threads: str, build: str) -> None:
-    """Add (or replace) one lesson's measured times in the JSON that medkit.course.times renders."""
+    """Add (or replace) one lesson's measured times in the JSON that medkit.course.blocks renders.
+
+    `basis` says which number the lesson's header shows: "wall" (the machine was not busier than its cores) or
+    "cpu" (CPU seconds / `usable_threads`, the estimate for a machine that was).
+    """
     table = json.loads(path.read_text()) if path.exists() else {"lessons": {}}
+    load, cpus = result.get("load_avg", 0.0), os.cpu_count()
     table["lessons"][stem[:2]] = {
-        "notebook": stem, "wall_s": round(result["wall_s"], 1), "peak_mb": round(result["peak_mb"]),
-        "sections": sections, "profile": profile, "threads": threads, "torch": build, "cpus": os.cpu_count(),
-        "load_avg": round(result.get("load_avg", 0.0), 2), "machine": platform.machine(), "commit": _commit(),
+        "notebook": stem, "wall_s": round(result["wall_s"], 1), "cpu_s": round(result["cpu_s"], 1),
+        "basis": "cpu" if load > cpus else "wall", "usable_threads": usable_threads(threads),
+        "peak_mb": round(result["peak_mb"]), "sections": sections, "profile": profile, "threads": threads,
+        "torch": build, "cpus": cpus, "load_avg": round(load, 2), "machine": platform.machine(), "commit": _commit(),
         "date": datetime.date.today().isoformat()}
     table["lessons"] = dict(sorted(table["lessons"].items()))
     path.write_text(json.dumps(table, indent=1, ensure_ascii=False) + "\n")
@@ -143,19 +188,23 @@ def run_one(path: str, profile: str, out_dir: str) -> None:
         proc = subprocess.Popen([sys.executable, "-m", "papermill", path, str(Path(out_dir) / Path(path).name),
                                  "-p", "PROFILE", profile, "-p", "OUTPUT_DIR", out_dir, "--cwd", out_dir,
                                  "--no-progress-bar"], stdout=log_file, stderr=subprocess.STDOUT)
-        kernel_mb, client_mb, kernels = 0.0, 0.0, set()
+        kernel_mb, client_mb, kernel_cpu, kernels, timeline, loads = 0.0, 0.0, {}, set(), [], []
         while proc.poll() is None:
             client_mb = max(client_mb, _hwm_mb(proc.pid) or 0.0)
             for pid in _descendants(proc.pid):
                 if _is_kernel(pid):
                     kernels.add(pid)
                     kernel_mb = max(kernel_mb, _hwm_mb(pid) or 0.0)
+                    kernel_cpu[pid] = _cpu_s(pid) or kernel_cpu.get(pid, 0.0)  # the last reading before it exits
+            timeline.append([time.time(), sum(kernel_cpu.values())])
+            loads.append(os.getloadavg()[0])
             time.sleep(0.2)
     wall = time.perf_counter() - start
     stderr = log.read_text()
-    load_avg = os.getloadavg()[1]  # 5-minute load: how busy the machine was besides this run
-    print(json.dumps({"wall_s": wall, "peak_mb": kernel_mb, "client_mb": client_mb, "kernels": len(kernels),
-                      "load_avg": load_avg, "ok": proc.returncode == 0, "error": stderr.strip().splitlines()[-1] if proc.returncode else ""}))
+    load_avg = sum(loads) / max(1, len(loads))  # mean 1-minute load over the run: how busy the machine was
+    print(json.dumps({"wall_s": wall, "cpu_s": sum(kernel_cpu.values()), "peak_mb": kernel_mb, "client_mb": client_mb,
+                      "kernels": len(kernels), "load_avg": load_avg, "timeline": timeline, "ok": proc.returncode == 0,
+                      "error": stderr.strip().splitlines()[-1] if proc.returncode else ""}))
 
 
 def main() -> None:
@@ -193,14 +242,15 @@ def main() -> None:
             rows.append((path.stem, result))
             executed = out / path.name
             if result["ok"] and executed.exists():
-                sections = section_times(executed)
+                sections = section_times(executed, result["timeline"])
                 for section in sections:
-                    print(f"    {section['seconds']:>7.1f} s  {section['title']}", flush=True)
+                    print(f"    {section['seconds']:>7.1f} s {section['cpu_s']:>7.1f} CPU-s  {section['title']}", flush=True)
                 if args.times:
                     write_times(args.times, path.stem, result, sections, args.profile, args.threads, build)
             status = "ok" if result["ok"] else f"FAILED {result['error'][:60]}"
             within = result["wall_s"] <= BUDGET_S and result["peak_mb"] <= BUDGET_MB
-            print(f"{path.stem:<32} {result['wall_s']:>8.1f} s {result['peak_mb']:>8.0f} MB kernel "
+            print(f"{path.stem:<32} {result['wall_s']:>8.1f} s {result['cpu_s']:>7.1f} CPU-s (load {result['load_avg']:.1f}) "
+                  f"{result['peak_mb']:>8.0f} MB kernel "
                   f"{result['client_mb']:>6.0f} MB client  {'within' if within else 'OVER'} budget  {status}",
                   flush=True)
     where = f"1 core (taskset -c {args.core}), 1 thread" if args.threads == "1" else "default threads, unpinned"

@@ -23,9 +23,11 @@ def check_00(m):
     # The bundled ImageNet backbone recognises natural images: the cat and the espresso.
     assert 281 <= m["chelsea_class"] <= 285, m["chelsea_class"]
     assert m["coffee_class"] == 967, m["coffee_class"]
-    # ...and a real X-ray lands in some ImageNet class with less confidence than the espresso: the reason to transfer.
+    # ...and a real X-ray lands in some ImageNet class with low confidence: the head is useless, the reason to transfer.
+    # Deterministic (fixed weights, images and 224 px input: the same in every profile and seed): the espresso 0.898,
+    # the eight validation X-rays 0.12-0.46, mean 0.232 (margin 0.27 below 0.5).
     _finite(m, "xray_top_prob", "pneumonia_share_train")
-    assert m["xray_top_prob"] < m["coffee_prob"], (m["xray_top_prob"], m["coffee_prob"])
+    assert m["xray_top_prob"] < min(0.5, m["coffee_prob"]), (m["xray_top_prob"], m["coffee_prob"])
     # The real X-rays are split by patient (the notebook checks no child is in two parts): every part holds
     # patients, and pneumonia outnumbers normal in train (the imbalance the lesson names).
     for part in ("train", "val", "test"):
@@ -80,7 +82,10 @@ def check_01(m):
         # |gap| <= 0.004 for lesson seeds 0-4, against a bound of 0.02.
         assert abs(m["auc_gap_mean"]) < 0.02, m["auc_gap_mean"]
     assert m["steps_match_preprocess"] is True
-    _finite(m, "data_images_per_s", "train_images_per_s")  # timings: reported, never asserted (a rate is > 0 anyway)
+    # Timings: reported, never asserted (a rate is > 0 anyway, and its size is the machine's). "Data is not the
+    # bottleneck" is worded as this run's reading: the data path / training ratio measured 193 and 267 (smoke) and 90
+    # (workshop) on 2 shared cores at load 30-35, where training slows more than the data path; not measured unloaded.
+    _finite(m, "data_images_per_s", "train_images_per_s")
 
 
 def check_05(m):
@@ -151,30 +156,36 @@ def _check_05_nih(m):
     assert m["nih_eod_sex_ci"][2] - m["nih_eod_sex_ci"][1] > 0.3, m["nih_eod_sex_ci"]
 
 
+MARGIN_07_LOSS = 0.05  # Dice - BCE loss on small lesions, val and test: smoke seeds 0-2 no less than +0.07
+
+
 def check_07(m):
+    # Lesions inserted into the bundled Kermany X-rays at 64 px, train / val / test children split by patient.
     # Transfer works for segmentation: at the smallest mask budget the ImageNet encoder gives the better U-Net, each
     # encoder with its own learning rate chosen on validation lesions (profiles: lr, lr_random).
-    # Smoke, seeds 0-4 (benchmarks/claim_margins.py --lesson 07): pretrained - random Dice at 8 masks +0.057, +0.067,
-    # +0.209, +0.230, +0.100.
+    # Smoke (64 px, 8 masks, 30 steps), seeds 0-2 (benchmarks/claim_margins.py --lesson 07): pretrained - random test
+    # Dice +0.328, +0.007, +0.111. The direction held on every seed but seed 1's margin is thin, so only the direction
+    # is asserted (the lesson renders the two numbers and asks where, if anywhere, the random encoder catches up).
+    # Workshop seed 0, measured at the earlier lr 3e-3 for both (the profile's val-tuned 1e-2 / 3e-2 not yet rerun
+    # there): +0.26 at 8 masks, +0.14 at 32, +0.12 at 128; Dice - BCE loss +0.28 on val, +0.31 on test.
     _finite(m, "dice_pretrained_smallest", "dice_random_smallest", "dice_frozen", "dice_trainable",
-            "dice_dice_small", "dice_bce_small", "fg_pred_dice_small", "fg_pred_bce_small", "fg_true_small")
+            "dice_dice_small", "dice_bce_small", "val_dice_dice_small", "val_dice_bce_small", "fg_pred_dice_small",
+            "fg_pred_bce_small", "fg_true_small")
     assert m["encoder_weights_match"] is True
     assert m["dice_pretrained_smallest"] > m["dice_random_smallest"], (m["dice_pretrained_smallest"],
                                                                        m["dice_random_smallest"])
-    # Valid metrics: Dice and IoU in [0, 1], each estimate inside its bootstrap interval, HD95 >= 0 or undefined.
-    for row in m["learning_curve"] + [m["metrics_best"]]:
-        for key in ("dice", "iou"):
-            assert 0 <= row[f"{key}_low"] <= row[key] <= row[f"{key}_high"] <= 1, row
-        assert row["hd95"] is None or row["hd95"] >= 0, row
-        assert 0 <= row["hd95_undefined"] <= row["n"], row
     assert m["dice_empty_empty"] == 1.0  # an empty prediction on an empty mask is a correct answer
-    # On small lesions the Dice loss beats cross-entropy (Dice +0.177, +0.542, +0.498, +0.488, +0.560, seeds 0-4),
-    # and why, mechanically: cross-entropy predicts fewer lesion pixels (0.0047, 0.0002, 0.0, 0.0007, 0.0 of the image
-    # against 0.012, 0.0085, 0.0058, 0.0093, 0.0078) and misses whole lesions (8/47/58/45/53 images against 2/6/7/3/5).
-    assert m["dice_dice_small"] > m["dice_bce_small"], (m["dice_dice_small"], m["dice_bce_small"])
+    # On small lesions the Dice loss beats cross-entropy, on validation (where the loss is chosen) and on test (read
+    # once), and why, mechanically: cross-entropy predicts fewer lesion pixels and misses whole lesions.
+    # Smoke seeds 0-2: Dice - BCE validation Dice +0.209, +0.215, +0.093, test Dice +0.197, +0.232, +0.072; lesion
+    # share predicted by BCE 0.0001, 0.0, 0.0 against 0.0010, 0.0010, 0.0004 (true 0.0033, 0.0031, 0.0032); lesion
+    # images missed outright 55, 58, 61 of the 64 test images against 23, 23, 43.
+    assert m["val_dice_dice_small"] > m["val_dice_bce_small"] + MARGIN_07_LOSS, (m["val_dice_dice_small"],
+                                                                               m["val_dice_bce_small"])
+    assert m["dice_dice_small"] > m["dice_bce_small"] + MARGIN_07_LOSS, (m["dice_dice_small"], m["dice_bce_small"])
     assert m["fg_pred_bce_small"] < m["fg_pred_dice_small"], (m["fg_pred_bce_small"], m["fg_pred_dice_small"])
     assert m["missed_bce_small"] > m["missed_dice_small"], (m["missed_bce_small"], m["missed_dice_small"])
-    # A frozen encoder trains a small share of the U-Net (architecture: the decoder only).
+    # A frozen encoder trains a small share of the U-Net (the decoder only): 0.21 would mean freezing missed a part.
     assert m["trainable_share_frozen"] < 0.2, m["trainable_share_frozen"]
     assert m["liver_pixels"] > 0
     _solutions_right(m, "07", 2)
@@ -183,26 +194,29 @@ def check_07(m):
 def check_06(m):
     # The exported ONNX file (preprocessing inside) agrees with PyTorch on real held-out images.
     _finite(m, "onnx_max_abs_diff", "torch_ms_batch1", "onnx_ms_batch1", "torch_ms_batch32", "onnx_ms_batch32",
-            "false_alarm_rate", "detection_rate", "auc_test", "auc_test_shifted", "deid_n_changed", "drift_alpha")
+            "false_alarm_rate", "detection_rate", "auc_test", "auc_test_shifted", "deid_n_changed", "drift_alpha",
+            "gate_false_alarm_rate")
     assert m["onnx_max_abs_diff"] <= 1e-4, m["onnx_max_abs_diff"]
     assert m["onnx_same_classes"] is True
     # The predictor refuses a CT slice, a colour photo and a wrong-size image. (Latencies are timings: reported by
     # the lesson and benchmarks/bench_latency.py, never asserted.)
     assert m["n_refused"] == 3
-    # The drift monitor's false alarms are what its alpha promises: on n clean batches the count is Binomial(n, alpha)
-    # for a valid test, so a count that a valid test exceeds less than once in 1000 runs fails it (n=8: at most 3;
-    # n=40: at most 7). The old bound, 25 %, was five times alpha and could hide a broken p-value.
+    # The drift monitor's false alarms are what its alpha promises (smoke seeds 0-2: 0 of 8 each time): on n clean
+    # batches the count is Binomial(n, alpha) for a valid test, so a count that a valid test exceeds less than once
+    # in 1000 runs fails it (n=8: at most 3; n=40: at most 7). The old bound, 25 %, was five times alpha and could
+    # hide a broken p-value.
     n, alarms = m["n_clean_batches"], round(m["false_alarm_rate"] * m["n_clean_batches"])
     assert binomial_tail(alarms, n, m["drift_alpha"]) >= 1e-3, (alarms, n, m["drift_alpha"])
-    # It flags the simulated scanner change (seed 0: every batch; the bound leaves room for other seeds).
+    # It flags the simulated scanner change. Lesson 06 on the patient-grouped Kermany parts (128 px files, 64 px
+    # model), smoke seeds 0-2: every batch (8 of 8) each time; the bound leaves two batches of room.
     assert m["detection_rate"] >= 0.75, m["detection_rate"]
-    low, high = m["auc_test_ci"]
-    assert 0 <= low <= m["auc_test"] <= high <= 1, (low, m["auc_test"], high)
-    # The sanity gate flags the hostile files whose checks are fixed rules with wide margins, whatever the seed:
-    # flat (range 0 vs 2 levels), too small (1 px vs 7), aspect (10:1 vs 2:1). The others (noise, inverted,
-    # contrast / 16) and the false-alarm rate are recorded but not asserted: not yet measured over seeds in smoke.
+    # The sanity gate flags every hostile file: flat (range 0 vs 2 levels), too small (1 px vs 7), aspect (10:1 vs
+    # 2:1) by fixed rules, and noise, inverted and contrast / 16 by their statistics and embeddings (smoke seeds
+    # 0-2: all seven each time). On clean held-out test children it flags few (smoke seeds 0-2: 5, 8 and 6 of
+    # 260; its threshold is the 99th percentile of val scores, so a valid gate flags about 1 %, a broken one many).
     hostile = m["gate_hostile_flagged"]
-    assert all(hostile[k] for k in ("black", "white", "1x1", "strip")), hostile
+    assert all(hostile[k] for k in ("black", "white", "noise", "inverted", "contrast / 16", "1x1", "strip")), hostile
+    assert m["gate_false_alarm_rate"] <= 0.1, m["gate_false_alarm_rate"]
     # De-identification changes attributes and keeps the pixels byte for byte.
     assert m["deid_n_changed"] > 10 and m["deid_pixels_identical"] is True
     _solutions_right(m, "06", 1)
@@ -241,6 +255,29 @@ def check_04(m):
     # +0.01, -0.04, +0.04, +0.03.
     sanity = m["sanity_rank_corr"]
     assert len(sanity) == 3 and sum(sanity.values()) / len(sanity) < 0.5, sanity
+    _finite(m, "pointing_gradcam", "pointing_random", "pointing_centre", "energy_gradcam", "energy_random",
+            "energy_centre", "shortcut_val_acc", "shortcut_acc_as", "shortcut_acc_no", "shortcut_acc_marker", "clean_acc",
+            "marker_energy_shortcut", "marker_energy_section", "marker_area")
+    # The shortcut (section 8): trained with the marker on 90 % of pneumonia and 10 % of normal films, the model
+    # loses accuracy on the same test patients when the marker is removed, and falls below the section 1 model
+    # (never shown a marker) when it is moved to the normal films; its own marked validation patients hide it.
+    # Smoke, seeds 0-1: marked as in training 0.842, 0.896; no marker 0.662, 0.638 (drop 0.18, 0.26); marker on
+    # normals only 0.458, 0.442 against the clean model's 0.696, 0.723 (0.24, 0.28 below it); val 0.916, 0.908.
+    # Workshop (128 px, all training patients) learns the lungs as well, so the shortcut costs less there: seed 0,
+    # notebook: 0.969 marked, 0.904 unmarked (drop 0.065), 0.854 marker on normals against the clean model's 0.958
+    # (0.10 below), val 0.954 (0.05 above unmarked); a benchmark rerun with other marker draws: 0.973, 0.892, 0.865.
+    # Only seed 0 was measured at workshop (CPU time), so its margin there is 0.03, under the smallest seen.
+    margin = 0.1 if m["profile"] == "smoke" else 0.03
+    assert m["shortcut_acc_no"] < m["shortcut_acc_as"] - margin, (m["shortcut_acc_no"], m["shortcut_acc_as"])
+    assert m["shortcut_acc_marker"] < m["clean_acc"] - margin, (m["shortcut_acc_marker"], m["clean_acc"])
+    assert m["shortcut_val_acc"] > m["shortcut_acc_no"] + margin, (m["shortcut_val_acc"], m["shortcut_acc_no"])
+    # Whether Grad-CAM puts more than the marker's share on it is reported, not asserted: it did not (smoke seeds
+    # 0-1: 2.5 %, 2.2 % of the map on a square of 4.1 %; workshop seed 0: 3.5 %, random maps 3.9 %; the section 1
+    # model 1.3 %). At a 16-pixel CAM cell the marker's evidence is not where the map's mass goes. What held is the
+    # comparison on the same marked normal films: the shortcut model's maps put more on the marker than the
+    # section 1 model's, 1.6x, 3.7x (smoke seeds 0-1) and 2.7x (workshop seed 0).
+    assert m["marker_energy_shortcut"] > 1.3 * m["marker_energy_section"], (m["marker_energy_shortcut"],
+                                                                             m["marker_energy_section"])
     if m["profile"] != "smoke":
         # Real X-rays at 128 px: the blocks.4 map has 8 x 8 cells, fine enough to point at a lung zone.
         assert min(m["cam_grid"]) >= 7, m["cam_grid"]
@@ -254,6 +291,17 @@ def check_04(m):
         # build measured +0.35 for seed 0; a 0.1 margin asserted then failed on this one.)
         assert m["road_gradcam"] > m["road_random"], (m["road_gradcam"], m["road_random"])
         assert m["road_win_rate_gradcam"] >= 0.5, m["road_win_rate_gradcam"]
+        # Where the lesion detector's map points (section 7): 64 test images with an inserted lesion, workshop seed 0
+        # in the notebook and in a benchmark rerun with other lesion draws: validation AUC 0.966, 0.983; pointing
+        # game 0.172, 0.173 against random maps 0.016, 0.038 and the centre prior 0.094, 0.105; energy inside the
+        # lesion 0.026, 0.023 against random 0.014, 0.014 (1.9x, 1.6x) and the centre prior 0.025, 0.025. Grad-CAM
+        # beats random clearly and the centre prior only thinly on pointing (about 1.5 standard errors at 64
+        # images), not at all on energy: only the direction over the centre prior is asserted, and the energy
+        # against random. Smoke (64 px, a 4 x 4 grid, a weak detector: val AUC 0.69, 0.62) beats neither.
+        assert m["lesion_val_auc"] > 0.9, m["lesion_val_auc"]
+        assert m["pointing_gradcam"] > m["pointing_random"] + 0.05, (m["pointing_gradcam"], m["pointing_random"])
+        assert m["pointing_gradcam"] > m["pointing_centre"], (m["pointing_gradcam"], m["pointing_centre"])
+        assert m["energy_gradcam"] > 1.3 * m["energy_random"], (m["energy_gradcam"], m["energy_random"])
 
 
 def check_02(m):
@@ -267,8 +315,8 @@ def check_02(m):
     assert m["probe_auc_pretrained"] > 0.9, m["probe_auc_pretrained"]
     assert m["probe_auc_pretrained"] > m["probe_auc_random"], (m["probe_auc_pretrained"], m["probe_auc_random"])
     # (The scratch lr is the val argmax by the lesson's own code: asserting that would compare it with itself.)
-    # Where the grid has an inside (workshop: 3e-3, 1e-2, 3e-2), the best lr is not on its edge, so the baseline's
-    # own lr was found rather than cut off by the grid.
+    # The grid has an inside (smoke: 1e-3, 1e-2, 3e-2; workshop: 3e-3, 1e-2, 3e-2) and the best lr is not on its
+    # edge, so the baseline's own lr was found rather than cut off by the grid.
     val_auc = {float(lr): auc for lr, auc in m["scratch_val_auc"].items()}
     if len(val_auc) >= 3:
         assert min(val_auc) < max(val_auc, key=val_auc.get) < max(val_auc), val_auc
@@ -277,14 +325,26 @@ def check_02(m):
     assert {row["method"] for row in curve} == {"probe", "finetune", "scratch"}
     per_method = {method: sum(row["method"] == method for row in curve) for method in ("probe", "finetune", "scratch")}
     assert len(set(per_method.values())) == 1, per_method
-    _finite(m, "small_budget_auc_probe", "small_budget_auc_finetune", "small_budget_auc_scratch")
-    if m["profile"] != "smoke":  # smoke (64 px, 20 labels, one seed) is too small to rank them: -0.015 for seed 0
-        # With the smallest label budget, fine-tuning from ImageNet beats the same network from scratch with its own
-        # val-chosen lr (mean over the curve's seeds). Workshop, 96 px, 24 labels, scratch lr 1e-2 chosen on val,
-        # fine-tune lr 3e-3, per curve seed 0-4: +0.13, +0.01, +0.07, +0.07, +0.19; the lesson's mean over seeds
-        # 0-1: 0.923 against 0.855 (+0.068). The probe is reported, not asserted: at 24 labels it scores 0.74-0.89
-        # over seeds 0-4, around the scratch network.
-        assert m["small_budget_auc_finetune"] > m["small_budget_auc_scratch"], m
+    _finite(m, "small_budget_auc_probe", "small_budget_auc_finetune", "small_budget_auc_scratch", "pca_knn_auc_pretrained",
+            "pca_knn_auc_random")
+    # The headline: with the smallest label budget, fine-tuning from ImageNet beats the same network from scratch with
+    # its own val-chosen lr (mean over the curve's seeds). The probe is reported, not asserted: at 24 labels (workshop)
+    # it scores 0.74-0.89 over seeds 0-4, around the scratch network.
+    gain = m["small_budget_auc_finetune"] - m["small_budget_auc_scratch"]
+    if m["profile"] == "smoke":
+        # Smoke (64 px, 20 labels, scratch lr 1e-2 chosen on val, lesson SEED 0; benchmarks/claim_margins.py --lesson 02,
+        # curve seeds 0-4): fine-tuned - scratch +0.240, +0.227,
+        # +0.208, +0.238, +0.110 (margin 0.060 over 0.05).
+        assert gain > 0.05, (m["small_budget_auc_finetune"], m["small_budget_auc_scratch"])
+    else:
+        # Workshop, 96 px, 24 labels, scratch lr 1e-2 chosen on val, fine-tune lr 3e-3, per curve seed 0-4: +0.13,
+        # +0.01, +0.07, +0.07, +0.19 (one seed is thin, so only the direction); the lesson's mean over seeds 0-1: 0.923
+        # against 0.855 (+0.068).
+        assert gain > 0, (m["small_budget_auc_finetune"], m["small_budget_auc_scratch"])
+        # In 2-D (a 15-NN classifier in the PCA plane of the test features, deterministic for ImageNet: 0.950 at 96 px)
+        # ImageNet's features separate the classes better than a random network's (three random inits 0.842, 0.652,
+        # 0.608; margin 0.108). Not at smoke's 64 px: 0.707 against 0.608, 0.814, 0.706.
+        assert m["pca_knn_auc_pretrained"] > m["pca_knn_auc_random"], (m["pca_knn_auc_pretrained"], m["pca_knn_auc_random"])
     # "The pretrained advantage shrinks as the budget grows" does not hold steadily at this compute, so the lesson
     # asks it as a question: workshop seed 0 (curve seeds 0-1) with batches of at most 16 gave +0.07 at 24 labels,
     # +0.35 at 72 and +0.06 at 216, following the optimiser steps each budget got (27, 12, 26), not the labels; with
@@ -323,22 +383,24 @@ def check_03(m):
 
 
 def check_08(m):
+    # The bundled chest X-rays at 64 px, split by patient: SimCLR's unlabelled children, the labelled pool, val and test
+    # are four disjoint sets of children.
+    assert m["patients_in_two_parts"] == 0, m["patients_in_two_parts"]
     # SimCLR learns without labels: its loss goes down, and its frozen features beat the same CNN at random init on a
-    # linear probe (mean over label budgets and draws). Smoke, seeds 0-4 (seed 0 the notebook, 1-4
-    # benchmarks/claim_margins.py --lesson 08): loss drop 0.55, 0.51, 0.56, 0.60, 0.51; self-supervised - random probe
-    # +0.015, +0.014, +0.019, +0.019, +0.038; self-supervised - ImageNet +0.109, +0.083, +0.112, +0.081, +0.049;
-    # CNN - ViT from scratch +0.198, +0.149, +0.172, +0.525, +0.131. Workshop with SimCLR in batches of 128 (Binder's
-    # 1 GB; 256 peaked 200 MB higher), seeds 0-2, torch 2.13 CPU build: loss drop 0.73, 0.75, 0.72; self-supervised -
-    # random +0.018, +0.004, +0.018 (seed 1 is the thin one); self-supervised - ImageNet +0.054, +0.052, +0.053;
-    # CNN - ViT +0.137, +0.095, +0.204.
+    # linear probe (mean over label budgets and draws). Smoke, seeds 0-2 (seed 0 the notebook, 1-2
+    # benchmarks/claim_margins.py --lesson 08): loss drop 0.249, 0.294, 0.277; self-supervised - random probe +0.016,
+    # +0.010, +0.003 (thin: asserted without a margin, and the lesson asks rather than claims "at every budget");
+    # self-supervised - ImageNet +0.113, +0.074, +0.078; CNN - ViT from scratch +0.103, +0.253, +0.126.
+    # Workshop: not yet measured on the chest X-rays (CPU time).
     _finite(m, "ssl_loss_first", "ssl_loss_last", "probe_auc_ssl_mean", "probe_auc_random_mean",
             "probe_auc_imagenet_mean", "params_ratio")
-    assert m["ssl_loss_last"] < m["ssl_loss_first"], (m["ssl_loss_first"], m["ssl_loss_last"])
+    assert m["ssl_loss_last"] < m["ssl_loss_first"] - 0.1, (m["ssl_loss_first"], m["ssl_loss_last"])
     assert m["probe_auc_ssl_mean"] > m["probe_auc_random_mean"], (m["probe_auc_ssl_mean"], m["probe_auc_random_mean"])
-    # On 28 px thumbnails the in-domain encoder's features beat ImageNet's, and a CNN from scratch beats a ViT from
-    # scratch with the fewest labels (each with its own validation-chosen lr).
-    assert m["probe_auc_ssl_mean"] > m["probe_auc_imagenet_mean"], (m["probe_auc_ssl_mean"], m["probe_auc_imagenet_mean"])
-    assert m["scratch_auc_cnn"][0] > m["scratch_auc_vit"][0], (m["scratch_auc_cnn"], m["scratch_auc_vit"])
+    # At 64 px the in-domain encoder's features still beat ImageNet's on a probe, and a CNN from scratch beats a ViT
+    # from scratch with the fewest labels (each with its own validation-chosen lr).
+    assert m["probe_auc_ssl_mean"] > m["probe_auc_imagenet_mean"] + 0.04, (m["probe_auc_ssl_mean"],
+                                                                           m["probe_auc_imagenet_mean"])
+    assert m["scratch_auc_cnn"][0] > m["scratch_auc_vit"][0] + 0.05, (m["scratch_auc_cnn"], m["scratch_auc_vit"])
     # The ImageNet body is far larger than the small CNN: the lesson renders the measured ratio (about 36x in workshop,
     # width 32; 144x in smoke, width 16), so the prose cannot overstate it.
     assert m["params_ratio"] > 10 and m["params_imagenet"] > m["params_ssl_cnn"], m["params_ratio"]
@@ -348,17 +410,27 @@ def check_08(m):
 
 
 def check_09(m):
-    # Federated averaging beats the average hospital training alone, stays below the centralised model that privacy
-    # rules forbid, and improves with rounds. Smoke, seeds 0-4 (benchmarks/claim_margins.py --lesson 09; the earlier
-    # 6-seed run of the first claim gave +0.03 to +0.12): federated - mean alone +0.114, +0.094, +0.107, +0.064, +0.033;
-    # federated - centralised -0.028, -0.026, -0.078, -0.049, -0.011; last round - round 1 +0.27, +0.47, +0.42, +0.53,
-    # +0.32. Not claimed: DP's cost (DP - federated -0.069, -0.052, -0.058, +0.029, -0.020: with noise multiplier 0.05
-    # the noise can help as well as hurt) and an exact case-mix ranking from round-1 updates; the lesson asks.
+    # The hospitals deal out children: none is at two hospitals (train, val and test dealt out alike).
+    assert m["patients_at_two_sites"] == 0, m["patients_at_two_sites"]
+    # Federated averaging beats the average hospital training alone (test, once, at the end; each arm at its own
+    # validation-chosen lr) and improves with rounds (validation curve). Smoke (12 rounds, the workshop's own length),
+    # seeds 0-2 (seed 0 the notebook, 1-2 benchmarks/claim_margins.py --lesson 09): federated - mean alone +0.034,
+    # +0.187, +0.359; last round - round 1 (validation) +0.57, +0.52, +0.57. Not claimed: that federated stays below
+    # the centralised model (federated - centralised -0.092, +0.261, +0.184: with a few hundred images the pooled run is
+    # no stable upper bound at smoke size), DP's cost (DP - federated -0.29, -0.27, -0.01) and an exact case-mix ranking
+    # (Spearman 0.5, 1, 1); the lesson shows them and asks. Workshop (all 912 training images, the smoke-chosen lrs),
+    # seed 0: federated 0.607, mean alone 0.667, centralised 0.529, validation curve 0.46 -> 0.58: the headline does
+    # NOT hold there yet (open: tune the lrs at workshop size, more steps per round); drift +0.10 holds.
     _finite(m, "federated_auc", "alone_auc_mean", "centralised_auc", "dp_auc")
-    assert m["federated_auc"] > m["alone_auc_mean"], (m["federated_auc"], m["alone_auc_mean"])
-    assert m["federated_auc"] < m["centralised_auc"], (m["federated_auc"], m["centralised_auc"])
-    curve = m["federated_auc_per_round"]  # [initial model, after round 1, ...]
-    assert len(curve) >= 3 and curve[-1] > curve[1], curve
+    assert m["federated_auc"] > m["alone_auc_mean"] + 0.02, (m["federated_auc"], m["alone_auc_mean"])
+    curve = m["federated_val_auc_per_round"]  # [initial model, after round 1, ...]
+    assert len(curve) >= 3 and curve[-1] > curve[1] + 0.3, curve
+    # Each round-1 model drifts towards its own hospital's class balance: run on the validation images, the model of
+    # the hospital with the most pneumonia predicts more of it than that of the hospital with the least. Smoke, seeds
+    # 0-2: +0.10, +0.83, +0.83.
+    share, predicted = m["leak_true_share"], m["leak_predicted_share"]
+    most, least = max(share, key=share.get), min(share, key=share.get)
+    assert predicted[most] > predicted[least] + 0.05, (share, predicted)
     # (The gradient inversion and the masked sum are identities, tested in tests/test_federated.py, not claims.)
     _solutions_right(m, "09", 2)
 
@@ -393,10 +465,25 @@ def check_10(m):
         # (The scratch lr and the freeze depth are the val argmax by the lesson's own code: not re-asserted here.)
         depth_val = m["freeze_val_auc"][name]
         assert set(m["freeze_test_auc"][name]) == set(depth_val) and "0" in depth_val, depth_val
+    # Where the scratch lr grid has an inside (workshop: 3e-3, 1e-2, 3e-2, 1e-1), the X-rays' best on val is inside
+    # it, so the baseline's own lr was found, not cut off by the grid (claim_margins.py --lesson 10 --tune, seed 0 /
+    # seed 2: 3e-3 0.800 / 0.758, 1e-2 0.857 / 0.751, 3e-2 0.473 / 0.758, 1e-1 0.500 / 0.658; seed 2 is flat, its best
+    # 3e-2 by 0.0003). Not asserted for ultrasound (best 3e-3, the low edge, at both seeds: 1e-3 not yet measured)
+    # nor dermoscopy (scratch near chance at every lr: 0.37-0.59, no best to find). The workshop margins below were
+    # measured with the grid 1e-2, 3e-2, before it was widened.
+    val_auc = {float(lr): auc for lr, auc in m["scratch_val_auc"]["chest X-ray"].items()}
+    if len(val_auc) >= 3:
+        assert min(val_auc) < max(val_auc, key=val_auc.get) < max(val_auc), val_auc
     # Every trained run (scratch, fine-tuning, every freeze depth) took the same number of optimiser steps.
     assert len(m["steps_per_run"]) == 1 and m["steps_per_run"][0] > 0, m["steps_per_run"]
     _solutions_right(m, "10", 2)
-    if m["profile"] == "smoke":  # 64 images, 2 steps, one seed: the mechanics only
+    # The CI-sized half of the headline: the frozen ImageNet body carries signal on X-rays and ultrasound at every
+    # size. Smoke (48 px, 64 training and about 64 held-out images), probe test AUC over seeds 0-4: X-ray 0.904,
+    # 0.895, 0.912, 0.752, 0.855; ultrasound 0.687, 0.742, 0.612, 0.650, 0.642 (margins 0.052 over 0.7 and 0.062 over
+    # 0.55). Not dermoscopy at smoke size: 0.591, 0.630, 0.630, 0.472, 0.554.
+    probe_low = {name: min(m["test_auc"][name]["probe"]) for name in MODALITIES_10}
+    assert probe_low["chest X-ray"] > 0.7 and probe_low["breast ultrasound"] > 0.55, probe_low
+    if m["profile"] == "smoke":  # 64 images, 2 steps, one seed: scratch barely trains, so nothing is ranked
         return
     # Workshop (64 px, 200 training images, 24 steps per run), measured on seeds 0-3 (lesson SEED 0 and SEED 2).
     # The frozen ImageNet body (the probe) beats the same network from scratch on every modality and seed:
@@ -461,6 +548,8 @@ def check_11_workshop(m):
     # (+0.058, +0.069, +0.045). Both networks learn (lowest AUC 0.747, margin 0.097 over 0.65).
     assert min(m["test_auc_scratch"]) > 0.65 and min(m["test_auc_inflated"]) > 0.65, (m["test_auc_scratch"],
                                                                                        m["test_auc_inflated"])
+    # (The lesson's "one init's test AUC can move by several hundredths from seed to seed": scratch's range 0.062 and
+    # 0.028 over the two runs, inflated's 0.006 and 0.006; rendered per run, not asserted.)
     # Inflation does not hurt on average (mean gain +0.019 and +0.058 over the two runs; margin 0.049 over -0.03).
     # Not claimed: that it wins on every seed (it lost on seed 2, by 0.019); the lesson renders that verdict per run.
     gain = m["test_auc_inflated_mean"] - m["test_auc_scratch_mean"]
@@ -490,6 +579,9 @@ def check_12(m):
     # hindsight reads the site's labels, so it can only match or beat the home threshold's accuracy there
     assert m["hindsight_acc"] >= m["external_acc_ci"][0] - 1e-9, (m["hindsight_acc"], m["external_acc_ci"])
     assert m["lever_table_rows"] >= 0
+    # "Global intensity statistics hardly differ" (section 5): mean grey value 125.3 on the home test part against 122.0
+    # at the site, at 64 and at 128 px (fixed images, so the same for every seed); margin 6.7 under 10 of 255 levels.
+    assert abs(m["intensity_mean"]["home"] - m["intensity_mean"]["site"]) < 10, m["intensity_mean"]
     _solutions_right(m, "12", 2)
     if m["profile"] != "smoke":
         check_12_workshop(m)

@@ -350,3 +350,52 @@ def test_layer_group_finds_the_registry_group(lite0):
     assert cam.layer_group(lite0, "blocks.4") == 2 and cam.layer_group(lite0) == 3  # bn2, the default, is in group 3
     with pytest.raises(DataError, match="spans several layer groups"):
         cam.layer_group(lite0, "blocks")
+
+
+def test_pointing_game_hits_inside_and_within_tolerance_only():
+    maps, masks = np.zeros((3, 16, 16)), np.zeros((3, 16, 16), bool)
+    masks[:, 4:8, 4:8] = True
+    maps[0, 5, 5] = maps[1, 4, 10] = maps[2, 14, 14] = 1  # inside; 3 px right of the mask; far away
+    assert cam.pointing_game(maps, masks).tolist() == [True, False, False]
+    assert cam.pointing_game(maps, masks, tolerance=3).tolist() == [True, True, False]
+
+
+def test_energy_inside_is_the_share_of_the_map_in_the_mask():
+    masks = np.zeros((2, 8, 8), bool)
+    masks[:, :4] = True  # the top half
+    maps = np.stack([np.ones((8, 8)), np.where(masks[0], 3.0, 1.0)])
+    assert cam.energy_inside(maps, masks) == pytest.approx([0.5, 0.75])
+    assert cam.energy_inside(np.ones((2, 8, 8)), masks[0]) == pytest.approx([0.5, 0.5])  # one mask for every map
+
+
+def test_localisation_refuses_empty_masks_and_mismatched_shapes():
+    with pytest.raises(DataError, match="empty"):
+        cam.pointing_game(np.ones((2, 8, 8)), np.zeros((2, 8, 8)))
+    with pytest.raises(DataError, match="alike"):
+        cam.energy_inside(np.ones((2, 8, 8)), np.ones((2, 4, 4)))
+
+
+def test_centre_prior_and_random_maps_score_as_their_geometry_says():
+    centre, corner = np.zeros((16, 16), bool), np.zeros((16, 16), bool)
+    centre[6:10, 6:10], corner[:4, :4] = True, True
+    prior = cam.centre_prior(4, 16)
+    assert prior.shape == (4, 16, 16) and prior.max() == pytest.approx(1.0)
+    assert cam.pointing_game(prior, centre).all() and not cam.pointing_game(prior, corner).any()
+    # random maps put about the mask's share of the image on it: the chance level a CAM must beat
+    share = cam.energy_inside(cam.random_maps(400, (16, 16), grid=4, seed=0), corner).mean()
+    assert share == pytest.approx(corner.mean(), abs=0.02)
+
+
+def test_burn_marker_draws_an_l_in_the_corner_box_only_where_asked():
+    images = np.full((3, 64, 64), 128, np.uint8)
+    marked = cam.burn_marker(images, [True, False, True])
+    top, bottom, left, right = cam.marker_box(64)
+    box = cam.box_mask(64, (top, bottom, left, right))
+    assert (images == 128).all(), "the input is not changed"
+    assert (marked[1] == 128).all() and (marked[0] == marked[2]).all()
+    assert (marked[0][~box] == 128).all() and set(np.unique(marked[0][box])) == {0, 255}
+    assert 0.1 < (marked[0][box] == 255).mean() < 0.6  # a letter's strokes, not a filled block
+    with pytest.raises(DataError, match="one flag per image"):
+        cam.burn_marker(images, [True])
+    with pytest.raises(DataError, match="fraction"):
+        cam.marker_box(64, fraction=0.9)

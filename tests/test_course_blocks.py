@@ -1,5 +1,6 @@
 """Rendered blocks (lesson times, reference lists) are current; every lesson has its teaching front and back matter."""
 
+import datetime
 import importlib.util
 import json
 import re
@@ -32,7 +33,19 @@ def test_times_render_measured_sections_and_say_when_unmeasured():
     assert "kernel start 20 s" in text and "900 MB" in text and "load was 1.5" in text
     assert "not yet measured" in blocks.times_markdown("03", {})
     table = blocks.readme_times_markdown({"03": RUN})
-    assert "| 03_freezing_and_fine_tuning | 1.7 min | 900 MB |" in table and table.count("not yet measured") == len(LESSONS) - 1
+    assert "| 03_freezing_and_fine_tuning | 1.7 min | wall | 900 MB |" in table
+    assert table.count("not yet measured") == len(LESSONS) - 1
+
+
+def test_times_on_a_busy_machine_render_cpu_seconds_per_usable_thread():
+    busy = dict(RUN, wall_s=400.0, cpu_s=90.0, basis="cpu", usable_threads=1, load_avg=12.0,
+                sections=[{"title": "Setup", "seconds": 40.0, "cpu_s": 10.0},
+                          {"title": "1. Train", "seconds": 300.0, "cpu_s": 70.0}])
+    text = blocks.times_markdown("03", {"03": busy})
+    assert "| 1. Train | 70 s |" in text and "(90 s, kernel start 10 s;" in text and "90 CPU-s on 1 thread" in text
+    assert "| 03_freezing_and_fine_tuning | 1.5 min | CPU-s / 1 | 900 MB |" in blocks.readme_times_markdown({"03": busy})
+    two = dict(busy, usable_threads=2)
+    assert "| 1. Train | 35 s |" in blocks.times_markdown("03", {"03": two})
 
 
 def test_replace_block_rewrites_only_its_block_and_refuses_a_missing_one():
@@ -82,10 +95,15 @@ def test_student_copies_leave_out_the_instructor_answers(tmp_path):
     assert blanks and "".join(blanks[0]["source"]).startswith("*Your answers here*")
 
 
-def test_bench_sums_papermill_durations_per_section(tmp_path):
+def _bench():
     spec = importlib.util.spec_from_file_location("bench_notebooks", ROOT / "benchmarks" / "bench_notebooks.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_bench_sums_papermill_durations_per_section(tmp_path):
+    bench = _bench()
     nb = nbformat.v4.new_notebook()
     timed = [nbformat.v4.new_code_cell("x", metadata={"papermill": {"duration": d}}) for d in (1.0, 2.0, 4.0, 8.0)]
     nb.cells = [timed[0], nbformat.v4.new_markdown_cell("## 1. One"), timed[1], timed[2],
@@ -93,3 +111,30 @@ def test_bench_sums_papermill_durations_per_section(tmp_path):
     nbformat.write(nb, tmp_path / "run.ipynb")
     assert bench.section_times(tmp_path / "run.ipynb") == [
         {"title": "Setup", "seconds": 1.0}, {"title": "1. One", "seconds": 6.0}, {"title": "Exercises", "seconds": 8.0}]
+
+
+def test_bench_reads_each_sections_cpu_seconds_off_the_kernels_timeline(tmp_path):
+    bench = _bench()
+
+    def cell(start, end):
+        iso = [datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat() for t in (start, end)]
+        return nbformat.v4.new_code_cell("x", metadata={"papermill": {"duration": end - start, "start_time": iso[0],
+                                                                      "end_time": iso[1]}})
+
+    t0 = 1_800_000_000.0
+    timeline = [[t0, 0.0], [t0 + 10, 2.0], [t0 + 20, 12.0]]  # 2 CPU-s in the first 10 s, then 10 in the next 10
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [cell(t0, t0 + 5), nbformat.v4.new_markdown_cell("## 1. Train"), cell(t0 + 10, t0 + 20)]
+    nbformat.write(nb, tmp_path / "run.ipynb")
+    assert bench.section_times(tmp_path / "run.ipynb", timeline) == [
+        {"title": "Setup", "seconds": 5.0, "cpu_s": 1.0}, {"title": "1. Train", "seconds": 10.0, "cpu_s": 10.0}]
+
+
+def test_bench_times_a_busy_machine_from_cpu_seconds(tmp_path, monkeypatch):
+    bench, path = _bench(), tmp_path / "times.json"
+    monkeypatch.setattr(bench.os, "cpu_count", lambda: 2)
+    run = {"wall_s": 300.0, "cpu_s": 60.0, "peak_mb": 800.0}
+    bench.write_times(path, "03_x", dict(run, load_avg=1.0), [], "workshop", "1", "torch")
+    bench.write_times(path, "04_y", dict(run, load_avg=9.0), [], "workshop", "1", "torch")
+    lessons = json.loads(path.read_text())["lessons"]
+    assert lessons["03"]["basis"] == "wall" and lessons["04"]["basis"] == "cpu" and lessons["04"]["usable_threads"] == 1

@@ -36,6 +36,31 @@ def test_checksum_checked_against_sha256sums(tmp_path):
         dataset_provenance(tmp_path / "missing.npz")
 
 
+def test_provenance_of_the_bundled_xray_folder():
+    from medkit.data import chest_xray_dir
+
+    row = dataset_provenance(chest_xray_dir(), n_images=1303)
+    assert row["checksum_verified"] is True and row["licence"] == "CC BY 4.0" and "Kermany" in row["dataset"]
+    assert row["file"] == "chest_xray/train/ (1303 files)" and len(row["sha256"]) == 64
+
+
+def test_folder_checksum_fails_on_one_changed_file(tmp_path):
+    folder = tmp_path / "films" / "NORMAL"
+    folder.mkdir(parents=True)
+    (folder / "a.jpeg").write_bytes(b"a")
+    (folder / "b.jpeg").write_bytes(b"b")
+    sums = "".join(f"{sha256sum(folder / n)}  films/NORMAL/{n}\n" for n in ("a.jpeg", "b.jpeg"))
+    (tmp_path / "SHA256SUMS").write_text(sums)
+    before = dataset_provenance(tmp_path / "films")
+    assert before["checksum_verified"] is True and before["file"] == "films/ (2 files)"
+    (folder / "b.jpeg").write_bytes(b"changed")
+    after = dataset_provenance(tmp_path / "films")
+    assert after["checksum_verified"] is False and after["sha256"] != before["sha256"]
+    (folder / "a.jpeg").unlink(), (folder / "b.jpeg").unlink()
+    with pytest.raises(DataError, match="holds no files"):
+        dataset_provenance(tmp_path / "films")
+
+
 def test_card_renders_every_section(tmp_path):
     labels, probs = _scores()
     groups = np.where(np.arange(len(labels)) % 2, "site A", "site B")

@@ -138,7 +138,10 @@ def _pins(path: Path) -> dict:
 
 
 def test_lock_files_pin_every_dependency_within_its_bounds():
-    import tomllib
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: its backport
+        import tomli as tomllib
 
     constraints, binder = _pins(ROOT / "constraints.txt"), _pins(ROOT / "binder" / "requirements.txt")
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]

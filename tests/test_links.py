@@ -5,7 +5,10 @@ import json
 import re
 from pathlib import Path
 
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser as its backport, tomli
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("release", ROOT / "tools" / "release.py")

@@ -333,3 +333,21 @@ def test_resized_keeps_labels_and_split_is_seeded():
     assert len(train) == 7 and len(test) == 3 and np.array_equal(test.images, again.images)
     with pytest.raises(DataError, match="hold out 10 of 10"):
         ds.split(10)
+
+
+def test_lesion_splits_keep_children_apart_and_are_seeded():
+    from medkit.data import chest_xrays
+    from medkit.segmentation import LesionSpec, lesion_splits
+
+    xrays = chest_xrays(image_size=64, seed=0)
+    sizes = {"train": 12, "val": 6, "test": 6}
+    parts = lesion_splits(xrays, LesionSpec(), sizes, seed=0)
+    assert {p: len(ds) for p, ds in parts.items()} == sizes and parts["test"].image_size == (64, 64)
+    again = lesion_splits(xrays, LesionSpec(), sizes, seed=0)
+    assert all(np.array_equal(parts[p].masks, again[p].masks) for p in sizes)  # same seed, same lesions
+    other = lesion_splits(xrays, LesionSpec(), sizes, seed=1)
+    assert not np.array_equal(other["train"].images, parts["train"].images)  # another seed draws other training films
+    small = lesion_splits(xrays, LesionSpec(radius=(1.0, 2.0)), sizes, seed=0, stream=1)
+    assert not np.array_equal(small["test"].masks, parts["test"].masks)  # another stream, another draw
+    # the test films are the first of the patient-grouped test part, whatever the seed: no child of train or val
+    assert not set(xrays["test"].groups[:6]) & (set(xrays["train"].groups) | set(xrays["val"].groups))

@@ -19,7 +19,10 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser as its backport, tomli
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSON_00 = "00_start_here.ipynb"

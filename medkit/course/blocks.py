@@ -41,34 +41,55 @@ def _how(run: dict) -> str:
     cuda = "" if "CPU build" in run["torch"] else " (a CUDA build: about 350 MB more kernel memory than Binder's CPU one)"
     threads = "the libraries' default threads" if run["threads"] == "default" else "one thread on one core"
     return (f"{run['profile']} profile, commit {run['commit']}, {run['date']}, {run['cpus']} CPU cores with {threads}, {torch}{cuda}; the "
-            f"machine's 5-minute load was {run['load_avg']:.1f} (a busy machine runs slower)")
+            f"machine's mean load was {run['load_avg']:.1f}")
+
+
+def _seconds(run: dict, part: dict) -> float:
+    """Return the time shown for a run or one of its sections: wall seconds, or CPU seconds per usable thread."""
+    if run.get("basis", "wall") == "wall":
+        return part["wall_s" if part is run else "seconds"]
+    return part["cpu_s"] / run["usable_threads"]
+
+
+def _basis(run: dict) -> str:
+    if run.get("basis", "wall") == "wall":
+        return "wall time"
+    threads = run["usable_threads"]
+    return (f"estimated from the kernel's CPU time, {run['cpu_s']:.0f} CPU-s on {threads} thread{'s' * (threads > 1)}, "
+            f"because the machine was busier than its cores (its wall time, {run['wall_s']:.0f} s, measured the others)")
 
 
 def times_markdown(lesson: str, times: dict | None = None) -> str:
     """Return lesson `lesson`'s time block: total, per `##` section, and how it was measured (or that it was not)."""
     run = (load_times() if times is None else times).get(lesson)
     if run is None:
-        return (f"**Time:** not yet measured. `python benchmarks/bench_notebooks.py --threads default --times "
+        return (f"**Time:** not yet measured. `python benchmarks/bench_notebooks.py --times "
                 f"medkit/course/lesson_times.json --lessons {lesson}` measures it.")
-    sections = [s for s in run["sections"] if s["seconds"] >= 0.05]
-    start = run["wall_s"] - sum(s["seconds"] for s in sections)
-    rows = [f"| {s['title']} | {s['seconds']:.0f} s |" for s in sections]
+    total = _seconds(run, run)
+    sections = [(s["title"], _seconds(run, s)) for s in run["sections"]]
+    sections = [(title, seconds) for title, seconds in sections if seconds >= 0.05]
+    start = max(0.0, total - sum(seconds for _, seconds in sections))
+    rows = [f"| {title} | {seconds:.0f} s |" for title, seconds in sections]
     return "\n".join([
-        f"**Time:** about {max(1, round(run['wall_s'] / 60))} min ({run['wall_s']:.0f} s, kernel start {start:.0f} s), "
+        f"**Time:** about {max(1, round(total / 60))} min ({total:.0f} s, kernel start {start:.0f} s; {_basis(run)}), "
         f"peak kernel memory {run['peak_mb']} MB. Measured by `benchmarks/bench_notebooks.py`: {_how(run)}.", "",
         "| section | time |", "|---|---|", *rows])
 
 
 def readme_times_markdown(times: dict | None = None) -> str:
-    """Return the README's table of every lesson's measured time and peak memory."""
+    """Return the README's table of every lesson's measured time and peak memory, and what each was measured on."""
     times = load_times() if times is None else times
     rows = []
     for path in lesson_paths():
         run = times.get(path.stem[:2])
-        cells = (f"{run['wall_s'] / 60:.1f} min | {run['peak_mb']} MB | {run['date']}, {run['cpus']} cores, "
-                 f"load {run['load_avg']:.1f}") if run else "not yet measured | | "
-        rows.append(f"| {path.stem} | {cells} |")
-    return "\n".join(["| lesson | time (workshop) | peak kernel memory | measured |", "|---|---|---|---|", *rows])
+        if run is None:
+            rows.append(f"| {path.stem} | not yet measured | | | | |")
+            continue
+        basis = "wall" if run.get("basis", "wall") == "wall" else f"CPU-s / {run['usable_threads']}"
+        rows.append(f"| {path.stem} | {_seconds(run, run) / 60:.1f} min | {basis} | {run['peak_mb']} MB | "
+                    f"{run['torch'].split(' (')[0]} | {run['date']}, {run['cpus']} cores, load {run['load_avg']:.1f} |")
+    return "\n".join(["| lesson | time (workshop) | time from | peak kernel memory | torch | measured |",
+                      "|---|---|---|---|---|---|", *rows])
 
 
 def replace_block(text: str, name: str, body: str) -> str:

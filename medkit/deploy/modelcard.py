@@ -18,6 +18,7 @@ The file is a Hugging Face model card (`huggingface_hub.ModelCard`): the Markdow
 """
 
 import datetime as _dt
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,12 @@ DATASETS = {
         "citation": "Yang et al., MedMNIST v2, Scientific Data 10, 41 (2023); images from Kermany et al., "
                     "Cell 172(5) 2018 (Guangzhou Women and Children's Medical Center, paediatric chest X-rays)",
     },
+    "chest_xray/train": {
+        "dataset": "Kermany et al. paediatric chest X-rays, bundled subset: 1,303 images of 805 patients, 128 x 128 px grey",
+        "licence": "CC BY 4.0",
+        "source": "Mendeley Data doi:10.17632/rscbjbr9sj.2, official train split; whole patients drawn (data_samples/README.md)",
+        "citation": "Kermany et al., Cell 172(5) 2018 (Guangzhou Women and Children's Medical Center, children aged 1-5)",
+    },
 }
 
 
@@ -57,7 +64,13 @@ def _published_sums(folder: Path) -> dict:
 
 
 def dataset_provenance(path, *, role: str = "training and validation", n_images: int | None = None) -> dict:
-    """Return the provenance row of a data file: dataset, licence, source, its sha256, and whether it matches SHA256SUMS."""
+    """Return the provenance row of a data file or folder: dataset, licence, source, sha256, and whether it matches SHA256SUMS.
+
+    A folder's sha256 is that of its manifest (one "sha256  relative/path" line per file, sorted), and it is verified
+    when every file matches the `SHA256SUMS` beside the folder (data_samples/ lists each bundled file).
+    """
+    if Path(path).is_dir():
+        return _folder_provenance(Path(path), role, n_images)
     path = check_file(path, "Data file", hint="The model card must name the data it was trained on.")
     known = DATASETS.get(path.name, {"dataset": path.stem, "licence": "unknown: state it before sharing",
                                      "source": "unknown", "citation": ""})
@@ -65,6 +78,24 @@ def dataset_provenance(path, *, role: str = "training and validation", n_images:
     published = _published_sums(path.parent).get(path.name)
     return {**known, "file": path.name, "role": role, "n_images": n_images, "sha256": digest,
             "checksum_verified": None if published is None else published == digest}
+
+
+def _folder_provenance(folder: Path, role: str, n_images: int | None) -> dict:
+    """Return `dataset_provenance`'s row for a folder of files (the bundled Kermany subset, lessons 01-07)."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    if not files:
+        raise DataError(f"Data folder {folder} holds no files. The model card must name the data it was trained on.")
+    # the SHA256SUMS that lists this folder's files sits in it or above it (data_samples/SHA256SUMS)
+    root = next((p for p in (folder, *folder.parents) if (p / "SHA256SUMS").is_file()), folder.parent)
+    name = folder.relative_to(root).as_posix()
+    digests = {p.relative_to(root).as_posix(): sha256sum(p) for p in files}
+    manifest = "".join(f"{digest}  {file}\n" for file, digest in digests.items())
+    published = _published_sums(root)
+    known = DATASETS.get(name, {"dataset": name, "licence": "unknown: state it before sharing", "source": "unknown",
+                                "citation": ""})
+    verified = all(published.get(file) == digest for file, digest in digests.items()) if published else None
+    return {**known, "file": f"{name}/ ({len(files)} files)", "role": role, "n_images": n_images,
+            "sha256": hashlib.sha256(manifest.encode()).hexdigest(), "checksum_verified": verified}
 
 
 def validation_results(labels, probs, threshold: float = 0.5, *, n_boot: int = 1000, seed: int = 0) -> dict:

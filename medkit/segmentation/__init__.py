@@ -15,11 +15,12 @@ from .models import (
     parameter_counts,
 )
 from .overlay import mask_colours, show_overlays
+from .splits import lesion_splits
 from .train import fit_segmenter, predict_masks, result_row, train_and_evaluate
 
 __all__ = [
     "SegmentationDataset", "MaskLoader", "check_masks",
-    "LesionSpec", "insert_lesions", "resize_images", "LESION_COLUMNS",
+    "LesionSpec", "insert_lesions", "resize_images", "LESION_COLUMNS", "lesion_splits",
     "LOSSES", "DiceBCELoss", "get_loss",
     "binarize", "dice_per_image", "iou_per_image", "hd95_per_image", "mean_ci", "segmentation_metrics",
     "ENCODERS", "ARCHITECTURES", "Segmenter", "build_segmenter", "freeze_encoder", "load_encoder_weights",

@@ -3,8 +3,8 @@
 Submodules load on first use (`medkit.models`, `medkit.data`, ...), so `import medkit` is instant.
 """
 
-import importlib
 
+from .base import lazy_submodules
 from .base._optional import MissingExtraError
 from .base.errors import (
     ChecksumError,
@@ -29,12 +29,4 @@ def print_config() -> None:
     _print_config()
 
 
-def __getattr__(name):
-    try:
-        module = importlib.import_module(f".{name}", __name__)
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__name__}.{name}":
-            raise
-        raise AttributeError(f"module 'medkit' has no attribute {name!r}") from None
-    globals()[name] = module
-    return module
+__getattr__ = lazy_submodules(__name__)

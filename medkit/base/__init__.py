@@ -9,12 +9,18 @@ progress, resources (notebooks and data_samples in a checkout or a wheel), _opti
 import importlib
 
 
-def __getattr__(name):
-    try:
-        module = importlib.import_module(f".{name}", __name__)
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__name__}.{name}":
-            raise
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    globals()[name] = module
-    return module
+def lazy_submodules(package: str):
+    """Return a module `__getattr__` (PEP 562) that imports `package.<name>` the first time it is read."""
+
+    def __getattr__(name):
+        try:
+            return importlib.import_module(f".{name}", package)  # the import also sets it on the package
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{package}.{name}":
+                raise  # the submodule exists but one of its own imports is missing: say that, not "no attribute"
+            raise AttributeError(f"module {package!r} has no attribute {name!r}") from None
+
+    return __getattr__
+
+
+__getattr__ = lazy_submodules(__name__)

@@ -5,15 +5,6 @@ train (the loop), freeze (layer groups and stages), losses, checkpoint (model.pt
 (`print_config`, `medkit doctor`), fetch (pre-downloads). Submodules load on first use.
 """
 
-import importlib
+from ..base import lazy_submodules
 
-
-def __getattr__(name):
-    try:
-        module = importlib.import_module(f".{name}", __name__)
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__name__}.{name}":
-            raise
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    globals()[name] = module
-    return module
+__getattr__ = lazy_submodules(__name__)

@@ -4,8 +4,7 @@
 lessons' plots) loads on first use, so `medkit.course.viz.unet_diagram(...)` works after `import medkit`.
 """
 
-import importlib
-
+from ..base import lazy_submodules
 from .course import (
     SOLUTION_TAG,
     clean_notebooks,
@@ -26,12 +25,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name):
-    try:
-        module = importlib.import_module(f".{name}", __name__)
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__name__}.{name}":
-            raise
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    globals()[name] = module
-    return module
+__getattr__ = lazy_submodules(__name__)

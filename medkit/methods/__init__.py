@@ -5,15 +5,6 @@ Learner), second_site (12). The packaged methods (cam, segmentation, volumes, de
 same floor. What two methods share moves down to `medkit.core`. Submodules load on first use.
 """
 
-import importlib
+from ..base import lazy_submodules
 
-
-def __getattr__(name):
-    try:
-        module = importlib.import_module(f".{name}", __name__)
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__name__}.{name}":
-            raise
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    globals()[name] = module
-    return module
+__getattr__ = lazy_submodules(__name__)

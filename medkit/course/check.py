@@ -186,7 +186,10 @@ def _vit_tokens(answer):
           "DP adds to the averaged update.",
           "Each clipped update has norm <= clip; the average divides by n_sites, and the noise scales with that bound.")
 def _dp_noise_std(answer):
-    from flwr.supercore.differential_privacy import compute_stdv
+    try:
+        from flwr.supercore.differential_privacy import compute_stdv
+    except ModuleNotFoundError:  # flwr < 1.3x (1.30 is the newest on Python 3.10) keeps it in flwr.common
+        from flwr.common.differential_privacy import compute_stdv
 
     return all(_close(answer(m, c, n), compute_stdv(m, c, n)) for m, c, n in ((0.05, 2.0, 3), (0.5, 1.0, 10), (1, 3, 1)))
 

@@ -418,9 +418,14 @@ def check_09(m):
     # +0.187, +0.359; last round - round 1 (validation) +0.57, +0.52, +0.57. Not claimed: that federated stays below
     # the centralised model (federated - centralised -0.092, +0.261, +0.184: with a few hundred images the pooled run is
     # no stable upper bound at smoke size), DP's cost (DP - federated -0.29, -0.27, -0.01) and an exact case-mix ranking
-    # (Spearman 0.5, 1, 1); the lesson shows them and asks. Workshop (all 912 training images, the smoke-chosen lrs),
-    # seed 0: federated 0.607, mean alone 0.667, centralised 0.529, validation curve 0.46 -> 0.58: the headline does
-    # NOT hold there yet (open: tune the lrs at workshop size, more steps per round); drift +0.10 holds.
+    # (Spearman 0.5, 1, 1); the lesson shows them and asks. Workshop (all 912 training images), first with the smoke-chosen
+    # lrs, seed 0: federated 0.607, mean alone 0.667, centralised 0.529 (untrained). With each arm's lr chosen at
+    # workshop size on val (profiles.py "09"), seeds 0, 1, 2: federated 0.729, 0.810, 0.798; mean alone 0.710, 0.620,
+    # 0.655 (federated - mean alone +0.019, +0.190, +0.143); centralised 0.889, 0.850, 0.866 (above federated at all
+    # three); validation curve 0.35 -> 0.73, 0.43 -> 0.86, 0.26 -> 0.83 (+0.38, +0.43, +0.57); drift +0.37, +0.43,
+    # +0.44. So at workshop the curve and drift checks hold with margin, the headline's margin does not: seed 0, the
+    # notebook's own, misses +0.02 by 0.001 (federated still beats the mean alone there, barely). Open: a local-steps
+    # change (batch size) measured on val; lrs tuned at seed 0 only.
     _finite(m, "federated_auc", "alone_auc_mean", "centralised_auc", "dp_auc")
     assert m["federated_auc"] > m["alone_auc_mean"] + 0.02, (m["federated_auc"], m["alone_auc_mean"])
     curve = m["federated_val_auc_per_round"]  # [initial model, after round 1, ...]
